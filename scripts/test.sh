@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: installs everything the tests need into .venv, fetches the real
+# test photos, lints, and runs the whole suite.  Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh "ros,models,test"
+.venv/bin/python scripts/fetch_test_photos.py --dest .cache/photos
+# DDS discovery stays on this machine; tests/conftest.py sets the same for every test process.
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 100 ))}"
+.venv/bin/ruff check vlm_ros tests scripts launch
+.venv/bin/python -m pytest -q "$@"

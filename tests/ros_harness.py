@@ -1,0 +1,149 @@
+"""Integration-test harness: the real vlm_ros node in its own process, talked to over DDS.
+
+The node runs exactly as a user starts it (`vlm-ros node --ros-args ...`), so a crash shows up as
+a dead process.  The test process hosts a PhotoCamera (what an RGB-D driver publishes), a
+CommandClient (text teleop) and listeners on every goal topic, spun by one background executor.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Empty
+from visualization_msgs.msg import MarkerArray
+
+from vlm_ros.core.types import CameraIntrinsics
+from vlm_ros.ros.photo_camera import PhotoCamera
+from vlm_ros.ros.teleop import CommandClient
+
+GOAL_TOPICS = {
+    "goal_pose": "/goal_pose",
+    "grasp_pose": "/vlm_ros/grasp_pose",
+    "pregrasp_pose": "/vlm_ros/pregrasp_pose",
+    "place_pose": "/vlm_ros/place_pose",
+    "target_pose": "/vlm_ros/target_pose",
+}
+
+
+class Listener(Node):
+    """Records every message on the goal, marker, stop and debug-image topics."""
+
+    def __init__(self) -> None:
+        super().__init__("vlm_ros_test_listener")
+        self.received: dict[str, list[Any]] = defaultdict(list)
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        for key, topic in GOAL_TOPICS.items():
+            self.create_subscription(PoseStamped, topic, self._store(key), reliable)
+        self.create_subscription(MarkerArray, "/vlm_ros/markers", self._store("markers"),
+                                 reliable)
+        self.create_subscription(Empty, "/vlm_ros/stop", self._store("stop"), reliable)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._store("diagnostics"),
+                                 reliable)
+        self.create_subscription(Image, "/vlm_ros/debug_image", self._store("debug_image"),
+                                 reliable)
+
+    def _store(self, key: str):
+        return lambda msg: self.received[key].append(msg)
+
+    def count(self, key: str) -> int:
+        return len(self.received[key])
+
+    def node_counts(self) -> dict[str, int]:
+        """The node's own counters from its latest /diagnostics message."""
+        for array in reversed(self.received["diagnostics"]):
+            for status in array.status:
+                if status.name == "vlm_ros: grounding":
+                    return {kv.key: int(kv.value) for kv in status.values if kv.value.isdigit()}
+        return {}
+
+
+class RosGraph:
+    """Node process + camera + client + listener."""
+
+    def __init__(self, node_args: list[str]) -> None:
+        env = dict(os.environ)  # carries ROS_AUTOMATIC_DISCOVERY_RANGE and ROS_DOMAIN_ID
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vlm_ros.cli", "node", "--ros-args", *node_args],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.log: list[str] = []
+        threading.Thread(target=self._read_log, daemon=True).start()
+        rclpy.init()
+        blank = np.zeros((48, 64, 3), np.uint8)
+        self.camera = PhotoCamera(blank, np.ones((48, 64), np.float32), rate_hz=10.0)
+        self.client = CommandClient("/vlm_ros", name="vlm_ros_test_client")
+        self.listener = Listener()
+        self.executor = MultiThreadedExecutor(num_threads=3)
+        for node in (self.camera, self.client, self.listener):
+            self.executor.add_node(node)
+        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinner.start()
+        if not (self.client.wait_for_node(None, 60.0) and self._wait_for_links(30.0)):
+            self.close()
+            raise RuntimeError("vlm_ros node did not come up:\n" + "\n".join(self.log[-40:]))
+
+    def _wait_for_links(self, timeout_s: float) -> bool:
+        """Each topic is discovered on its own: wait until camera and goal topics are all linked."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if (all(pub.get_subscription_count() > 0
+                    for pub in (self.camera.image_pub, self.camera.depth_pub,
+                                self.camera.info_pub))
+                    and all(sub.get_publisher_count() > 0 for sub in self.listener.subscriptions)
+                    and self.listener.node_counts().get("rgb_frames", 0) > 0):
+                return True  # the node says it is receiving camera frames
+            time.sleep(0.05)
+        return False
+
+    def _read_log(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log.append(line.rstrip())
+
+    def show(self, rgb: np.ndarray, depth_m: np.ndarray | None = None,
+             intrinsics: CameraIntrinsics | None = None) -> None:
+        """Put a new scene in front of the camera and let stale frames drain."""
+        self.camera.set_image(rgb, depth_m, intrinsics)
+        time.sleep(0.3)
+
+    def say(self, text: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        result = self.client.send(text, None, timeout_s)
+        assert result is not None, f"no result for {text!r}; node log:\n" + "\n".join(
+            self.log[-30:])
+        return result
+
+    def wait_for(self, key: str, count: int, timeout_s: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.listener.count(key) >= count:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        for node in (self.camera, self.client, self.listener):
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()

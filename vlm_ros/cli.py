@@ -1,0 +1,209 @@
+"""`vlm-ros`: the command-line front end.  Every subcommand calls the same core as the node.
+
+    vlm-ros ground --image PATH --command TEXT [--depth PATH --camera-info YAML] [--json]
+                   [--annotate OUT.png]
+    vlm-ros node [--ros-args ...]          # same as `ros2 run vlm_ros vlm_node`
+    vlm-ros say "TEXT" [--wait S]          # text teleop: publish a command, print the result
+    vlm-ros camera --image PATH [...]      # publish a photo as an RGB-D camera would
+    vlm-ros demo [--out DIR]               # the README's main job
+    vlm-ros backends                       # what is installed and usable
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import cv2
+
+from vlm_ros.backends import DEFAULT_BACKEND, REGISTRY, BackendError, create_backend
+
+
+def _add_backend_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(REGISTRY))
+    parser.add_argument("--model", default="", help="model id or local path (backend-specific)")
+    parser.add_argument("--score-threshold", type=float, default=0.3)
+
+
+def _backend_from_args(args: argparse.Namespace) -> Any:
+    options: dict[str, Any] = {"score_threshold": args.score_threshold}
+    if args.model:
+        options["model"] = args.model
+    return create_backend(args.backend, **options)
+
+
+def _fail(message: str) -> int:
+    print(f"vlm-ros: error: {message}", file=sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------------------- ground
+def cmd_ground(args: argparse.Namespace) -> int:
+    from vlm_ros.core.geometry import StaticFrameResolver, camera_extrinsics
+    from vlm_ros.core.goals import GoalConfig
+    from vlm_ros.core.io import InputError, load_camera_info, load_depth, load_image
+    from vlm_ros.core.pipeline import Pipeline, PipelineConfig
+    from vlm_ros.core.types import Frame
+
+    try:
+        rgb = load_image(args.image)
+        depth = load_depth(args.depth, args.depth_scale) if args.depth else None
+        intrinsics = load_camera_info(args.camera_info) if args.camera_info else None
+    except InputError as exc:
+        return _fail(str(exc))
+    if intrinsics is not None and (intrinsics.width, intrinsics.height) != (rgb.shape[1],
+                                                                            rgb.shape[0]):
+        intrinsics = intrinsics.scaled_to(rgb.shape[1], rgb.shape[0])
+    try:
+        backend = _backend_from_args(args)
+    except BackendError as exc:
+        return _fail(str(exc))
+    config = PipelineConfig(goals=GoalConfig(base_frame=args.base_frame))
+    frames = StaticFrameResolver(args.base_frame, args.frame_id,
+                                 camera_extrinsics(*args.camera_pose))
+    pipeline = Pipeline(backend, config, frames)
+    frame = Frame(rgb=rgb, depth_m=depth, intrinsics=intrinsics, frame_id=args.frame_id)
+    result = pipeline.handle(args.command, frame)
+    if args.annotate:
+        from vlm_ros.core.annotate import annotate
+
+        cv2.imwrite(args.annotate, cv2.cvtColor(annotate(rgb, result), cv2.COLOR_RGB2BGR))
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        print(_summary(result.to_dict()))
+    return 0
+
+
+def _summary(result: dict[str, Any]) -> str:
+    lines = [f"[{result['status']}] {result['message']}"]
+    for target in result["targets"]:
+        where = f" at {target['point_base']} m" if target.get("point_base") else ""
+        lines.append(f"  target: {target['label']} {target['score']:.2f} bbox={target['bbox']}"
+                     f"{where}")
+    if result.get("clarification"):
+        lines.append(f"  question: {result['clarification']}")
+    for goal in result["goals"]:
+        lines.append(f"  goal {goal['kind']}: {goal['pose']['position']} in {goal['frame_id']}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- ROS commands
+def cmd_node(args: argparse.Namespace, rest: list[str]) -> int:
+    from vlm_ros.ros.node import main
+
+    main(["vlm_ros", *rest])
+    return 0
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from vlm_ros.ros.teleop import say
+
+    result = say(args.text, node=args.node, wait_s=args.wait)
+    if result is None:
+        return _fail(f"no result from {args.node} within {args.wait} s (is the node running?)")
+    print(json.dumps(result, ensure_ascii=False) if args.json else _summary(result))
+    return 0
+
+
+def cmd_camera(args: argparse.Namespace) -> int:
+    import rclpy
+
+    from vlm_ros.core.io import InputError, load_camera_info, load_depth, load_image
+    from vlm_ros.ros.photo_camera import PhotoCamera
+    from vlm_ros.scenes import intrinsics_for
+
+    try:
+        rgb = load_image(args.image)
+        depth = load_depth(args.depth) if args.depth else None
+        intrinsics = (load_camera_info(args.camera_info) if args.camera_info
+                      else intrinsics_for(rgb.shape[1], rgb.shape[0]))
+    except InputError as exc:
+        return _fail(str(exc))
+    rclpy.init()
+    node = PhotoCamera(rgb, depth, intrinsics, rate_hz=args.rate, frame_id=args.frame_id)
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vlm_ros.demo import run_photo_demo
+
+    return run_photo_demo(args.out)
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    rows = []
+    for name in sorted(REGISTRY):
+        try:
+            backend = create_backend(name)
+            rows.append({"name": name, "usable": True, **backend.describe()})
+        except BackendError as exc:
+            rows.append({"name": name, "usable": False, "error": str(exc)})
+    print(json.dumps(rows, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vlm-ros", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command_name", required=True)
+
+    ground = sub.add_parser("ground", help="ground a command in an image file")
+    ground.add_argument("--image", required=True)
+    ground.add_argument("--command", required=True)
+    ground.add_argument("--depth", help="16-bit PNG (mm) or .npy depth registered to the image")
+    ground.add_argument("--camera-info", help="camera calibration YAML")
+    ground.add_argument("--depth-scale", type=float, default=0.001)
+    ground.add_argument("--frame-id", default="camera_color_optical_frame")
+    ground.add_argument("--base-frame", default="base_link")
+    ground.add_argument("--camera-pose", type=float, nargs=6, default=[0.0] * 6,
+                        metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
+                        help="camera body frame pose in the base frame")
+    ground.add_argument("--json", action="store_true")
+    ground.add_argument("--annotate", metavar="OUT.png")
+    _add_backend_args(ground)
+
+    sub.add_parser("node", help="run the ROS 2 node (pass --ros-args ... after it)")
+
+    say = sub.add_parser("say", help="publish a text command and print the node's result")
+    say.add_argument("text")
+    say.add_argument("--node", default="/vlm_ros", help="the node's fully qualified name")
+    say.add_argument("--wait", type=float, default=10.0)
+    say.add_argument("--json", action="store_true")
+
+    camera = sub.add_parser("camera", help="publish a photo as camera/image (+depth, info)")
+    camera.add_argument("--image", required=True)
+    camera.add_argument("--depth")
+    camera.add_argument("--camera-info")
+    camera.add_argument("--rate", type=float, default=10.0)
+    camera.add_argument("--frame-id", default="camera_color_optical_frame")
+
+    demo = sub.add_parser("demo", help="ground a real photo end to end through the node")
+    demo.add_argument("--out", default="out/demo")
+
+    sub.add_parser("backends", help="list backends and whether they load here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "node":
+        return cmd_node(argparse.Namespace(), argv[1:])
+    args = build_parser().parse_args(argv)
+    handlers = {"ground": cmd_ground, "say": cmd_say, "camera": cmd_camera, "demo": cmd_demo,
+                "backends": cmd_backends}
+    return handlers[args.command_name](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,295 @@
+"""Name the colour of an object from the pixels that belong to it.
+
+Why not the mean colour of the box: a box holds background, shadows, a saucer, a cup's white
+interior, specular highlights.  Averaging those gives mud.  Instead we
+
+1. keep only object pixels: the caller's mask if there is one (segmenting backends), else the
+   central part of the box (``CENTER_SHARE``), which drops the background in the box's corners
+   and beside a person's torso;
+2. optionally look at one part of the box (``PARTS``: a person's upper body for "the man in the
+   blue jacket", lower body for trousers, head for hats);
+3. name every pixel by its hue/saturation/value (``HUE_BANDS`` and the thresholds below: data,
+   not control flow), reporting the share of each colour name;
+4. pick a dominant colour where a clearly chromatic colour wins over white/gray/black when it
+   covers at least ``CHROMATIC_PRECEDENCE`` of the object: a red mug with a white interior and
+   highlights is a red mug, not a white one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+COLOR_NAMES: tuple[str, ...] = (
+    "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray",
+)
+CHROMATIC: frozenset[str] = frozenset(
+    {"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"}
+)
+# Words a parser may hand us for the same colour.
+COLOR_ALIASES: dict[str, str] = {
+    "grey": "gray", "violet": "purple", "magenta": "pink", "cyan": "blue", "navy": "blue",
+    "teal": "green", "maroon": "red", "crimson": "red", "scarlet": "red", "beige": "white",
+    "cream": "white", "silver": "gray", "gold": "yellow", "golden": "yellow", "tan": "brown",
+}
+
+# Hue bands in degrees [start, end) on OpenCV's float HSV scale (0..360).  Red wraps around 0.
+HUE_BANDS: tuple[tuple[float, float, str], ...] = (
+    (0.0, 15.0, "red"),
+    (15.0, 40.0, "orange"),
+    (40.0, 70.0, "yellow"),
+    (70.0, 165.0, "green"),
+    (165.0, 255.0, "blue"),
+    (255.0, 290.0, "purple"),
+    (290.0, 340.0, "pink"),
+    (340.0, 360.0, "red"),
+)
+# Dark versions of these hues are brown (dark orange is what people call brown; dark red stays red).
+DARK_TO_BROWN: frozenset[str] = frozenset({"orange", "yellow"})
+BROWN_MAX_VALUE = 0.62
+# Light, weakly saturated reds/pinks are pink; other light pastel tints (cream, beige, warm-lit
+# white porcelain) are white.
+PASTEL_MAX_SATURATION = 0.42
+PASTEL_MIN_VALUE = 0.75
+PASTEL_TINTS: dict[str, str] = {"red": "pink", "pink": "pink", "purple": "purple"}
+
+BLACK_MAX_VALUE = 0.18  # darker than this is black whatever the hue (sensor noise dominates)
+ACHROMATIC_MAX_SATURATION = 0.22  # below this saturation the hue is meaningless
+WHITE_MIN_VALUE = 0.72
+GRAY_MIN_VALUE = 0.32  # achromatic pixels between this and WHITE_MIN_VALUE are gray, below black
+
+# A chromatic colour covering this share of the object is its colour even if white/black/gray pixels
+# are more numerous (white interiors, highlights, shadows).
+CHROMATIC_PRECEDENCE = 0.25
+# color_match: this share of the object in the queried colour counts as full evidence.
+FULL_EVIDENCE_FRACTION = 0.3
+# Neighbouring names people use interchangeably ("a brown/orange cat"): half credit.
+RELATED_COLORS: dict[str, frozenset[str]] = {
+    "red": frozenset({"pink", "orange"}),
+    "orange": frozenset({"red", "brown", "yellow"}),
+    "yellow": frozenset({"orange"}),
+    "green": frozenset(),
+    "blue": frozenset({"purple"}),
+    "purple": frozenset({"blue", "pink"}),
+    "pink": frozenset({"red", "purple"}),
+    "brown": frozenset({"orange"}),
+    "black": frozenset({"gray"}),
+    "white": frozenset({"gray"}),
+    "gray": frozenset({"black", "white"}),
+}
+RELATED_CREDIT = 0.5
+
+# part -> (top, bottom) as fractions of the box height.  Tuned for an upright person box.
+PARTS: dict[str, tuple[float, float]] = {
+    "head": (0.0, 0.15),
+    "upper": (0.15, 0.55),
+    "lower": (0.55, 0.95),
+    "wall": (0.7, 1.0),
+}
+
+# Open containers seen from where a robot usually looks (above the table) show their interior and
+# contents in the middle of the box - coffee crema, a white glaze, soup - while the container's
+# own colour is its outer wall, the lower band of the box.  Measured on coffee.png: the centre
+# reads orange 0.78 (the coffee), the wall band red 0.5 (the cup).
+CONTAINER_LABELS: frozenset[str] = frozenset({"cup", "mug", "bowl", "wine glass", "vase"})
+
+
+def default_part(label: str | None) -> str | None:
+    """The part of an object whose colour is the object's colour, by detector label."""
+    return "wall" if label in CONTAINER_LABELS else None
+
+# Share of the box (per direction) whose pixels are taken as the object's when there is no mask.
+# Measured on the test photos: GrabCut seeded from the box (64 px crop, 3 iterations, ~5 ms) kept
+# under 5% of the box on 22 of 26 real detections, and the inscribed ellipse let the blue bus behind
+# a man in a black jacket outvote the jacket; the central 60% named all of them correctly.
+CENTER_SHARE = 0.6
+MAX_PIXELS = 20_000  # pixels classified per object at most
+
+
+@dataclass
+class ColorProfile:
+    """Share of each colour name among an object's pixels and the colour a person would name."""
+
+    fractions: dict[str, float] = field(default_factory=dict)
+    dominant: str | None = None
+
+    def fraction(self, color: str) -> float:
+        return self.fractions.get(normalize_color(color) or "", 0.0)
+
+
+def normalize_color(color: str | None) -> str | None:
+    """Canonical colour name for a word ("grey" -> "gray"), or None when it is not a colour."""
+    if color is None:
+        return None
+    word = color.strip().lower()
+    word = COLOR_ALIASES.get(word, word)
+    return word if word in COLOR_NAMES else None
+
+
+def classify_hsv(hsv: np.ndarray) -> np.ndarray:
+    """Colour-name index (into ``COLOR_NAMES``) for each pixel of a float HSV array (H in degrees).
+
+    Order of the rules matters and is the point of this function: very dark -> black; weakly
+    saturated -> white/gray/black by brightness; light pastel -> pink or white; otherwise the hue
+    band, with dark orange/yellow turned brown.
+    """
+    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    index = {name: i for i, name in enumerate(COLOR_NAMES)}
+    hue_names = np.empty(hue.shape, np.int16)
+    for start, end, name in HUE_BANDS:
+        hue_names[(hue >= start) & (hue < end)] = index[name]
+    out = hue_names.copy()
+
+    brown = np.isin(hue_names, [index[n] for n in DARK_TO_BROWN]) & (val < BROWN_MAX_VALUE)
+    out[brown] = index["brown"]
+
+    pastel = (sat < PASTEL_MAX_SATURATION) & (val >= PASTEL_MIN_VALUE)
+    tint = np.full(hue.shape, index["white"], np.int16)
+    for hue_name, tint_name in PASTEL_TINTS.items():
+        tint[hue_names == index[hue_name]] = index[tint_name]
+    out[pastel] = tint[pastel]
+
+    achromatic = sat < ACHROMATIC_MAX_SATURATION
+    shade = np.where(val >= WHITE_MIN_VALUE, index["white"],
+                     np.where(val >= GRAY_MIN_VALUE, index["gray"], index["black"]))
+    out[achromatic] = shade[achromatic]
+    out[val < BLACK_MAX_VALUE] = index["black"]
+    return out
+
+
+def part_box(bbox: Sequence[float], part: str | None) -> tuple[float, float, float, float]:
+    """The sub-box of ``bbox`` for ``part`` (None -> the whole box)."""
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    if part is None:
+        return x1, y1, x2, y2
+    try:
+        top, bottom = PARTS[part]
+    except KeyError:
+        raise ValueError(f"unknown part {part!r}; known: {', '.join(PARTS)}") from None
+    height = y2 - y1
+    return x1, y1 + top * height, x2, y1 + bottom * height
+
+
+def _clip_box(bbox: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    ix1 = int(np.clip(np.floor(x1), 0, width - 1))
+    iy1 = int(np.clip(np.floor(y1), 0, height - 1))
+    ix2 = int(np.clip(np.ceil(x2), ix1 + 1, width))
+    iy2 = int(np.clip(np.ceil(y2), iy1 + 1, height))
+    return ix1, iy1, ix2, iy2
+
+
+def object_pixels(
+    rgb: np.ndarray, bbox: Sequence[float], part: str | None = None,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """The RGB pixels (N x 3 uint8) of the object in ``bbox`` (``part`` of it).
+
+    With a mask: the masked pixels of the (part) box.  Without: the central ``CENTER_SHARE`` of
+    the (part) box in each direction, where a detector's box holds the object rather than the
+    background in its corners and beside a person's torso.
+    """
+    height, width = rgb.shape[:2]
+    px1, py1, px2, py2 = _clip_box(part_box(_clip_box(bbox, width, height), part), width, height)
+    if mask is not None:
+        pixels = rgb[py1:py2, px1:px2][mask[py1:py2, px1:px2].astype(bool)]
+        if len(pixels):
+            return pixels
+    cut_x = int((px2 - px1) * (1.0 - CENTER_SHARE) / 2)
+    cut_y = int((py2 - py1) * (1.0 - CENTER_SHARE) / 2)
+    region = rgb[py1 + cut_y:py2 - cut_y, px1 + cut_x:px2 - cut_x]
+    # A regular subsample keeps big boxes cheap; the fractions do not need every pixel.
+    step = max(1, int(np.ceil(np.sqrt(region.shape[0] * region.shape[1] / MAX_PIXELS))))
+    return region[::step, ::step].reshape(-1, 3)
+
+
+def _to_hsv(rgb_pixels: np.ndarray) -> np.ndarray:
+    """uint8 RGB (any shape ending in 3) -> float32 HSV with H in degrees, S and V in 0..1."""
+    flat = np.ascontiguousarray(rgb_pixels.reshape(-1, 1, 3), np.float32) / 255.0
+    return cv2.cvtColor(flat, cv2.COLOR_RGB2HSV).reshape(-1, 3)
+
+
+def profile_from_pixels(
+    rgb_pixels: np.ndarray, weights: np.ndarray | None = None
+) -> ColorProfile:
+    """Colour fractions and dominant colour of RGB pixels (N x 3 or HxWx3 uint8), optionally
+    weighted by how surely each pixel belongs to the object."""
+    pixels = np.asarray(rgb_pixels, np.uint8).reshape(-1, 3)
+    weights = np.ones(len(pixels)) if weights is None else np.asarray(weights, float).reshape(-1)
+    if len(pixels) == 0 or weights.sum() <= 0:
+        return ColorProfile({name: 0.0 for name in COLOR_NAMES}, None)
+    names = classify_hsv(_to_hsv(pixels))
+    counts = np.bincount(names, weights=weights, minlength=len(COLOR_NAMES)) / weights.sum()
+    fractions = {name: float(counts[i]) for i, name in enumerate(COLOR_NAMES)}
+    return ColorProfile(fractions, dominant_color(fractions))
+
+
+def dominant_color(fractions: dict[str, float]) -> str | None:
+    """The colour a person would name: a chromatic one with a meaningful share, else the largest."""
+    if not fractions or max(fractions.values()) <= 0.0:
+        return None
+    chromatic = {n: f for n, f in fractions.items() if n in CHROMATIC}
+    if chromatic:
+        best = max(chromatic, key=chromatic.__getitem__)
+        if chromatic[best] >= CHROMATIC_PRECEDENCE:
+            return best
+    return max(fractions, key=fractions.__getitem__)
+
+
+def color_profile(
+    rgb: np.ndarray, bbox: Sequence[float], part: str | None = None,
+    mask: np.ndarray | None = None, label: str | None = None,
+) -> ColorProfile:
+    """Colour profile of the object in ``bbox`` of an HxWx3 uint8 RGB image.
+
+    ``part`` is None (whole object) or a key of ``PARTS``; ``mask`` (HxW bool, image-sized) marks
+    the object's pixels when the backend segments.  Without a part or a mask, ``label`` picks the
+    part that carries the object's colour (``default_part``: a container's outer wall).
+    """
+    if part is None and mask is None:
+        part = default_part(label)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"color_profile expects an HxWx3 uint8 RGB image, got {rgb.dtype} "
+                         f"{rgb.shape}")
+    if mask is not None and mask.shape[:2] != rgb.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} does not match the image {rgb.shape[:2]}")
+    return profile_from_pixels(object_pixels(rgb, bbox, part, mask))
+
+
+def color_match(profile: ColorProfile, color: str) -> float:
+    """0..1 evidence that the object "is <color>".
+
+    1 when it is the dominant colour.  Otherwise the share of pixels in that colour, reaching 1 at
+    ``FULL_EVIDENCE_FRACTION``, plus at most ``RELATED_CREDIT`` for neighbouring names people use
+    interchangeably ("orange" pixels for "a brown cat").  The related credit is capped so an orange
+    object never fully matches "red".  An unknown colour word gives 0.
+    """
+    name = normalize_color(color)
+    if name is None:
+        return 0.0
+    if profile.dominant == name:
+        return 1.0
+    own = profile.fractions.get(name, 0.0) / FULL_EVIDENCE_FRACTION
+    related = sum(profile.fractions.get(o, 0.0) for o in RELATED_COLORS.get(name, ()))
+    return float(min(1.0, own + RELATED_CREDIT * min(1.0, related / FULL_EVIDENCE_FRACTION)))
+
+
+__all__ = [
+    "COLOR_NAMES",
+    "CHROMATIC",
+    "PARTS",
+    "CONTAINER_LABELS",
+    "default_part",
+    "ColorProfile",
+    "normalize_color",
+    "classify_hsv",
+    "part_box",
+    "object_pixels",
+    "profile_from_pixels",
+    "dominant_color",
+    "color_profile",
+    "color_match",
+]

@@ -1,0 +1,256 @@
+"""Text + frame -> GroundingResult: the one entry point the CLI, the node and the simulator call.
+
+The pipeline chains the pure stages (parse -> detect once -> ground target/destination -> 3D ->
+frame transform -> goals) and keeps the little dialogue state a conversation needs: the command
+awaiting a clarification, and the last target (so "put it in the bowl" knows what "it" is).
+It never raises for bad input: every failure becomes a result with status "rejected" or "error".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.core.geometry import FrameResolver, object_center_3d
+from vlm_ros.core.goals import GoalConfig, make_goals
+from vlm_ros.core.grounding import GroundingConfig, GroundingOutcome, ground_query
+from vlm_ros.core.instruction import merge_followup, parse_instruction
+from vlm_ros.core.types import Candidate, Frame, GroundingResult, Instruction, ObjectQuery
+from vlm_ros.core.vocabulary import query_phrases
+
+# Pronouns that refer to the object the robot last acted on ("put it in the bowl").
+_PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
+
+# Actions whose goals need the target in 3D.
+_SPATIAL_ACTIONS = frozenset({"pick", "place", "navigate", "look", "find", "follow"})
+
+
+@dataclass
+class PipelineConfig:
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
+    goals: GoalConfig = field(default_factory=GoalConfig)
+    min_depth_m: float = 0.1
+    max_depth_m: float = 10.0
+
+
+class Pipeline:
+    """Stateful (one conversation) wrapper around the stateless grounding stages.
+
+    Not thread-safe by design: the node serialises commands through one worker thread.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: PipelineConfig | None = None,
+        frames: FrameResolver | None = None,
+    ) -> None:
+        self.backend = backend
+        self.config = config or PipelineConfig()
+        self.frames = frames
+        self.pending: Instruction | None = None  # awaiting a clarification answer
+        self.last_target: Candidate | None = None
+
+    # ---------------------------------------------------------------- text in
+    def parse(self, text: str) -> Instruction:
+        """Parse ``text``, resolving a clarification answer against the pending command."""
+        instruction = parse_instruction(text)
+        if instruction.error or not instruction.is_followup:
+            return instruction
+        if self.pending is None:
+            instruction.error = "that sounds like an answer, but no question is pending"
+            return instruction
+        merged = merge_followup(self.pending, instruction)
+        merged.text = f"{self.pending.text} -> {text.strip()}"
+        return merged
+
+    def handle(self, text: str, frame: Frame | None) -> GroundingResult:
+        """One command, start to finish."""
+        started = time.perf_counter()
+        instruction = self.parse(text)
+        parse_ms = (time.perf_counter() - started) * 1000.0
+        if instruction.error:
+            return self._finish(
+                GroundingResult(status="rejected", instruction=instruction,
+                                message=instruction.error),
+                frame, {"parse": parse_ms}, started)
+        if instruction.action == "stop":
+            self.pending = None
+            return self._finish(
+                GroundingResult(status="ok", instruction=instruction,
+                                message="stopping: no further goals"),
+                frame, {"parse": parse_ms}, started)
+        if frame is None:
+            return self._finish(
+                GroundingResult(status="error", instruction=instruction,
+                                message="no camera frame received yet"),
+                frame, {"parse": parse_ms}, started)
+        result = self.ground(instruction, frame)
+        result.timing_ms = {"parse": parse_ms, **result.timing_ms}
+        return self._finish(result, frame, {}, started)
+
+    # ---------------------------------------------------------------- frame in
+    def ground(self, instruction: Instruction, frame: Frame) -> GroundingResult:
+        """Ground an already parsed instruction on ``frame`` (also used to re-issue follow goals)."""
+        timing: dict[str, float] = {}
+        target_query = self._resolve_pronoun(instruction)
+        queries = [q for q in (target_query, instruction.destination) if q is not None]
+        if not queries:
+            return GroundingResult(status="rejected", instruction=instruction,
+                                   message=f"'{instruction.action}' needs an object to act on")
+
+        t0 = time.perf_counter()
+        try:
+            detections = self.backend.detect(frame.rgb, self._phrases(queries))
+        except BackendError as exc:
+            return GroundingResult(status="error", instruction=instruction,
+                                   message=f"backend {self.backend.name} failed: {exc}")
+        timing["model"] = (time.perf_counter() - t0) * 1000.0
+
+        t0 = time.perf_counter()
+        cfg = self.config.grounding
+        target: GroundingOutcome | None = None
+        if target_query is not None:
+            target = ground_query(target_query, frame, self.backend, cfg, detections)
+        destination: GroundingOutcome | None = None
+        if instruction.destination is not None:
+            destination = ground_query(instruction.destination, frame, self.backend, cfg,
+                                       detections)
+        timing["reasoning"] = (time.perf_counter() - t0) * 1000.0
+
+        result = self._decide(instruction, target, destination)
+        if result.status == "ok":
+            t0 = time.perf_counter()
+            self._add_geometry_and_goals(result, instruction, frame)
+            timing["geometry"] = (time.perf_counter() - t0) * 1000.0
+        result.timing_ms = timing
+        return result
+
+    # ---------------------------------------------------------------- internals
+    def _resolve_pronoun(self, instruction: Instruction) -> ObjectQuery | None:
+        query = instruction.target
+        if query is None or (query.noun or "").lower() not in _PRONOUNS:
+            return query
+        if instruction.action == "place":
+            # Placing "it": the object is (or was) in the gripper; only the destination matters.
+            return None
+        if self.last_target is not None:
+            return ObjectQuery(noun=self.last_target.label, text=query.text)
+        return query
+
+    def _phrases(self, queries: list[ObjectQuery]) -> list[str]:
+        phrases: list[str] = []
+        for query in queries:
+            while query is not None:
+                if query.noun:
+                    for phrase in query_phrases(query.noun, self.backend.vocabulary):
+                        if phrase not in phrases:
+                            phrases.append(phrase)
+                query = query.anchor
+        return phrases
+
+    def _decide(
+        self,
+        instruction: Instruction,
+        target: GroundingOutcome | None,
+        destination: GroundingOutcome | None,
+    ) -> GroundingResult:
+        result = GroundingResult(status="ok", instruction=instruction)
+        if target is not None:
+            result.candidates = target.candidates
+        # The first part that is not "ok" decides the status: the target, then the destination.
+        for part, outcome in (("target", target), ("destination", destination)):
+            if outcome is None or outcome.status == "ok":
+                continue
+            result.status = outcome.status
+            result.message = outcome.message if part == "target" else (
+                f"destination: {outcome.message}")
+            result.clarification = outcome.clarification
+            if part == "destination":
+                result.candidates = outcome.candidates
+            break
+        if result.status == "ambiguous":
+            self.pending = instruction
+            return result
+        self.pending = None
+        if result.status != "ok":
+            return result
+        messages = []
+        if target is not None and target.target is not None:
+            result.targets = [target.target]
+            self.last_target = target.target
+            messages.append(target.message)
+        if destination is not None and destination.target is not None:
+            result.destination = destination.target
+            messages.append(f"destination: {destination.message}")
+        result.message = "; ".join(m for m in messages if m)
+        return result
+
+    def _locate(self, candidate: Candidate, frame: Frame) -> str | None:
+        """Fill the candidate's 3D fields; return why it could not be placed in 3D, or None."""
+        point, depth = object_center_3d(frame, candidate.bbox, candidate.mask)
+        if point is None or depth is None:
+            if frame.depth_m is None:
+                return "no depth image"
+            if frame.intrinsics is None:
+                return "no camera intrinsics"
+            return "no valid depth on the object"
+        if not (self.config.min_depth_m <= depth <= self.config.max_depth_m):
+            return f"object depth {depth:.2f} m is outside [{self.config.min_depth_m}, " \
+                   f"{self.config.max_depth_m}] m"
+        candidate.point_camera, candidate.depth_m = point, depth
+        if self.frames is None:
+            return "no frame resolver configured"
+        transform = self.frames.lookup(self.config.goals.base_frame, frame.frame_id, frame.stamp)
+        if transform is None:
+            return (f"cannot transform from '{frame.frame_id}' to "
+                    f"'{self.config.goals.base_frame}'")
+        candidate.point_base = transform.apply(point)
+        return None
+
+    def _add_geometry_and_goals(self, result: GroundingResult, instruction: Instruction,
+                                frame: Frame) -> None:
+        if instruction.action not in _SPATIAL_ACTIONS:
+            return
+        problems: list[str] = []
+        target = result.targets[0] if result.targets else None
+        for name, candidate in (("target", target), ("destination", result.destination)):
+            if candidate is not None:
+                why = self._locate(candidate, frame)
+                if why:
+                    problems.append(f"{name}: {why}")
+        needs = result.destination if instruction.action == "place" else target
+        if needs is None or needs.point_base is None:
+            result.message += f"; no 3D goal possible ({', '.join(problems) or 'no 3D point'})"
+            return
+        try:
+            result.goals = make_goals(
+                instruction.action or "",
+                target.point_base if target is not None else None,
+                result.destination.point_base if result.destination is not None else None,
+                self.config.goals,
+                stamp=frame.stamp,
+            )
+        except ValueError as exc:
+            result.goals = []
+            result.message += f"; no 3D goal possible ({exc})"
+
+    def _finish(self, result: GroundingResult, frame: Frame | None, timing: dict[str, float],
+                started: float) -> GroundingResult:
+        result.backend = self.backend.name
+        if frame is not None:
+            result.frame_id = frame.frame_id
+            result.stamp = frame.stamp
+            result.image_size = (frame.width, frame.height)
+        result.timing_ms = {**timing, **result.timing_ms,
+                            "total": (time.perf_counter() - started) * 1000.0}
+        for goal in result.goals:
+            if not all(math.isfinite(v) for v in (*goal.pose.position, *goal.pose.orientation)):
+                # Defence in depth: a non-finite goal must never leave the core.
+                result.goals = []
+                result.status = "error"
+                result.message = "internal error: non-finite goal suppressed"
+                break
+        return result

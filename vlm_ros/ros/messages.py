@@ -1,0 +1,156 @@
+"""GroundingResult -> ROS messages (markers, optional vision_msgs and vlm_ros interfaces).
+
+Optional message packages (vision_msgs, the generated vlm_ros.msg) are imported when present;
+``optional_interfaces()`` tells the node which of them it can publish.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from types import ModuleType
+from typing import Any
+
+from geometry_msgs.msg import Point
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from vlm_ros.core.types import Candidate, GroundingResult
+
+
+def optional_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def result_to_json(result: GroundingResult) -> str:
+    return json.dumps(result.to_dict(), ensure_ascii=False)
+
+
+def _candidate_point(candidate: Candidate, base_frame: str,
+                     camera_frame: str) -> tuple[str, tuple[float, float, float]] | None:
+    if candidate.point_base is not None:
+        return base_frame, candidate.point_base
+    if candidate.point_camera is not None and camera_frame:
+        return camera_frame, candidate.point_camera
+    return None
+
+
+def result_to_markers(result: GroundingResult, header: Header, base_frame: str,
+                      namespace: str = "vlm_ros") -> MarkerArray:
+    """A sphere + label per chosen target/destination; DELETEALL first so stale ones vanish."""
+    markers = MarkerArray()
+    clear = Marker()
+    clear.header = header
+    clear.action = Marker.DELETEALL
+    markers.markers.append(clear)
+    chosen = [(c, (0.1, 0.9, 0.1)) for c in result.targets]
+    if result.destination is not None:
+        chosen.append((result.destination, (0.1, 0.5, 1.0)))
+    for index, (candidate, rgb) in enumerate(chosen):
+        located = _candidate_point(candidate, base_frame, result.frame_id)
+        if located is None:
+            continue
+        frame_id, (x, y, z) = located
+        for kind, suffix in ((Marker.SPHERE, 0), (Marker.TEXT_VIEW_FACING, 1)):
+            marker = Marker()
+            marker.header.stamp = header.stamp
+            marker.header.frame_id = frame_id
+            marker.ns = namespace
+            marker.id = 2 * index + suffix
+            marker.type = kind
+            marker.action = Marker.ADD
+            marker.pose.position = Point(x=float(x), y=float(y),
+                                         z=float(z) + (0.12 if suffix else 0.0))
+            marker.pose.orientation.w = 1.0
+            size = 0.08 if kind == Marker.SPHERE else 0.06
+            marker.scale.x = marker.scale.y = marker.scale.z = size
+            marker.color = ColorRGBA(r=rgb[0], g=rgb[1], b=rgb[2], a=0.9)
+            if kind == Marker.TEXT_VIEW_FACING:
+                marker.text = f"{candidate.label} {candidate.score:.2f}"
+            markers.markers.append(marker)
+    return markers
+
+
+def result_to_detection2d_array(vision_msgs: ModuleType, result: GroundingResult,
+                                header: Header) -> Any:
+    """vision_msgs/Detection2DArray of every candidate (targets first)."""
+    array = vision_msgs.msg.Detection2DArray()
+    array.header = header
+    seen: set[int] = set()
+    for candidate in [*result.targets, *result.candidates]:
+        if candidate.id in seen:
+            continue
+        seen.add(candidate.id)
+        detection = vision_msgs.msg.Detection2D()
+        detection.header = header
+        detection.id = str(candidate.id)
+        x1, y1, x2, y2 = candidate.bbox
+        detection.bbox.center.position.x = 0.5 * (x1 + x2)
+        detection.bbox.center.position.y = 0.5 * (y1 + y2)
+        detection.bbox.size_x = float(x2 - x1)
+        detection.bbox.size_y = float(y2 - y1)
+        hypothesis = vision_msgs.msg.ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = candidate.label
+        hypothesis.hypothesis.score = float(candidate.score)
+        if candidate.point_camera is not None:
+            px, py, pz = candidate.point_camera
+            hypothesis.pose.pose.position = Point(x=px, y=py, z=pz)
+            hypothesis.pose.pose.orientation.w = 1.0
+        detection.results.append(hypothesis)
+        array.detections.append(detection)
+    return array
+
+
+def _fill_target(msg_cls: Any, candidate: Candidate) -> Any:
+    target = msg_cls()
+    target.id = int(candidate.id)
+    target.label = candidate.label
+    target.score = float(candidate.score)
+    target.bbox = [float(v) for v in candidate.bbox]
+    target.color = candidate.color or ""
+    target.color_fraction = (float(candidate.color_fraction)
+                             if candidate.color_fraction is not None else math.nan)
+    target.match = float(candidate.match)
+    target.reasons = list(candidate.reasons)
+    target.depth_m = float(candidate.depth_m) if candidate.depth_m is not None else math.nan
+    target.has_point = candidate.point_camera is not None
+    if candidate.point_camera is not None:
+        target.point_camera = Point(x=candidate.point_camera[0], y=candidate.point_camera[1],
+                                    z=candidate.point_camera[2])
+    target.has_point_base = candidate.point_base is not None
+    if candidate.point_base is not None:
+        target.point_base = Point(x=candidate.point_base[0], y=candidate.point_base[1],
+                                  z=candidate.point_base[2])
+    return target
+
+
+def result_to_interface(interfaces: ModuleType, result: GroundingResult, header: Header,
+                        goal_msgs: list[Any]) -> Any:
+    """vlm_ros/msg/GroundingResult (only when the generated bindings are importable)."""
+    msg = interfaces.GroundingResult()
+    msg.header = header
+    msg.status = result.status
+    msg.message = result.message
+    instruction = result.instruction
+    msg.command = instruction.text if instruction else ""
+    msg.action = (instruction.action or "") if instruction else ""
+    msg.language = instruction.language if instruction else ""
+    msg.targets = [_fill_target(interfaces.GroundedTarget, c) for c in result.targets]
+    msg.has_destination = result.destination is not None
+    if result.destination is not None:
+        msg.destination = _fill_target(interfaces.GroundedTarget, result.destination)
+    msg.candidates = [_fill_target(interfaces.GroundedTarget, c) for c in result.candidates]
+    msg.clarification = result.clarification or ""
+    msg.goals = goal_msgs
+    msg.goal_kinds = [g.kind for g in result.goals]
+    msg.backend = result.backend
+    if result.image_size:
+        msg.image_width, msg.image_height = (int(v) for v in result.image_size)
+    msg.timing_keys = list(result.timing_ms)
+    msg.timing_values = [float(v) for v in result.timing_ms.values()]
+    msg.json = result_to_json(result)
+    return msg

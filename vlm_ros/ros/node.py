@@ -1,0 +1,481 @@
+"""The vlm_ros node: camera frames + a command in, a grounding result and goals out.
+
+A thin shell around vlm_ros.core.pipeline.  Callbacks only store messages; one worker thread
+converts, grounds and publishes, so the executor never blocks on the model.  Every failure becomes
+a result with status "error"/"rejected" on ~/result and a log line; nothing here may crash the
+node or publish a goal the core did not produce.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Empty, Header, String
+from visualization_msgs.msg import MarkerArray
+
+from vlm_ros.backends import BackendError, create_backend
+from vlm_ros.core.annotate import annotate
+from vlm_ros.core.geometry import StaticFrameResolver
+from vlm_ros.core.instruction import parse_instruction
+from vlm_ros.core.pipeline import Pipeline
+from vlm_ros.core.types import Frame, GroundingResult, Instruction
+from vlm_ros.ros import messages
+from vlm_ros.ros.convert import (
+    ConversionError,
+    array_to_image,
+    camera_info_to_intrinsics,
+    compressed_to_array,
+    image_to_array,
+    pose_to_msg,
+    stamp_to_seconds,
+)
+from vlm_ros.ros.frames import Tf2FrameResolver, tf2_available
+from vlm_ros.ros.params import PARAMETERS, NodeSettings
+
+_COMMAND_QUEUE_SIZE = 8
+_FRAME_BUFFER = 6  # messages kept per camera stream for stamp matching
+_DEPTH_WAIT_S = 0.5  # how long a colour frame waits for its depth before going alone
+
+
+@dataclass
+class _Stamped:
+    msg: Any
+    received: float  # time.monotonic() at arrival: "newer than the command" is about arrival
+    stamp: float
+
+
+@dataclass
+class _Command:
+    text: str
+    received: float
+    stop_epoch: int
+    follow_tick: bool = False  # re-ground the command being followed, not new text
+
+
+class VlmRosNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("vlm_ros", **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        self.settings = NodeSettings(
+            {name: self.get_parameter(name).value for name in PARAMETERS})
+        log = self.get_logger()
+
+        self.backend = create_backend(self.settings.backend, **self.settings.backend_options())
+        if self.settings.warmup:
+            self.backend.warmup()
+        self.pipeline = Pipeline(self.backend, self.settings.pipeline_config(),
+                                 self._make_frame_resolver())
+
+        # ---- inputs: callbacks only store
+        self._lock = threading.Condition()
+        self._rgb: collections.deque[_Stamped] = collections.deque(maxlen=_FRAME_BUFFER)
+        self._depth: collections.deque[_Stamped] = collections.deque(maxlen=_FRAME_BUFFER)
+        self._info: CameraInfo | None = None
+        camera_qos = self._camera_qos(self.settings.image_reliability)
+        if self.settings.use_compressed:
+            self.create_subscription(CompressedImage, "camera/image/compressed",
+                                     self._on_rgb, camera_qos)
+        else:
+            self.create_subscription(Image, "camera/image", self._on_rgb, camera_qos)
+        if self.settings.use_depth:
+            self.create_subscription(Image, "camera/depth", self._on_depth, camera_qos)
+        self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, camera_qos)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(String, "~/command", self._on_command, reliable)
+
+        # ---- outputs
+        self.result_pub = self.create_publisher(String, "~/result", reliable)
+        self.goal_pubs = {
+            "navigate": self.create_publisher(PoseStamped, "goal_pose", reliable),
+            "grasp": self.create_publisher(PoseStamped, "~/grasp_pose", reliable),
+            "pregrasp": self.create_publisher(PoseStamped, "~/pregrasp_pose", reliable),
+            "place": self.create_publisher(PoseStamped, "~/place_pose", reliable),
+            "look": self.create_publisher(PoseStamped, "~/target_pose", reliable),
+        }
+        self.stop_pub = self.create_publisher(Empty, "~/stop", reliable)
+        self.marker_pub = self.create_publisher(MarkerArray, "~/markers", reliable)
+        # Reliable: one debug image per result, not a stream, so losing it loses the answer's
+        # picture (best-effort viewers can still subscribe to a reliable publisher).
+        self.debug_pub = self.create_publisher(Image, "~/debug_image",
+                                               QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+        self._vision_msgs = messages.optional_module("vision_msgs.msg")
+        self._interfaces = messages.optional_module("vlm_ros.msg")
+        self.detections_pub = None
+        if self._vision_msgs is not None:
+            self.detections_pub = self.create_publisher(
+                self._vision_msgs.Detection2DArray, "~/detections", reliable)
+        self.interface_pub = None
+        if self._interfaces is not None:
+            self.interface_pub = self.create_publisher(
+                self._interfaces.GroundingResult, "~/grounding", reliable)
+
+        # ---- the worker: grounding happens here, never on the executor thread
+        self._commands: queue.Queue[_Command] = queue.Queue(maxsize=_COMMAND_QUEUE_SIZE)
+        self._stop_epoch = 0
+        self._follow: Instruction | None = None
+        self._follow_last_frame = -1.0
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="vlm_ros_worker", daemon=True)
+        self._worker.start()
+        # /diagnostics: what the node receives and how it is doing, once a second.
+        self._counts = collections.Counter()
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0, self._publish_diagnostics)
+        rate = float(self.settings.follow_rate_hz)
+        if rate > 0:
+            self.create_timer(1.0 / rate, self._on_follow_tick)
+
+        log.info(
+            f"vlm_ros ready: backend={self.backend.name}, base_frame={self.settings.base_frame}, "
+            f"frames={'tf2' if self._uses_tf2 else 'static camera_pose_in_base'}, "
+            f"vision_msgs={'yes' if self._vision_msgs else 'no'}, "
+            f"vlm_ros interfaces={'yes' if self._interfaces else 'no (bindings not built)'}")
+
+    # ------------------------------------------------------------------ set-up helpers
+    @staticmethod
+    def _camera_qos(reliability: str) -> QoSProfile:
+        if reliability == "best_effort":
+            return qos_profile_sensor_data
+        if reliability == "reliable":
+            return QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        raise ValueError(f"image_reliability must be best_effort or reliable, got {reliability!r}")
+
+    def _make_frame_resolver(self) -> Any:
+        self._uses_tf2 = bool(self.settings.use_tf) and tf2_available()
+        if self._uses_tf2:
+            return Tf2FrameResolver(self, float(self.settings.tf_timeout_s))
+        if self.settings.use_tf:
+            self.get_logger().warning(
+                "use_tf is true but tf2_ros is not importable: using the static "
+                "camera_pose_in_base extrinsics for the image frame only")
+        # The static resolver knows exactly one camera frame; it is bound lazily to whatever
+        # frame the images carry (or camera_frame), so other frames are refused, never guessed.
+        return _LazyStaticResolver(self.settings)
+
+    # ------------------------------------------------------------------ callbacks (store only)
+    def _on_rgb(self, msg: Image | CompressedImage) -> None:
+        self._counts["rgb_frames"] += 1
+        with self._lock:
+            self._rgb.append(_Stamped(msg, time.monotonic(), stamp_to_seconds(msg.header.stamp)))
+            self._lock.notify_all()
+
+    def _on_depth(self, msg: Image) -> None:
+        self._counts["depth_frames"] += 1
+        with self._lock:
+            self._depth.append(_Stamped(msg, time.monotonic(), stamp_to_seconds(msg.header.stamp)))
+            self._lock.notify_all()
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self._counts["camera_infos"] += 1
+        self._info = msg
+
+    def _publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name="vlm_ros: grounding", hardware_id=self.backend.name)
+        counts = dict(self._counts)
+        if not counts.get("rgb_frames"):
+            status.level, status.message = DiagnosticStatus.WARN, "no camera frames received"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "receiving camera frames"
+        keys = ("rgb_frames", "depth_frames", "camera_infos", "commands", "results")
+        status.values = [KeyValue(key=k, value=str(counts.get(k, 0))) for k in keys]
+        status.values.append(KeyValue(key="queued_commands", value=str(self._commands.qsize())))
+        status.values.append(KeyValue(key="following", value=str(self._follow is not None)))
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def _on_command(self, msg: String) -> None:
+        self._counts["commands"] += 1
+        text = msg.data
+        limit = int(self.settings.max_command_length)
+        if len(text) > limit:
+            self._publish_rejection(text[:80], f"command longer than {limit} characters")
+            return
+        if parse_instruction(text).action == "stop":
+            self._stop(text)
+            return
+        try:
+            self._commands.put_nowait(_Command(text, time.monotonic(), self._stop_epoch))
+        except queue.Full:
+            self._publish_rejection(text, "busy: too many commands waiting; try again")
+
+    def _on_follow_tick(self) -> None:
+        if self._follow is not None and self._commands.empty():
+            try:
+                self._commands.put_nowait(_Command("", time.monotonic(), self._stop_epoch,
+                                                   follow_tick=True))
+            except queue.Full:
+                pass
+
+    # ------------------------------------------------------------------ stop preempts
+    def _stop(self, text: str) -> None:
+        self._stop_epoch += 1
+        self._follow = None
+        self.pipeline.pending = None
+        while True:  # drop every queued command: nothing issued before a stop may move the robot
+            try:
+                self._commands.get_nowait()
+            except queue.Empty:
+                break
+        self.stop_pub.publish(Empty())
+        result = GroundingResult(status="ok", instruction=parse_instruction(text),
+                                 message="stopping: pending commands cancelled, no further goals",
+                                 backend=self.backend.name)
+        self.result_pub.publish(String(data=messages.result_to_json(result)))
+        self.get_logger().info("stop: cancelled pending commands and follow")
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while self._running:
+            try:
+                command = self._commands.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                if command.follow_tick:
+                    self._follow_step(command)
+                else:
+                    self._handle(command)
+            except Exception as exc:  # the node keeps serving whatever goes wrong
+                self.get_logger().error(f"command failed: {exc!r}")
+                try:
+                    self._publish(GroundingResult(
+                        status="error", message=f"internal error: {exc}",
+                        instruction=Instruction(text=command.text[:200]),
+                        backend=self.backend.name), None, command)
+                except Exception as publish_exc:  # pragma: no cover - last line of defence
+                    self.get_logger().error(f"could not report the failure: {publish_exc!r}")
+
+    def _handle(self, command: _Command) -> None:
+        instruction = self.pipeline.parse(command.text)
+        if instruction.error:
+            self._publish(GroundingResult(status="rejected", instruction=instruction,
+                                          message=instruction.error,
+                                          backend=self.backend.name), None, command)
+            return
+        snapshot = self._wait_for_frame(command.received)
+        if snapshot is None:
+            self._publish(GroundingResult(
+                status="error", instruction=instruction, backend=self.backend.name,
+                message=f"no camera frame newer than the command within "
+                        f"{self.settings.command_frame_timeout_s} s (is camera/image "
+                        f"publishing?)"), None, command)
+            return
+        try:
+            frame = self._to_frame(*snapshot)
+        except ConversionError as exc:
+            self.get_logger().error(f"bad camera input: {exc}")
+            self._publish(GroundingResult(status="error", instruction=instruction,
+                                          message=f"bad camera input: {exc}",
+                                          backend=self.backend.name), None, command)
+            return
+        started = time.perf_counter()
+        result = self.pipeline.ground(instruction, frame)
+        result.timing_ms["total"] = (time.perf_counter() - started) * 1000.0
+        self._stamp_result(result, frame)
+        self._follow = instruction if (result.status == "ok"
+                                       and instruction.action == "follow") else None
+        self._follow_last_frame = frame.stamp
+        self._publish(result, frame, command)
+
+    def _follow_step(self, command: _Command) -> None:
+        instruction = self._follow
+        snapshot = self._latest_frame()
+        if instruction is None or snapshot is None:
+            return
+        frame = self._to_frame(*snapshot)
+        if frame.stamp <= self._follow_last_frame:
+            return  # no new frame since the last follow goal
+        self._follow_last_frame = frame.stamp
+        result = self.pipeline.ground(instruction, frame)
+        self._stamp_result(result, frame)
+        self._publish(result, frame, command)
+
+    def _stamp_result(self, result: GroundingResult, frame: Frame) -> None:
+        result.backend = self.backend.name
+        result.frame_id = frame.frame_id
+        result.stamp = frame.stamp
+        result.image_size = (frame.width, frame.height)
+
+    # ------------------------------------------------------------------ frames
+    def _match_depth(self, rgb: _Stamped) -> Any:
+        best, best_dt = None, float(self.settings.sync_slop_s)
+        for depth in self._depth:
+            dt = abs(depth.stamp - rgb.stamp)
+            if dt <= best_dt:
+                best, best_dt = depth.msg, dt
+        return best
+
+    def _latest_frame(self) -> tuple[Any, Any, CameraInfo | None] | None:
+        with self._lock:
+            if not self._rgb:
+                return None
+            rgb = self._rgb[-1]
+            return rgb.msg, self._match_depth(rgb), self._info
+
+    def _wait_for_frame(self, after: float) -> tuple[Any, Any, CameraInfo | None] | None:
+        """The newest frame that arrived after ``after``, with its depth when depth is flowing.
+
+        Depth often lags colour (it is a separate, large message), so a colour frame without a
+        matching depth waits up to ``_DEPTH_WAIT_S`` for one before it is used alone.
+        """
+        now = time.monotonic()
+        deadline = now + float(self.settings.command_frame_timeout_s)
+        depth_deadline: float | None = None
+        with self._lock:
+            while self._running:
+                now = time.monotonic()
+                if self._rgb and self._rgb[-1].received > after:
+                    rgb = self._rgb[-1]
+                    depth = self._match_depth(rgb)
+                    if depth is not None or not self.settings.use_depth or not self._depth:
+                        return rgb.msg, depth, self._info
+                    if depth_deadline is None:
+                        depth_deadline = now + _DEPTH_WAIT_S
+                    if now >= depth_deadline:
+                        return rgb.msg, None, self._info
+                elif now >= deadline:
+                    return None
+                self._lock.wait(max(0.001, min(deadline, depth_deadline or deadline) - now))
+        return None
+
+    def _to_frame(self, rgb_msg: Any, depth_msg: Any, info: CameraInfo | None) -> Frame:
+        if isinstance(rgb_msg, CompressedImage):
+            rgb = compressed_to_array(rgb_msg)
+        else:
+            rgb, _encoding = image_to_array(rgb_msg)
+        if rgb.ndim != 3:
+            raise ConversionError(f"camera/image must be a colour image, got shape {rgb.shape}")
+        depth_m = None
+        if depth_msg is not None:
+            from vlm_ros.core.geometry import depth_to_meters
+
+            raw, encoding = image_to_array(depth_msg)
+            depth_m = depth_to_meters(raw, encoding, float(self.settings.depth_scale))
+        intrinsics = None
+        if info is not None:
+            intrinsics = camera_info_to_intrinsics(info)
+            if (intrinsics.width, intrinsics.height) != (rgb.shape[1], rgb.shape[0]):
+                intrinsics = intrinsics.scaled_to(rgb.shape[1], rgb.shape[0])
+        frame_id = self.settings.camera_frame or rgb_msg.header.frame_id
+        return Frame(rgb=rgb, depth_m=depth_m, intrinsics=intrinsics,
+                     stamp=stamp_to_seconds(rgb_msg.header.stamp), frame_id=frame_id)
+
+    # ------------------------------------------------------------------ publishing
+    def _publish_rejection(self, text: str, reason: str) -> None:
+        result = GroundingResult(status="rejected", instruction=Instruction(text=text),
+                                 message=reason, backend=self.backend.name)
+        self.get_logger().warning(f"rejected command: {reason}")
+        self.result_pub.publish(String(data=messages.result_to_json(result)))
+
+    def _publish(self, result: GroundingResult, frame: Frame | None, command: _Command) -> None:
+        if command.stop_epoch != self._stop_epoch:
+            # A stop arrived while this command was being grounded: no goal may leave.
+            result.goals = []
+            result.status = "rejected"
+            result.message = "superseded by stop"
+        header = Header()
+        header.frame_id = result.frame_id
+        if frame is not None:
+            sec = int(frame.stamp)
+            header.stamp.sec, header.stamp.nanosec = sec, int((frame.stamp - sec) * 1e9)
+        goal_msgs = [pose_to_msg(goal, header.stamp) for goal in result.goals]
+        for goal, msg in zip(result.goals, goal_msgs):
+            publisher = self.goal_pubs.get(goal.kind)
+            if publisher is not None:
+                publisher.publish(msg)
+        target = result.targets[0] if result.targets else None
+        if (goal_msgs and target is not None and target.point_base is not None
+                and "look" not in {g.kind for g in result.goals}):
+            self.goal_pubs["look"].publish(_target_pose(goal_msgs[0], target.point_base))
+        self.result_pub.publish(String(data=messages.result_to_json(result)))
+        self._counts["results"] += 1
+        if self.settings.publish_markers and result.status == "ok":
+            self.marker_pub.publish(messages.result_to_markers(
+                result, header, self.settings.base_frame))
+        if self.detections_pub is not None:
+            self.detections_pub.publish(messages.result_to_detection2d_array(
+                self._vision_msgs, result, header))
+        if self.interface_pub is not None:
+            self.interface_pub.publish(messages.result_to_interface(
+                self._interfaces, result, header, goal_msgs))
+        if self.settings.publish_debug_image and frame is not None:
+            self.debug_pub.publish(array_to_image(annotate(frame.rgb, result), "rgb8", header))
+        said = result.instruction.text if result.instruction else ""
+        line = f"[{result.status}] {said[:80]!r}: {result.message}"
+        # rclpy refuses one call site logging at two severities, hence two calls.
+        if result.status == "ok":
+            self.get_logger().info(line)
+        else:
+            self.get_logger().warning(line)
+
+    def destroy_node(self) -> None:
+        self._running = False
+        with self._lock:
+            self._lock.notify_all()
+        self._worker.join(timeout=2.0)
+        super().destroy_node()
+
+
+def _target_pose(goal_msg: PoseStamped, point_base: tuple[float, float, float]) -> PoseStamped:
+    """~/target_pose: the target's own position (grasp/navigate goals are offset from it)."""
+    msg = PoseStamped()
+    msg.header = goal_msg.header
+    x, y, z = point_base
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = x, y, z
+    msg.pose.orientation.w = 1.0
+    return msg
+
+
+class _LazyStaticResolver:
+    """StaticFrameResolver bound to the first camera frame it is asked about."""
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self._settings = settings
+        self._extrinsics = settings.camera_extrinsics()
+        self._resolver: StaticFrameResolver | None = None
+
+    def lookup(self, target_frame: str, source_frame: str, stamp: float) -> Any:
+        camera_frame = self._settings.camera_frame or source_frame
+        if not camera_frame:
+            return None
+        if self._resolver is None:
+            self._resolver = StaticFrameResolver(self._settings.base_frame, camera_frame,
+                                                 self._extrinsics)
+        return self._resolver.lookup(target_frame, source_frame, stamp)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = VlmRosNode()
+        rclpy.spin(node)
+    except BackendError as exc:
+        print(f"vlm_ros: backend failed to load: {exc}")
+        raise SystemExit(2) from exc
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The node's parameters: one table (name, default, description) that the node declares, the
+README documents and config/vlm_ros.yaml mirrors (a test keeps the three in step)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vlm_ros.core.geometry import camera_extrinsics
+from vlm_ros.core.goals import GoalConfig
+from vlm_ros.core.grounding import GroundingConfig
+from vlm_ros.core.pipeline import PipelineConfig
+
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    "backend": ("ssd_coco", "grounding backend name (see `vlm-ros backends`)"),
+    "model": ("", "model id or local path for the backend; empty = the backend's default"),
+    "device": ("auto", "auto | cpu | cuda"),
+    "dtype": ("auto", "auto | float16 | bfloat16 | float32 (VLM backends)"),
+    "score_threshold": (0.3, "detector score floor"),
+    "min_match": (0.5, "attribute agreement needed for a candidate to match"),
+    "ambiguity_margin": (0.15, "best two matches closer than this -> ambiguous"),
+    "base_frame": ("base_link", "frame every goal is published in"),
+    "camera_frame": ("", "override the image header frame_id; empty = use the header"),
+    "use_tf": (True, "resolve camera->base with tf2 when tf2_ros is importable"),
+    "tf_timeout_s": (0.2, "how long to wait for a transform at the image stamp"),
+    "camera_pose_in_base": ([0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                            "x y z roll pitch yaw of the camera body frame in base_frame; "
+                            "used when tf2 is unavailable or use_tf is false"),
+    "depth_scale": (0.001, "metres per unit of 16UC1 depth"),
+    "min_depth_m": (0.1, "depth below this is invalid"),
+    "max_depth_m": (10.0, "depth above this is invalid"),
+    "sync_slop_s": (0.05, "max stamp difference between RGB and depth of one frame"),
+    "use_compressed": (False, "subscribe camera/image/compressed instead of camera/image"),
+    "use_depth": (True, "subscribe camera/depth"),
+    "image_reliability": ("best_effort",
+                          "camera subscription reliability: best_effort (sensor-data QoS) or "
+                          "reliable (large images over Fast DDS UDP lose most best-effort "
+                          "samples; use reliable when the driver publishes reliable)"),
+    "pregrasp_offset": (0.10, "pre-grasp pose this far above the grasp (m)"),
+    "place_height": (0.05, "place pose this far above the destination (m)"),
+    "standoff_distance": (0.8, "navigation goal this far short of the target (m)"),
+    "follow_rate_hz": (2.0, "re-grounding rate while following"),
+    "command_frame_timeout_s": (3.0, "how long a command waits for a frame newer than itself"),
+    "max_command_length": (1000, "longer commands are rejected"),
+    "publish_debug_image": (True, "publish ~/debug_image"),
+    "publish_markers": (True, "publish ~/markers"),
+    "warmup": (True, "run the model once at start-up"),
+}
+
+
+@dataclass
+class NodeSettings:
+    """Typed view of the parameters, built once at start-up."""
+
+    values: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def backend_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"score_threshold": float(self.values["score_threshold"])}
+        if self.values["model"]:
+            options["model"] = self.values["model"]
+        if self.values["device"] != "auto":
+            options["device"] = self.values["device"]
+        return options
+
+    def pipeline_config(self) -> PipelineConfig:
+        v = self.values
+        return PipelineConfig(
+            grounding=GroundingConfig(
+                min_score=float(v["score_threshold"]),
+                min_match=float(v["min_match"]),
+                ambiguity_margin=float(v["ambiguity_margin"]),
+            ),
+            goals=GoalConfig(
+                base_frame=v["base_frame"],
+                pregrasp_offset=float(v["pregrasp_offset"]),
+                place_height=float(v["place_height"]),
+                standoff_distance=float(v["standoff_distance"]),
+                robot_frame=v["base_frame"],
+            ),
+            min_depth_m=float(v["min_depth_m"]),
+            max_depth_m=float(v["max_depth_m"]),
+        )
+
+    def camera_extrinsics(self):  # -> Transform
+        pose = [float(x) for x in self.values["camera_pose_in_base"]]
+        if len(pose) != 6:
+            raise ValueError("camera_pose_in_base needs 6 numbers: x y z roll pitch yaw")
+        return camera_extrinsics(*pose)

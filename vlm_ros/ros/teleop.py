@@ -1,0 +1,81 @@
+"""Text teleoperation: publish one command to a running vlm_ros node and wait for its result."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+
+def _wait(executor: Any) -> None:
+    """Spin ``executor`` a little, or just wait when another thread spins this node."""
+    if executor is None:
+        time.sleep(0.02)
+    else:
+        executor.spin_once(timeout_sec=0.05)
+
+
+def _answers(result: dict[str, Any], text: str) -> bool:
+    """Does this ~/result answer ``text``?  (Clarification answers come back merged.)"""
+    said = ((result.get("instruction") or {}).get("text") or "").strip()
+    text = text.strip()
+    return said == text or said.endswith(f"-> {text}") or said == text[:80]
+
+
+class CommandClient(Node):
+    """Publishes on <node>/command and collects <node>/result; usable from tests and tools."""
+
+    def __init__(self, node: str = "/vlm_ros", name: str = "vlm_ros_teleop") -> None:
+        super().__init__(name)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.publisher = self.create_publisher(String, f"{node}/command", reliable)
+        self.results: list[dict[str, Any]] = []
+        self.create_subscription(String, f"{node}/result",
+                                 lambda msg: self.results.append(json.loads(msg.data)), reliable)
+
+    def wait_for_node(self, executor: Any = None, timeout_s: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if (self.publisher.get_subscription_count() > 0
+                    and self.count_publishers(self.results_topic) > 0):
+                return True
+            _wait(executor)
+        return False
+
+    @property
+    def results_topic(self) -> str:
+        return self.publisher.topic_name.rsplit("/", 1)[0] + "/result"
+
+    def send(self, text: str, executor: Any = None, timeout_s: float = 10.0) -> dict[str, Any] | None:
+        """Publish ``text``; return the first result that answers it, or None on timeout."""
+        start = len(self.results)
+        self.publisher.publish(String(data=text))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            _wait(executor)
+            for result in self.results[start:]:
+                if _answers(result, text):
+                    return result
+        return None
+
+
+def say(text: str, node: str = "/vlm_ros", wait_s: float = 10.0) -> dict[str, Any] | None:
+    rclpy.init()
+    client = CommandClient(node)
+    executor = SingleThreadedExecutor()
+    executor.add_node(client)
+    try:
+        deadline = time.monotonic() + wait_s
+        if not client.wait_for_node(executor, wait_s):
+            return None
+        return client.send(text, executor, max(0.1, deadline - time.monotonic()))
+    finally:
+        executor.shutdown()
+        client.destroy_node()
+        rclpy.shutdown()
