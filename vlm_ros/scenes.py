@@ -33,7 +33,8 @@ def recolor_reds(rgb: np.ndarray, hue_deg: float) -> np.ndarray:
     """Move strongly red, saturated pixels to ``hue_deg`` (OpenCV hue is degrees / 2)."""
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
     hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    red = ((hue <= 8) | (hue >= 170)) & (sat >= 120) & (val >= 60)
+    # The cup glaze sits at hue <= 7 with saturation >= 200; the wooden table at hue 9-12.
+    red = ((hue <= 7) | (hue >= 172)) & (sat >= 170) & (val >= 40)
     hsv[..., 0] = np.where(red, np.uint8(int(hue_deg / 2) % 180), hue)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 

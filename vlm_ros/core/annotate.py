@@ -39,11 +39,17 @@ def annotate(rgb: np.ndarray, result: GroundingResult) -> np.ndarray:
         _box(image, candidate, _TARGET, 3, f"{candidate.label} {candidate.score:.2f}{depth}")
     if result.destination is not None:
         _box(image, result.destination, _DESTINATION, 3, f"to: {result.destination.label}")
+    _banner(image, result)
+    return image
+
+
+def _banner(image: np.ndarray, result: GroundingResult) -> None:
+    """Status and command in a dark strip along the bottom edge (box captions sit at the top)."""
     text = result.instruction.text if result.instruction else ""
     banner = f"[{result.status}] {text}"[:120]
-    scale = max(0.5, image.shape[1] / 1100.0)
-    cv2.putText(image, banner, (8, int(28 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(image, banner, (8, int(28 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+    scale = max(0.5, image.shape[1] / 1400.0)
+    (_, h), base = cv2.getTextSize(banner, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    top = image.shape[0] - h - base - 8
+    image[top:] = (image[top:] * 0.35).astype(image.dtype)
+    cv2.putText(image, banner, (8, image.shape[0] - base - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 _STATUS.get(result.status, _OTHER), 2, cv2.LINE_AA)
-    return image

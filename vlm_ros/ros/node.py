@@ -19,7 +19,8 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -122,8 +123,15 @@ class VlmRosNode(Node):
         if self._interfaces is not None:
             self.interface_pub = self.create_publisher(
                 self._interfaces.GroundingResult, "~/grounding", reliable)
+        services = messages.optional_module("vlm_ros.srv")
+        if services is not None:
+            # Its own callback group: the service waits for a camera frame, which other
+            # executor threads deliver meanwhile (main() spins a MultiThreadedExecutor).
+            self.create_service(services.Ground, "~/ground", self._on_ground_service,
+                                callback_group=MutuallyExclusiveCallbackGroup())
 
         # ---- the worker: grounding happens here, never on the executor thread
+        self._pipeline_lock = threading.Lock()  # the worker and the ~/ground service share it
         self._commands: queue.Queue[_Command] = queue.Queue(maxsize=_COMMAND_QUEUE_SIZE)
         self._stop_epoch = 0
         self._follow: Instruction | None = None
@@ -261,7 +269,8 @@ class VlmRosNode(Node):
                     self.get_logger().error(f"could not report the failure: {publish_exc!r}")
 
     def _handle(self, command: _Command) -> None:
-        instruction = self.pipeline.parse(command.text)
+        with self._pipeline_lock:
+            instruction = self.pipeline.parse(command.text)
         if instruction.error:
             self._publish(GroundingResult(status="rejected", instruction=instruction,
                                           message=instruction.error,
@@ -284,7 +293,8 @@ class VlmRosNode(Node):
                                           backend=self.backend.name), None, command)
             return
         started = time.perf_counter()
-        result = self.pipeline.ground(instruction, frame)
+        with self._pipeline_lock:
+            result = self.pipeline.ground(instruction, frame)
         result.timing_ms["total"] = (time.perf_counter() - started) * 1000.0
         self._stamp_result(result, frame)
         self._follow = instruction if (result.status == "ok"
@@ -301,7 +311,8 @@ class VlmRosNode(Node):
         if frame.stamp <= self._follow_last_frame:
             return  # no new frame since the last follow goal
         self._follow_last_frame = frame.stamp
-        result = self.pipeline.ground(instruction, frame)
+        with self._pipeline_lock:
+            result = self.pipeline.ground(instruction, frame)
         self._stamp_result(result, frame)
         self._publish(result, frame, command)
 
@@ -310,6 +321,29 @@ class VlmRosNode(Node):
         result.frame_id = frame.frame_id
         result.stamp = frame.stamp
         result.image_size = (frame.width, frame.height)
+
+    def _on_ground_service(self, request: Any, response: Any) -> Any:
+        """~/ground: the same grounding as ~/command, answered in the response (and published)."""
+        command = _Command(request.command, time.monotonic(), self._stop_epoch)
+        frame: Frame | None = None
+        try:
+            if request.use_latest_frame:
+                snapshot = self._wait_for_frame(command.received)
+                if snapshot is None:
+                    raise ConversionError("no camera frame newer than the request")
+                frame = self._to_frame(*snapshot)
+            else:
+                frame = self._to_frame(request.image, None, self._info)
+            with self._pipeline_lock:
+                result = self.pipeline.handle(request.command, frame)
+        except ConversionError as exc:
+            result = GroundingResult(status="error", message=f"bad camera input: {exc}",
+                                     instruction=Instruction(text=request.command[:200]),
+                                     backend=self.backend.name)
+        header = self._publish(result, frame, command)
+        response.result = messages.result_to_interface(
+            self._interfaces, result, header, [pose_to_msg(g, header.stamp) for g in result.goals])
+        return response
 
     # ------------------------------------------------------------------ frames
     def _match_depth(self, rgb: _Stamped) -> Any:
@@ -382,7 +416,8 @@ class VlmRosNode(Node):
         self.get_logger().warning(f"rejected command: {reason}")
         self.result_pub.publish(String(data=messages.result_to_json(result)))
 
-    def _publish(self, result: GroundingResult, frame: Frame | None, command: _Command) -> None:
+    def _publish(self, result: GroundingResult, frame: Frame | None,
+                 command: _Command) -> Header:
         if command.stop_epoch != self._stop_epoch:
             # A stop arrived while this command was being grounded: no goal may leave.
             result.goals = []
@@ -422,6 +457,7 @@ class VlmRosNode(Node):
             self.get_logger().info(line)
         else:
             self.get_logger().warning(line)
+        return header
 
     def destroy_node(self) -> None:
         self._running = False
@@ -464,7 +500,8 @@ def main(args: list[str] | None = None) -> None:
     node = None
     try:
         node = VlmRosNode()
-        rclpy.spin(node)
+        # Two threads so the ~/ground service can wait for a frame while camera callbacks run.
+        rclpy.spin(node, executor=MultiThreadedExecutor(num_threads=2))
     except BackendError as exc:
         print(f"vlm_ros: backend failed to load: {exc}")
         raise SystemExit(2) from exc
