@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 extras="${1:-ros,models}"
 if [ ! -x .venv/bin/python ]; then
   python=""
-  for candidate in python3.12 python3.11 python3; do
-    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))'; then
+  # 3.11 first: the local CPU torch wheel (VLM backends) is built for it.
+  for candidate in python3.11 python3.12 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" 2>/dev/null -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))'; then
       python="$candidate"; break
     fi
   done
