@@ -190,16 +190,15 @@ class Pipeline:
 
     def _locate(self, candidate: Candidate, frame: Frame) -> str | None:
         """Fill the candidate's 3D fields; return why it could not be placed in 3D, or None."""
-        point, depth = object_center_3d(frame, candidate.bbox, candidate.mask)
+        low, high = self.config.min_depth_m, self.config.max_depth_m
+        point, depth = object_center_3d(frame, candidate.bbox, candidate.mask,
+                                        min_depth=low, max_depth=high)
         if point is None or depth is None:
             if frame.depth_m is None:
                 return "no depth image"
             if frame.intrinsics is None:
                 return "no camera intrinsics"
-            return "no valid depth on the object"
-        if not (self.config.min_depth_m <= depth <= self.config.max_depth_m):
-            return f"object depth {depth:.2f} m is outside [{self.config.min_depth_m}, " \
-                   f"{self.config.max_depth_m}] m"
+            return f"no valid depth on the object (readings missing or outside [{low}, {high}] m)"
         candidate.point_camera, candidate.depth_m = point, depth
         if self.frames is None:
             return "no frame resolver configured"

@@ -1,0 +1,247 @@
+"""The `vlm-ros` command line as users run it: real subprocesses, real photos, real weights.
+
+Every call goes through ``python -m vlm_ros.cli`` (what the ``vlm-ros`` console script runs), so
+these tests pin the public contract — exit codes, the one-line error format, and the JSON schema
+that ``ground --json`` and ``say --json`` print — not the functions behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from photos import photo_path
+
+from vlm_ros import scenes
+from vlm_ros.core.types import GroundingResult
+
+COFFEE = str(photo_path("coffee"))
+COFFEE_SIZE = (600, 400)  # width, height
+RESULT_KEYS = set(GroundingResult(status="ok").to_dict())
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """Run ``vlm-ros ARGS`` exactly as a shell would, capturing both streams."""
+    return subprocess.run([sys.executable, "-m", "vlm_ros.cli", *args], capture_output=True,
+                          text=True, timeout=timeout_s, env=env)
+
+
+def ground_json(*args: str) -> dict[str, Any]:
+    """``vlm-ros ground --json ARGS`` -> the one JSON object it prints (exit 0 asserted)."""
+    proc = run_cli("ground", "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, f"expected one JSON line on stdout, got:\n{proc.stdout}"
+    result = json.loads(lines[0])
+    assert isinstance(result, dict)
+    return result
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """A user error: non-zero exit and exactly one 'vlm-ros: error:' line, no traceback."""
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got:\n{proc.stderr}"
+    assert lines[0].startswith("vlm-ros: error:"), lines[0]
+    return lines[0]
+
+
+def _finite(values: list[float]) -> bool:
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
+# ---------------------------------------------------------------------------- ground: 2D
+
+
+@pytest.fixture(scope="module")
+def red_cup() -> dict[str, Any]:
+    return ground_json("--image", COFFEE, "--command", "grab the red cup")
+
+
+def test_ground_json_is_the_result_schema(red_cup: dict[str, Any]) -> None:
+    assert set(red_cup) == RESULT_KEYS
+    for key in ("status", "instruction", "targets", "candidates", "clarification", "timing_ms"):
+        assert key in red_cup
+    assert red_cup["backend"] == "ssd_coco"
+    assert red_cup["image_size"] == list(COFFEE_SIZE)
+
+
+def test_ground_red_cup_is_found(red_cup: dict[str, Any]) -> None:
+    assert red_cup["status"] == "ok", red_cup["message"]
+    assert red_cup["instruction"]["action"] == "pick"
+    assert red_cup["instruction"]["language"] == "en"
+    target = red_cup["targets"][0]
+    assert target["label"] == "cup"
+    bbox = target["bbox"]
+    assert len(bbox) == 4 and _finite(bbox)
+    x1, y1, x2, y2 = bbox
+    width, height = COFFEE_SIZE
+    assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+    # No depth given: a 2D answer, and no goal is invented.
+    assert red_cup["goals"] == []
+
+
+def test_ground_chinese_command() -> None:
+    result = ground_json("--image", COFFEE, "--command", "抓取红色杯子")
+    assert result["status"] == "ok", result["message"]
+    assert result["instruction"]["language"] == "zh"
+    assert result["targets"][0]["label"] == "cup"
+
+
+def test_ground_absent_colour_is_not_found_with_exit_0() -> None:
+    result = ground_json("--image", COFFEE, "--command", "grab the blue cup")
+    assert result["status"] == "not_found"
+    assert result["targets"] == [] and result["goals"] == []
+
+
+def test_ground_non_command_is_rejected_with_exit_0() -> None:
+    result = ground_json("--image", COFFEE, "--command", "hello")
+    assert result["status"] == "rejected"
+    assert result["message"]
+    assert result["goals"] == []
+
+
+# ---------------------------------------------------------------------------- ground: 3D
+
+
+def _write_depth_png(path: Path, depth_m: np.ndarray) -> None:
+    """16UC1 millimetres, the ROS depth-image convention the CLI reads by default."""
+    millimetres = np.round(depth_m * 1000.0).astype(np.uint16)
+    assert cv2.imwrite(str(path), millimetres)
+
+
+def _write_calibration(path: Path, fx: float, fy: float, cx: float, cy: float, width: int,
+                       height: int) -> None:
+    """A camera_calibration / camera_info_manager YAML, as `cameracalibrator` saves it."""
+    path.write_text(
+        f"image_width: {width}\n"
+        f"image_height: {height}\n"
+        "camera_name: test_camera\n"
+        "camera_matrix:\n"
+        "  rows: 3\n"
+        "  cols: 3\n"
+        f"  data: [{fx}, 0.0, {cx}, 0.0, {fy}, {cy}, 0.0, 0.0, 1.0]\n"
+        "distortion_model: plumb_bob\n"
+        "distortion_coefficients:\n"
+        "  rows: 1\n"
+        "  cols: 5\n"
+        "  data: [0.0, 0.0, 0.0, 0.0, 0.0]\n",
+        encoding="utf-8")
+
+
+def test_ground_with_depth_and_calibration_gives_base_frame_goals(tmp_path: Path) -> None:
+    rgb, depth, k = scenes.coffee()
+    assert (rgb.shape[1], rgb.shape[0]) == COFFEE_SIZE
+    depth_file, info_file = tmp_path / "depth.png", tmp_path / "camera.yaml"
+    _write_depth_png(depth_file, depth)
+    _write_calibration(info_file, k.fx, k.fy, k.cx, k.cy, k.width, k.height)
+
+    result = ground_json("--image", COFFEE, "--command", "grab the red cup",
+                         "--depth", str(depth_file), "--camera-info", str(info_file),
+                         "--camera-pose", "0", "0", "0.6", "0", "0.6", "0")
+    assert result["status"] == "ok", result["message"]
+    target = result["targets"][0]
+    assert target["label"] == "cup"
+    point = target["point_base"]
+    assert point is not None and len(point) == 3 and _finite(point)
+    # Camera 0.6 m up, pitched down: the cup on the table is in front of the robot, below the lens.
+    assert point[0] > 0.0 and point[2] < 0.6
+
+    goals = {goal["kind"]: goal for goal in result["goals"]}
+    assert {"grasp", "pregrasp"} <= set(goals)
+    for goal in goals.values():
+        assert goal["frame_id"] == "base_link"
+        assert _finite(goal["pose"]["position"]) and _finite(goal["pose"]["orientation"])
+    assert goals["pregrasp"]["pose"]["position"][2] > goals["grasp"]["pose"]["position"][2]
+
+
+def test_ground_annotate_writes_a_png_of_the_input_size(tmp_path: Path) -> None:
+    out = tmp_path / "annotated.png"
+    proc = run_cli("ground", "--image", COFFEE, "--command", "grab the red cup",
+                   "--annotate", str(out))
+    assert proc.returncode == 0, proc.stderr
+    image = cv2.imread(str(out), cv2.IMREAD_COLOR)
+    assert image is not None
+    assert (image.shape[1], image.shape[0]) == COFFEE_SIZE
+    # Without --json the CLI prints its human summary, starting with the status.
+    assert proc.stdout.startswith("[ok]")
+
+
+# ---------------------------------------------------------------------------- user errors
+
+
+def test_missing_image_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = run_cli("ground", "--image", str(tmp_path / "nope.png"), "--command", "grab the cup")
+    line = assert_one_line_error(proc)
+    assert "nope.png" in line
+    assert proc.stdout == ""
+
+
+def test_text_file_named_png_is_a_one_line_error(tmp_path: Path) -> None:
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is not an image\n", encoding="utf-8")
+    proc = run_cli("ground", "--image", str(fake), "--command", "grab the cup")
+    line = assert_one_line_error(proc)
+    assert "notes.png" in line
+    assert proc.stdout == ""
+
+
+def test_missing_command_is_an_argparse_error() -> None:
+    proc = run_cli("ground", "--image", COFFEE)
+    assert proc.returncode != 0
+    assert "--command" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_backends_lists_ssd_coco_as_usable() -> None:
+    proc = run_cli("backends")
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    assert rows["ssd_coco"]["usable"] is True
+    assert rows["ssd_coco"]["open_vocabulary"] is False
+
+
+# ---------------------------------------------------------------------------- say (over DDS)
+
+
+@pytest.fixture(scope="module")
+def graph():
+    from ros_harness import RosGraph
+
+    # Reliable images for the same reason as test_node.py: best-effort large images are lossy.
+    graph = RosGraph(["-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=0.0"])
+    yield graph
+    graph.close()
+
+
+def test_say_gets_the_running_nodes_result(graph) -> None:
+    graph.show(*scenes.coffee())
+    # The subprocess inherits ROS_DOMAIN_ID / ROS_AUTOMATIC_DISCOVERY_RANGE from conftest.
+    proc = run_cli("say", "grab the red cup", "--json", "--wait", "30", timeout_s=90.0)
+    assert proc.returncode == 0, proc.stderr + "\nnode log:\n" + "\n".join(graph.log[-30:])
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout
+    result = json.loads(lines[0])
+    assert set(result) == RESULT_KEYS
+    assert result["status"] == "ok", result["message"]
+    assert result["targets"][0]["label"] == "cup"
+    assert graph.alive()
+
+
+def test_say_without_a_node_fails_with_one_line() -> None:
+    # A domain no test node lives on (conftest picks 100..200), so nothing can answer.
+    empty_domain = "231" if os.environ.get("ROS_DOMAIN_ID") != "231" else "232"
+    env = dict(os.environ, ROS_DOMAIN_ID=empty_domain, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    proc = run_cli("say", "grab the red cup", "--wait", "2", env=env, timeout_s=60.0)
+    line = assert_one_line_error(proc)
+    assert "/vlm_ros" in line
+    assert proc.stdout == ""
