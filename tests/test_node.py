@@ -20,7 +20,7 @@ CAMERA_POSE = "[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]"  # 1 m up, looking along base +x
 def graph():
     # The test camera publishes reliable, as most RGB-D drivers do; best-effort readers lose
     # most large images over Fast DDS UDP, which would make these tests flaky, not stricter.
-    graph = RosGraph(["-p", f"camera_pose_in_base:={CAMERA_POSE}", "-p", "follow_rate_hz:=0.0",
+    graph = RosGraph(["-p", f"camera_pose_in_base:={CAMERA_POSE}", "-p", "follow_rate_hz:=5.0",
                       "-p", "image_reliability:=reliable"])
     yield graph
     graph.close()
@@ -161,3 +161,20 @@ def test_stop_publishes_a_stop_signal(graph: RosGraph) -> None:
     assert result["instruction"]["action"] == "stop"
     assert result["goals"] == []
     assert graph.wait_for("stop", stops + 1)
+
+
+def test_follow_reissues_goals_until_stop(graph: RosGraph) -> None:
+    rgb = load_photo("dog")
+    h, w = rgb.shape[:2]
+    graph.show(rgb, _ground_plane(w, h, near=2.0, far=8.0), scenes.intrinsics_for(w, h))
+    goals = graph.listener.count("goal_pose")
+    result = graph.say("follow the dog")
+    assert result["status"] == "ok", result["message"]
+    assert result["instruction"]["action"] == "follow"
+    # Re-grounded on new frames at follow_rate_hz (5 Hz): several goals within two seconds.
+    assert graph.wait_for("goal_pose", goals + 4, timeout_s=4.0)
+    assert graph.say("stop")["status"] == "ok"
+    time.sleep(0.5)  # a follow grounding in flight when the stop arrived is suppressed
+    after_stop = graph.listener.count("goal_pose")
+    time.sleep(1.5)
+    assert graph.listener.count("goal_pose") == after_stop
