@@ -35,7 +35,7 @@ def test_registry_builds_it_with_the_coco_vocabulary():
     backend = create_backend("ssd_coco", score_threshold=0.5)
     assert backend.name == "ssd_coco"
     assert backend.vocabulary == frozenset(COCO_LABELS.values())
-    assert backend.describe()["open_vocabulary"] is False
+    assert backend.info()["open_vocabulary"] is False
 
 
 def test_coffee_cup(backend):

@@ -146,7 +146,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     for name in sorted(REGISTRY):
         try:
             backend = create_backend(name)
-            rows.append({"name": name, "usable": True, **backend.describe()})
+            rows.append({"name": name, "usable": True, **backend.info()})
         except BackendError as exc:
             rows.append({"name": name, "usable": False, "error": str(exc)})
     print(json.dumps(rows, indent=2))

@@ -5,11 +5,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.backends.base import Backend, BackendError, CapabilityError
 
 # name -> "module:class".  A new model family is one entry here plus its adapter module.
 REGISTRY: dict[str, str] = {
     "ssd_coco": "vlm_ros.backends.ssd_coco:SsdCocoBackend",
+    "owl": "vlm_ros.backends.owl:OwlBackend",
+    "grounding_dino": "vlm_ros.backends.grounding_dino:GroundingDinoBackend",
+    "florence2": "vlm_ros.backends.florence2:Florence2Backend",
+    "qwen_vl": "vlm_ros.backends.qwen_vl:QwenVlBackend",
+    "openai": "vlm_ros.backends.openai:OpenAiBackend",
 }
 
 DEFAULT_BACKEND = "ssd_coco"
@@ -24,8 +29,13 @@ def create_backend(name: str = DEFAULT_BACKEND, **options: Any) -> Backend:
             f"unknown backend {name!r}; available: {', '.join(sorted(REGISTRY))}"
         ) from None
     module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**options)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendError(
+            f"backend {name!r} needs packages that are not installed ({exc.name}); "
+            f"install them with: pip install 'vlm_ros[vlm]'") from exc
+    return getattr(module, class_name)(**options)
 
 
-__all__ = ["Backend", "BackendError", "REGISTRY", "DEFAULT_BACKEND", "create_backend"]
+__all__ = ["Backend", "BackendError", "CapabilityError", "REGISTRY", "DEFAULT_BACKEND", "create_backend"]

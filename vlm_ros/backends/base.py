@@ -20,19 +20,26 @@ class BackendError(RuntimeError):
     """A backend could not load or run; the message says what to do about it."""
 
 
+class CapabilityError(BackendError):
+    """The backend cannot do this (e.g. a closed-set detector asked to caption an image)."""
+
+
 class Backend(ABC):
-    """Image + query phrases -> detections.
+    """Image + query phrases -> detections, plus optional captioning, VQA and relevance maps.
 
     ``vocabulary`` is the closed label set of a fixed-class detector (COCO for the default), or
     None for open-vocabulary models that accept any phrase.  The core uses it to map command nouns
     to labels and to answer ``not_found`` for nouns the model cannot see at all.
+    ``capabilities`` lists what beyond ``detect`` the backend does: "describe" (caption a frame),
+    "ask" (visual question answering), "relevance" (a per-pixel map for a phrase).
     """
 
     name: str = "base"
     vocabulary: frozenset[str] | None = None
     # True for models that resolve a whole referring expression themselves (Qwen-VL, Florence-2);
-    # the core then skips colour/location filtering it would otherwise do.
+    # the core then sends the full phrase and skips colour/location filtering it would otherwise do.
     resolves_referring_expressions: bool = False
+    capabilities: frozenset[str] = frozenset()
 
     @abstractmethod
     def detect(self, rgb: np.ndarray, queries: Sequence[str]) -> list[Detection]:
@@ -41,9 +48,22 @@ class Backend(ABC):
         Boxes are in pixels of ``rgb``.  An empty ``queries`` means "everything you can see".
         """
 
+    def describe(self, rgb: np.ndarray) -> str:
+        """A one-paragraph caption of the image."""
+        raise CapabilityError(f"backend {self.name!r} cannot describe images")
+
+    def ask(self, rgb: np.ndarray, question: str) -> str:
+        """A short answer to ``question`` about the image."""
+        raise CapabilityError(f"backend {self.name!r} cannot answer questions")
+
+    def relevance_map(self, rgb: np.ndarray, phrase: str) -> np.ndarray:
+        """HxW float32 in [0, 1]: how much each pixel of ``rgb`` answers ``phrase``."""
+        raise CapabilityError(f"backend {self.name!r} has no relevance map")
+
     def warmup(self) -> None:
         """Run once on a dummy image so the first real command does not pay start-up costs."""
         self.detect(np.zeros((64, 64, 3), np.uint8), [])
 
-    def describe(self) -> dict[str, object]:
-        return {"name": self.name, "open_vocabulary": self.vocabulary is None}
+    def info(self) -> dict[str, object]:
+        return {"name": self.name, "open_vocabulary": self.vocabulary is None,
+                "capabilities": sorted(self.capabilities)}

@@ -227,9 +227,9 @@ class SsdCocoBackend(Backend):
             ))
         return detections
 
-    def describe(self) -> dict[str, object]:
+    def info(self) -> dict[str, object]:
         return {
-            **super().describe(),
+            **super().info(),
             "model": str(self.weights_path),
             "device": self.device,
             "input_size": self.input_size,

@@ -1,0 +1,106 @@
+"""Shared plumbing for the transformers-based adapters: device/dtype choice and model loading.
+
+Every adapter loads through ``load_pretrained`` so the behaviour users see is the same for each
+model family: a local folder or a hub id; offline when the weights are already on disk
+(HF_HUB_OFFLINE=1 or no network); a clear BackendError with advice when the id is unknown, the
+weights are not cached and the hub cannot be reached, or the GPU runs out of memory (then the
+model is retried on the CPU, loudly).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from vlm_ros.backends.base import BackendError
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - the registry turns this into advice
+    raise ImportError("torch is required for the transformers backends", name="torch") from exc
+
+LOG = logging.getLogger("vlm_ros.backends")
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> cuda when available, else cpu; "cuda" without a GPU is an error, not a surprise."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendError(f"device {device!r} requested but no CUDA GPU is available; "
+                           "use device: auto or cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise BackendError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N)") from exc
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """"auto" -> float16 on a GPU (bfloat16 where supported), float32 on the CPU."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise BackendError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}") from None
+
+
+def _is_local(model: str) -> bool:
+    return Path(model).expanduser().exists()
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+
+
+def load_pretrained(loader: Any, model: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(model, **kwargs)`` with errors a robot operator can act on.
+
+    ``loader`` is a transformers model or processor class.  A local folder is loaded as is; a hub
+    id is looked up in the local cache first when HF_HUB_OFFLINE is set, else downloaded (with
+    the hub's progress bar on first download).
+    """
+    if not model:
+        raise BackendError("no model given: set the `model` parameter to a hub id or a folder")
+    source = str(Path(model).expanduser()) if _is_local(model) else model
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        if _is_local(model):
+            raise BackendError(f"cannot load {loader.__name__} from folder {source}: {exc}") from exc
+        where = "the hub is switched off (HF_HUB_OFFLINE)" if _offline() else \
+            "the hub could not be reached or does not know this id"
+        raise BackendError(
+            f"cannot load {model!r}: not in the local cache and {where}. On a machine with "
+            f"network run `huggingface-cli download {model}` (or set `model` to a local "
+            f"folder holding the weights). Detail: {exc}") from exc
+
+
+def place_model(model: Any, device: torch.device, dtype: torch.dtype) -> tuple[Any, torch.device]:
+    """Move ``model`` to ``device``/``dtype`` in eval mode; on GPU OOM fall back to the CPU."""
+    try:
+        return model.to(device=device, dtype=dtype).eval(), device
+    except torch.cuda.OutOfMemoryError:
+        LOG.error("out of GPU memory loading %s; falling back to the CPU (slow). Use a smaller "
+                  "model, dtype float16, or free the GPU.", type(model).__name__)
+        torch.cuda.empty_cache()
+        return model.to(device="cpu", dtype=torch.float32).eval(), torch.device("cpu")
+
+
+def to_device(batch: Any, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    """A processor's output as model kwargs on ``device``; floating tensors take ``dtype``
+    (token ids and masks stay integer)."""
+    moved: dict[str, Any] = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device)
+            if value.is_floating_point():
+                value = value.to(dtype)
+        moved[key] = value
+    return moved
