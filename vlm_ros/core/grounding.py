@@ -148,7 +148,7 @@ def ground_query(
         unknown = _first_unknown_noun(query, backend)
         if unknown is not None:
             return _unknown_noun(unknown, backend)
-        detections = backend.detect(frame.rgb, _phrases(query, backend))
+        detections = backend.detect(frame.rgb, detection_queries(query, backend))
     context.detections = list(detections)
     return _Grounder(query, context).run().outcome
 
@@ -165,8 +165,8 @@ def _first_unknown_noun(query: ObjectQuery | None, backend: Backend) -> str | No
     return None
 
 
-def _phrases(query: ObjectQuery, backend: Backend) -> list[str]:
-    """Queries for one detect() call covering the target and all its anchors."""
+def detection_queries(query: ObjectQuery, backend: Backend) -> list[str]:
+    """Queries for one detect() call covering the target and all its anchors ([] = all)."""
     if backend.resolves_referring_expressions:
         return [query.text or _query_name(query)]
     phrases: list[str] = []

@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from vlm_ros.backends.base import Backend, BackendError
 from vlm_ros.core.geometry import FrameResolver, object_center_3d
 from vlm_ros.core.goals import GoalConfig, make_goals
-from vlm_ros.core.grounding import GroundingConfig, GroundingOutcome, ground_query
+from vlm_ros.core.grounding import (
+    GroundingConfig,
+    GroundingOutcome,
+    detection_queries,
+    ground_query,
+)
 from vlm_ros.core.instruction import merge_followup, parse_instruction
 from vlm_ros.core.types import Candidate, Frame, GroundingResult, Instruction, ObjectQuery
-from vlm_ros.core.vocabulary import query_phrases
 
 # Pronouns that refer to the object the robot last acted on ("put it in the bowl").
 _PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
@@ -102,22 +106,25 @@ class Pipeline:
                                    message=f"'{instruction.action}' needs an object to act on")
 
         t0 = time.perf_counter()
+        cfg = self.config.grounding
         try:
-            detections = self.backend.detect(frame.rgb, self._phrases(queries))
+            # One model pass for target, destination and anchors - except for backends that
+            # ground whole referring expressions, which get one pass per expression.
+            detections = None
+            if not self.backend.resolves_referring_expressions:
+                detections = self.backend.detect(frame.rgb, self._union_queries(queries))
+            timing["model"] = (time.perf_counter() - t0) * 1000.0
+            t0 = time.perf_counter()
+            target: GroundingOutcome | None = None
+            if target_query is not None:
+                target = ground_query(target_query, frame, self.backend, cfg, detections)
+            destination: GroundingOutcome | None = None
+            if instruction.destination is not None:
+                destination = ground_query(instruction.destination, frame, self.backend, cfg,
+                                           detections)
         except BackendError as exc:
             return GroundingResult(status="error", instruction=instruction,
                                    message=f"backend {self.backend.name} failed: {exc}")
-        timing["model"] = (time.perf_counter() - t0) * 1000.0
-
-        t0 = time.perf_counter()
-        cfg = self.config.grounding
-        target: GroundingOutcome | None = None
-        if target_query is not None:
-            target = ground_query(target_query, frame, self.backend, cfg, detections)
-        destination: GroundingOutcome | None = None
-        if instruction.destination is not None:
-            destination = ground_query(instruction.destination, frame, self.backend, cfg,
-                                       detections)
         timing["reasoning"] = (time.perf_counter() - t0) * 1000.0
 
         result = self._decide(instruction, target, destination)
@@ -140,15 +147,13 @@ class Pipeline:
             return ObjectQuery(noun=self.last_target.label, text=query.text)
         return query
 
-    def _phrases(self, queries: list[ObjectQuery]) -> list[str]:
+    def _union_queries(self, queries: list[ObjectQuery]) -> list[str]:
         phrases: list[str] = []
         for query in queries:
-            while query is not None:
-                if query.noun:
-                    for phrase in query_phrases(query.noun, self.backend.vocabulary):
-                        if phrase not in phrases:
-                            phrases.append(phrase)
-                query = query.anchor
+            wanted = detection_queries(query, self.backend)
+            if not wanted:
+                return []  # one generic noun ("the red thing") needs every detection
+            phrases.extend(p for p in wanted if p not in phrases)
         return phrases
 
     def _decide(

@@ -1,0 +1,208 @@
+"""The owl backend (OWLv2 / OWL-ViT) on tiny random models built offline, through the real loader.
+
+No OWL weights exist offline, so each model family gets a tiny random checkpoint (config ->
+model -> save_pretrained, with a byte-level BPE tokenizer and an image processor written here).
+Random weights give random boxes, so the tests assert what must hold for any weights: phrases as
+labels, boxes in the original (non-square) photo's pixels, scores in [0, 1], the cached text path
+equal to the plain full forward, the text tower run once per query set, and a valid pipeline
+status.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    CLIPTokenizer,
+    Owlv2Config,
+    Owlv2ForObjectDetection,
+    Owlv2ImageProcessor,
+    Owlv2Processor,
+    OwlViTConfig,
+    OwlViTForObjectDetection,
+    OwlViTImageProcessor,
+    OwlViTProcessor,
+)
+
+from photos import load_photo
+from vlm_ros.backends import create_backend
+from vlm_ros.backends.base import BackendError
+from vlm_ros.backends.owl import OwlBackend
+from vlm_ros.core.pipeline import Pipeline
+from vlm_ros.core.types import STATUSES, Frame
+
+IMAGE_SIZE = 64
+MAX_TOKENS = 16
+QUERIES = ["a red cup", "a person"]
+
+# model_type -> (config, model, image processor, processor) classes of the family.
+FAMILIES = {
+    "owlv2": (Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor),
+    "owlvit": (OwlViTConfig, OwlViTForObjectDetection, OwlViTImageProcessor, OwlViTProcessor),
+}
+
+
+def _byte_alphabet() -> list[str]:
+    """GPT-2/CLIP's printable stand-in for each of the 256 bytes (byte-level BPE's base symbols)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
+
+
+def _tiny_tokenizer() -> CLIPTokenizer:
+    """A CLIP tokenizer whose vocabulary is single bytes (with and without the word end mark).
+
+    "!" is id 0 (CLIP's pad) and <|endoftext|> has the highest id, because OWL pools the text
+    at the argmax token id and treats a query whose first id is 0 as padding.
+    """
+    alphabet = _byte_alphabet()
+    tokens = alphabet + [f"{c}</w>" for c in alphabet] + ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: i for i, token in enumerate(tokens)}
+    return CLIPTokenizer(vocab=vocab, merges=[], pad_token="!", model_max_length=MAX_TOKENS)
+
+
+def _save_tiny_owl(folder: Path, model_type: str) -> Path:
+    config_cls, model_cls, image_processor_cls, processor_cls = FAMILIES[model_type]
+    tokenizer = _tiny_tokenizer()
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+             "num_attention_heads": 2}
+    config = config_cls(
+        text_config={**tower, "vocab_size": len(tokenizer), "max_position_embeddings": MAX_TOKENS,
+                     "bos_token_id": tokenizer.bos_token_id,
+                     "eos_token_id": tokenizer.eos_token_id, "pad_token_id": 0},
+        vision_config={**tower, "image_size": IMAGE_SIZE, "patch_size": 16},
+        projection_dim=32,
+    )
+    torch.manual_seed(0)
+    model_cls(config).eval().save_pretrained(folder)
+    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    image_processor = image_processor_cls(size=size, crop_size=size, do_center_crop=False)
+    processor_cls(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> OwlBackend:
+    folder = _save_tiny_owl(tmp_path_factory.mktemp(request.param), request.param)
+    return OwlBackend(model=str(folder), device="cpu", score_threshold=0.0)
+
+
+@pytest.fixture(scope="module")
+def zidane() -> np.ndarray:
+    return load_photo("zidane")  # 1280x720: non-square, so the padding frame matters
+
+
+def test_loads_the_family_named_by_the_saved_config(backend: OwlBackend) -> None:
+    expected = FAMILIES[backend.info()["model_type"]][1]
+    assert isinstance(backend.model, expected)
+    assert backend.vocabulary is None and backend.capabilities == {"relevance"}
+    assert backend.info()["open_vocabulary"] is True
+
+
+def test_detect_labels_phrases_with_boxes_in_the_original_pixels(
+    backend: OwlBackend, zidane: np.ndarray
+) -> None:
+    height, width = zidane.shape[:2]
+    detections = backend.detect(zidane, QUERIES)
+    assert detections, "score_threshold 0 keeps every visible box"
+    for det in detections:
+        assert det.label in QUERIES and det.phrase == det.label
+        assert 0.0 <= det.score <= 1.0
+        x1, y1, x2, y2 = det.bbox
+        assert 0.0 <= x1 < x2 <= width and 0.0 <= y1 < y2 <= height
+    scores = [d.score for d in detections]
+    assert scores == sorted(scores, reverse=True)
+    again = backend.detect(zidane, QUERIES)
+    assert [(d.label, d.bbox, d.score) for d in again] == \
+        [(d.label, d.bbox, d.score) for d in detections]
+
+
+def test_boxes_use_the_models_coordinate_frame(backend: OwlBackend, zidane: np.ndarray) -> None:
+    """Unclipped boxes = normalised cxcywh x (padded square side | image width/height)."""
+    height, width = zidane.shape[:2]
+    logits, boxes, _ = backend.raw_outputs(zidane, QUERIES)
+    best = int(torch.sigmoid(logits[0].max(dim=-1).values).argmax())
+    cx, cy, w, h = boxes[0, best].tolist()
+    side = max(height, width)
+    sx, sy = (side, side) if backend.family.pads_to_square else (width, height)
+    expected = np.clip([(cx - w / 2) * sx, (cy - h / 2) * sy, (cx + w / 2) * sx,
+                        (cy + h / 2) * sy], 0, [width, height, width, height])
+    found = [d.bbox for d in backend.detect(zidane, QUERIES)]
+    if expected[2] - expected[0] >= 1 and expected[3] - expected[1] >= 1:
+        assert np.allclose(found[0], expected, atol=1e-3)  # the best box survives NMS first
+
+
+def test_cached_text_path_equals_the_full_forward(backend: OwlBackend, zidane: np.ndarray) -> None:
+    inputs = backend.processor(text=[QUERIES], images=zidane, return_tensors="pt")
+    with torch.inference_mode():
+        full = backend.model(**inputs)
+    logits, boxes, grid = backend.raw_outputs(zidane, QUERIES)
+    assert logits.shape == full.logits.shape == (1, grid[0] * grid[1], len(QUERIES))
+    torch.testing.assert_close(logits, full.logits.float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(boxes, full.pred_boxes.float(), rtol=1e-5, atol=1e-5)
+
+
+def test_text_tower_runs_once_per_query_set(backend: OwlBackend, zidane: np.ndarray) -> None:
+    calls: list[int] = []
+    hook = backend.text_model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        fresh = ["a blue bowl", "a chair"]
+        backend.detect(zidane, fresh)
+        backend.detect(zidane[::-1].copy(), fresh)  # another frame, same command
+        assert len(calls) == 1
+        backend.detect(zidane, ["a dog"])
+        assert len(calls) == 2
+    finally:
+        hook.remove()
+
+
+def test_empty_queries_detect_nothing(backend: OwlBackend, zidane: np.ndarray) -> None:
+    assert backend.detect(zidane, []) == []
+    assert backend.detect(zidane, ["", "  "]) == []
+
+
+def test_relevance_map_covers_the_image(backend: OwlBackend) -> None:
+    coffee = load_photo("coffee")  # 600x400
+    relevance = backend.relevance_map(coffee, "a cup")
+    assert relevance.shape == coffee.shape[:2] and relevance.dtype == np.float32
+    assert 0.0 <= relevance.min() and relevance.max() <= 1.0
+    assert relevance.std() > 0  # patches differ: it is a map, not a constant
+
+
+def test_detect_by_example_finds_boxes_in_the_image(backend: OwlBackend, zidane: np.ndarray) -> None:
+    example = zidane[200:500, 500:800].copy()
+    detections = backend.detect_by_example(zidane, example)
+    height, width = zidane.shape[:2]
+    assert detections
+    for det in detections:
+        assert det.label == "example" and 0.0 <= det.score <= 1.0
+        x1, y1, x2, y2 = det.bbox
+        assert 0.0 <= x1 < x2 <= width and 0.0 <= y1 < y2 <= height
+
+
+def test_pipeline_handles_a_command(backend: OwlBackend) -> None:
+    frame = Frame(rgb=load_photo("coffee"))
+    result = Pipeline(backend).handle("grab the cup", frame)
+    assert result.status in {"ok", "not_found", "ambiguous"}
+    assert result.status in STATUSES
+
+
+def test_registry_creates_the_owl_backend(tmp_path: Path) -> None:
+    folder = _save_tiny_owl(tmp_path / "owlv2", "owlv2")
+    created = create_backend("owl", model=str(folder), device="cpu")
+    assert isinstance(created, OwlBackend) and created.name == "owl"
+
+
+def test_unknown_model_offline_raises_with_advice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    with pytest.raises(BackendError, match="huggingface-cli download"):
+        OwlBackend(model="nobody/no-such-owl-model", device="cpu")
+    with pytest.raises(BackendError, match="folder"):
+        OwlBackend(model=str(tmp_path), device="cpu")  # exists, but holds no config
