@@ -23,7 +23,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
-from std_msgs.msg import Empty
+from std_msgs.msg import Empty, String
 from visualization_msgs.msg import MarkerArray
 
 from vlm_ros.core.types import CameraIntrinsics
@@ -51,6 +51,7 @@ class Listener(Node):
         self.create_subscription(MarkerArray, "/vlm_ros/markers", self._store("markers"),
                                  reliable)
         self.create_subscription(Empty, "/vlm_ros/stop", self._store("stop"), reliable)
+        self.create_subscription(String, "/vlm_ros/answer", self._store("answer"), reliable)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._store("diagnostics"),
                                  reliable)
         self.create_subscription(Image, "/vlm_ros/debug_image", self._store("debug_image"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from photos import load_photo
 from transformers import (
     CLIPTokenizer,
     Owlv2Config,
@@ -27,7 +28,6 @@ from transformers import (
     OwlViTProcessor,
 )
 
-from photos import load_photo
 from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.owl import OwlBackend
@@ -78,7 +78,13 @@ def _save_tiny_owl(folder: Path, model_type: str) -> Path:
         projection_dim=32,
     )
     torch.manual_seed(0)
-    model_cls(config).eval().save_pretrained(folder)
+    model = model_cls(config).eval()
+    # Random box heads saturate the sigmoid (zero-width boxes); a near-zero last layer leaves each
+    # patch's box at the model's grid prior plus a little noise, as a trained model roughly is.
+    with torch.no_grad():
+        model.box_head.dense2.weight.normal_(std=0.01)
+        model.box_head.dense2.bias.zero_()
+    model.save_pretrained(folder)
     size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     image_processor = image_processor_cls(size=size, crop_size=size, do_center_crop=False)
     processor_cls(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from photos import load_photo
 from ros_harness import RosGraph
+from std_msgs.msg import String
 
 from vlm_ros import scenes
 from vlm_ros.ros.convert import array_to_image
@@ -178,3 +180,15 @@ def test_follow_reissues_goals_until_stop(graph: RosGraph) -> None:
     after_stop = graph.listener.count("goal_pose")
     time.sleep(1.5)
     assert graph.listener.count("goal_pose") == after_stop
+
+
+def test_ask_on_a_detector_backend_answers_with_an_error_not_a_crash(graph: RosGraph) -> None:
+    graph.show(*scenes.coffee())
+    answers = graph.listener.count("answer")
+    graph.client.create_publisher(String, "/vlm_ros/ask", 10).publish(
+        String(data="what colour is the cup?"))
+    assert graph.wait_for("answer", answers + 1, timeout_s=10.0)
+    answer = json.loads(graph.listener.received["answer"][-1].data)
+    assert answer["status"] == "error" and "cannot answer" in answer["message"]
+    assert graph.alive()
+    assert graph.say("grab the red cup")["status"] == "ok"

@@ -6,6 +6,8 @@
     vlm-ros say "TEXT" [--wait S]          # text teleop: publish a command, print the result
     vlm-ros camera --image PATH [...]      # publish a photo as an RGB-D camera would
     vlm-ros demo [--out DIR]               # the README's main job
+    vlm-ros describe --image PATH          # caption (VLM backends)
+    vlm-ros ask --image PATH --question Q  # visual question answering (VLM backends)
     vlm-ros backends                       # what is installed and usable
 """
 
@@ -21,17 +23,38 @@ import cv2
 from vlm_ros.backends import DEFAULT_BACKEND, REGISTRY, BackendError, create_backend
 
 
-def _add_backend_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(REGISTRY))
+def _add_backend_args(parser: argparse.ArgumentParser, default: str = DEFAULT_BACKEND) -> None:
+    parser.add_argument("--backend", default=default, choices=sorted(REGISTRY))
     parser.add_argument("--model", default="", help="model id or local path (backend-specific)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--dtype", default="auto", help="auto | float16 | bfloat16 | float32")
     parser.add_argument("--score-threshold", type=float, default=0.3)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="adapter-specific option, e.g. base_url=http://host:8000/v1")
 
 
 def _backend_from_args(args: argparse.Namespace) -> Any:
     options: dict[str, Any] = {"score_threshold": args.score_threshold}
     if args.model:
         options["model"] = args.model
+    if args.device != "auto":
+        options["device"] = args.device
+    if args.dtype != "auto":
+        options["dtype"] = args.dtype
+    for item in args.option:
+        key, _, value = item.partition("=")
+        options[key.strip()] = _literal(value.strip())
     return create_backend(args.backend, **options)
+
+
+def _literal(text: str) -> Any:
+    """KEY=VALUE values: numbers and booleans as such, anything else as text."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def _fail(message: str) -> int:
@@ -141,15 +164,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_photo_demo(args.out)
 
 
+def cmd_describe(args: argparse.Namespace) -> int:
+    return _image_question(args, None)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    return _image_question(args, args.question)
+
+
+def _image_question(args: argparse.Namespace, question: str | None) -> int:
+    """describe (question None) or ask: one answer about one image, as text or JSON."""
+    import time
+
+    from vlm_ros.core.io import InputError, load_image
+
+    try:
+        rgb = load_image(args.image)
+        backend = _backend_from_args(args)
+        started = time.perf_counter()
+        answer = backend.describe(rgb) if question is None else backend.ask(rgb, question)
+    except (InputError, BackendError) as exc:
+        return _fail(str(exc))
+    result = {"backend": backend.name, "question": question, "answer": answer,
+              "latency_ms": round((time.perf_counter() - started) * 1000.0, 1)}
+    print(json.dumps(result, ensure_ascii=False) if args.json else answer)
+    return 0
+
+
 def cmd_backends(args: argparse.Namespace) -> int:
-    rows = []
-    for name in sorted(REGISTRY):
-        try:
-            backend = create_backend(name)
-            rows.append({"name": name, "usable": True, **backend.info()})
-        except BackendError as exc:
-            rows.append({"name": name, "usable": False, "error": str(exc)})
-    print(json.dumps(rows, indent=2))
+    from vlm_ros.backends.inventory import inventory
+
+    print(json.dumps(inventory(load_default=args.load), indent=2))
     return 0
 
 
@@ -191,7 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="ground a real photo end to end through the node")
     demo.add_argument("--out", default="out/demo")
 
-    sub.add_parser("backends", help="list backends and whether they load here")
+    for name, helptext in (("describe", "caption an image with a VLM backend"),
+                           ("ask", "answer a question about an image with a VLM backend")):
+        vqa = sub.add_parser(name, help=helptext)
+        vqa.add_argument("--image", required=True)
+        if name == "ask":
+            vqa.add_argument("--question", required=True)
+        vqa.add_argument("--json", action="store_true")
+        _add_backend_args(vqa, default="qwen_vl")
+
+    backends = sub.add_parser("backends", help="list backends: installed, usable, capabilities")
+    backends.add_argument("--load", action="store_true",
+                          help="also load each backend's default model (may download)")
     return parser
 
 
@@ -201,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_node(argparse.Namespace(), argv[1:])
     args = build_parser().parse_args(argv)
     handlers = {"ground": cmd_ground, "say": cmd_say, "camera": cmd_camera, "demo": cmd_demo,
-                "backends": cmd_backends}
+                "describe": cmd_describe, "ask": cmd_ask, "backends": cmd_backends}
     return handlers[args.command_name](args)
 
 

@@ -224,10 +224,6 @@ class OpenAiBackend(Backend):
         prompt = ASK_PROMPT.format(question=question.strip())
         return extract_answer_text(self._chat(image, prompt, json_answer=False))
 
-    def warmup(self) -> None:
-        """A tiny describe: checks the server is up and the model loaded (no detection needed)."""
-        self.describe(np.zeros((32, 32, 3), np.uint8))
-
     def info(self) -> dict[str, object]:
         return {**super().info(), "model": self.model, "base_url": self.base_url,
                 "max_image_side": self.max_image_side, "json_mode": self.json_mode,

@@ -53,3 +53,14 @@ def _banner(image: np.ndarray, result: GroundingResult) -> None:
     image[top:] = (image[top:] * 0.35).astype(image.dtype)
     cv2.putText(image, banner, (8, image.shape[0] - base - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 _STATUS.get(result.status, _OTHER), 2, cv2.LINE_AA)
+
+
+def overlay_heatmap(rgb: np.ndarray, relevance: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a HxW [0, 1] relevance map (resized if needed) over ``rgb`` as a colour map."""
+    height, width = rgb.shape[:2]
+    heat = np.nan_to_num(np.asarray(relevance, np.float32), nan=0.0).clip(0.0, 1.0)
+    if heat.shape != (height, width):
+        heat = cv2.resize(heat, (width, height), interpolation=cv2.INTER_LINEAR)
+    colored = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(rgb, 1.0 - alpha, colored, alpha, 0.0)

@@ -9,6 +9,7 @@ node or publish a goal the core did not produce.
 from __future__ import annotations
 
 import collections
+import json
 import queue
 import threading
 import time
@@ -28,7 +29,7 @@ from std_msgs.msg import Empty, Header, String
 from visualization_msgs.msg import MarkerArray
 
 from vlm_ros.backends import BackendError, create_backend
-from vlm_ros.core.annotate import annotate
+from vlm_ros.core.annotate import annotate, overlay_heatmap
 from vlm_ros.core.geometry import StaticFrameResolver
 from vlm_ros.core.instruction import parse_instruction
 from vlm_ros.core.pipeline import Pipeline
@@ -63,7 +64,7 @@ class _Command:
     text: str
     received: float
     stop_epoch: int
-    follow_tick: bool = False  # re-ground the command being followed, not new text
+    kind: str = "command"  # command | follow (re-ground the followed target) | ask | describe
 
 
 class VlmRosNode(Node):
@@ -97,6 +98,8 @@ class VlmRosNode(Node):
         self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, camera_qos)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(String, "~/command", self._on_command, reliable)
+        self.create_subscription(String, "~/ask", self._on_ask, reliable)
+        self.create_subscription(Empty, "~/describe", self._on_describe, reliable)
 
         # ---- outputs
         self.result_pub = self.create_publisher(String, "~/result", reliable)
@@ -108,6 +111,8 @@ class VlmRosNode(Node):
             "look": self.create_publisher(PoseStamped, "~/target_pose", reliable),
         }
         self.stop_pub = self.create_publisher(Empty, "~/stop", reliable)
+        self.answer_pub = self.create_publisher(String, "~/answer", reliable)
+        self.relevance_pub = self.create_publisher(Image, "~/relevance_image", reliable)
         self.marker_pub = self.create_publisher(MarkerArray, "~/markers", reliable)
         # Reliable: one debug image per result, not a stream, so losing it loses the answer's
         # picture (best-effort viewers can still subscribe to a reliable publisher).
@@ -221,11 +226,25 @@ class VlmRosNode(Node):
         except queue.Full:
             self._publish_rejection(text, "busy: too many commands waiting; try again")
 
+    def _on_ask(self, msg: String) -> None:
+        self._enqueue(_Command(msg.data[:int(self.settings.max_command_length)], time.monotonic(),
+                               self._stop_epoch, kind="ask"))
+
+    def _on_describe(self, _msg: Empty) -> None:
+        self._enqueue(_Command("", time.monotonic(), self._stop_epoch, kind="describe"))
+
+    def _enqueue(self, command: _Command) -> None:
+        try:
+            self._commands.put_nowait(command)
+        except queue.Full:
+            self._publish_answer(command, status="rejected",
+                                 message="busy: too many requests waiting; try again")
+
     def _on_follow_tick(self) -> None:
         if self._follow is not None and self._commands.empty():
             try:
                 self._commands.put_nowait(_Command("", time.monotonic(), self._stop_epoch,
-                                                   follow_tick=True))
+                                                   kind="follow"))
             except queue.Full:
                 pass
 
@@ -254,8 +273,10 @@ class VlmRosNode(Node):
             except queue.Empty:
                 continue
             try:
-                if command.follow_tick:
+                if command.kind == "follow":
                     self._follow_step(command)
+                elif command.kind in ("ask", "describe"):
+                    self._answer(command)
                 else:
                     self._handle(command)
             except Exception as exc:  # the node keeps serving whatever goes wrong
@@ -301,6 +322,48 @@ class VlmRosNode(Node):
                                        and instruction.action == "follow") else None
         self._follow_last_frame = frame.stamp
         self._publish(result, frame, command)
+
+    def _answer(self, command: _Command) -> None:
+        """~/ask and ~/describe: one answer about the next camera frame, on ~/answer."""
+        if command.kind == "ask" and not command.text.strip():
+            self._publish_answer(command, status="rejected", message="empty question")
+            return
+        snapshot = self._wait_for_frame(command.received)
+        if snapshot is None:
+            self._publish_answer(command, status="error", message="no camera frame")
+            return
+        try:
+            frame = self._to_frame(*snapshot)
+            started = time.perf_counter()
+            with self._pipeline_lock:
+                answer = (self.backend.describe(frame.rgb) if command.kind == "describe"
+                          else self.backend.ask(frame.rgb, command.text))
+        except (ConversionError, BackendError) as exc:
+            self._publish_answer(command, status="error", message=str(exc))
+            return
+        self._publish_answer(command, status="ok", answer=answer,
+                             latency_ms=(time.perf_counter() - started) * 1000.0)
+
+    def _publish_answer(self, command: _Command, status: str, message: str = "",
+                        answer: str = "", latency_ms: float | None = None) -> None:
+        payload = {"status": status, "kind": command.kind, "question": command.text or None,
+                   "answer": answer, "message": message, "backend": self.backend.name,
+                   "latency_ms": None if latency_ms is None else round(latency_ms, 1)}
+        self.answer_pub.publish(String(data=json.dumps(payload, ensure_ascii=False)))
+
+    def _publish_relevance(self, result: GroundingResult, frame: Frame, header: Header) -> None:
+        """The chosen target's relevance map over the image, for explainability."""
+        target = result.targets[0]
+        phrase = (result.instruction.target.text if result.instruction
+                  and result.instruction.target else "") or target.label
+        try:
+            with self._pipeline_lock:
+                relevance = self.backend.relevance_map(frame.rgb, phrase)
+        except BackendError as exc:
+            self.get_logger().warning(f"no relevance map: {exc}")
+            return
+        self.relevance_pub.publish(array_to_image(overlay_heatmap(frame.rgb, relevance),
+                                                  "rgb8", header))
 
     def _follow_step(self, command: _Command) -> None:
         instruction = self._follow
@@ -450,6 +513,9 @@ class VlmRosNode(Node):
                 self._interfaces, result, header, goal_msgs))
         if self.settings.publish_debug_image and frame is not None:
             self.debug_pub.publish(array_to_image(annotate(frame.rgb, result), "rgb8", header))
+        if (self.settings.publish_relevance and frame is not None and result.targets
+                and "relevance" in self.backend.capabilities and command.kind == "command"):
+            self._publish_relevance(result, frame, header)
         said = result.instruction.text if result.instruction else ""
         line = f"[{result.status}] {said[:80]!r}: {result.message}"
         # rclpy refuses one call site logging at two severities, hence two calls.

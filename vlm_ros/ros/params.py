@@ -44,6 +44,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "max_command_length": (1000, "longer commands are rejected"),
     "publish_debug_image": (True, "publish ~/debug_image"),
     "publish_markers": (True, "publish ~/markers"),
+    "publish_relevance": (True, "publish ~/relevance_image for backends with relevance maps"),
     "warmup": (True, "run the model once at start-up"),
 }
 
