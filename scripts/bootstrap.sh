@@ -16,4 +16,9 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
+if [[ ",${extras}," == *",vlm,"* ]] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  # Pin torch first: an unpinned torch pulls a multi-GB CUDA build.  2.13.0 resolves to the
+  # CPU wheel on CI machines; on a GPU machine install the torch you want before this script.
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+fi
 .venv/bin/python -m pip install -q -e ".[${extras}]"

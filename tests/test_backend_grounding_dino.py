@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
+from photos import load_photo  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForZeroShotObjectDetection,
     BertConfig,
@@ -28,7 +29,6 @@ from transformers import (  # noqa: E402
     SwinConfig,
 )
 
-from photos import load_photo  # noqa: E402
 from vlm_ros.backends import create_backend  # noqa: E402
 from vlm_ros.backends.base import BackendError  # noqa: E402
 from vlm_ros.backends.grounding_dino import (  # noqa: E402
@@ -53,7 +53,7 @@ def _bert_vocab() -> list[str]:
     return vocab
 
 
-def _save_tiny_model(folder: Path, config_class: type) -> Path:
+def save_tiny_grounding_dino(folder: Path, config_class: type) -> Path:
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,7 +81,7 @@ def _save_tiny_model(folder: Path, config_class: type) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _save_tiny_model(tmp_path_factory.mktemp("grounding_dino"), GroundingDinoConfig)
+    return save_tiny_grounding_dino(tmp_path_factory.mktemp("grounding_dino"), GroundingDinoConfig)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +203,7 @@ def test_missing_folder_is_a_backend_error(tmp_path: Path) -> None:
 def test_mm_grounding_dino_loads_through_the_same_adapter(
     tmp_path: Path, zidane: np.ndarray
 ) -> None:
-    folder = _save_tiny_model(tmp_path / "mm", MMGroundingDinoConfig)
+    folder = save_tiny_grounding_dino(tmp_path / "mm", MMGroundingDinoConfig)
     mm = GroundingDinoBackend(model=str(folder), device="cpu", score_threshold=0.0,
                               text_threshold=0.0)
     assert mm.info()["model_type"] == "mm-grounding-dino"

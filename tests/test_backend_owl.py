@@ -65,7 +65,7 @@ def _tiny_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=[], pad_token="!", model_max_length=MAX_TOKENS)
 
 
-def _save_tiny_owl(folder: Path, model_type: str) -> Path:
+def save_tiny_owl(folder: Path, model_type: str) -> Path:
     config_cls, model_cls, image_processor_cls, processor_cls = FAMILIES[model_type]
     tokenizer = _tiny_tokenizer()
     tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
@@ -93,7 +93,7 @@ def _save_tiny_owl(folder: Path, model_type: str) -> Path:
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> OwlBackend:
-    folder = _save_tiny_owl(tmp_path_factory.mktemp(request.param), request.param)
+    folder = save_tiny_owl(tmp_path_factory.mktemp(request.param), request.param)
     return OwlBackend(model=str(folder), device="cpu", score_threshold=0.0)
 
 
@@ -138,12 +138,21 @@ def test_boxes_use_the_models_coordinate_frame(backend: OwlBackend, zidane: np.n
     expected = np.clip([(cx - w / 2) * sx, (cy - h / 2) * sy, (cx + w / 2) * sx,
                         (cy + h / 2) * sy], 0, [width, height, width, height])
     found = [d.bbox for d in backend.detect(zidane, QUERIES)]
-    if expected[2] - expected[0] >= 1 and expected[3] - expected[1] >= 1:
-        assert np.allclose(found[0], expected, atol=1e-3)  # the best box survives NMS first
+    assert expected[2] - expected[0] >= 1 and expected[3] - expected[1] >= 1
+    assert np.allclose(found[0], expected, atol=1e-3)  # the best box survives NMS first
+
+
+def test_owlv2_input_keeps_the_aspect_ratio(backend: OwlBackend, zidane: np.ndarray) -> None:
+    shrunk = backend.model_input(zidane)
+    if backend.family.pads_to_square:
+        assert shrunk.shape == (36, 64, 3)  # 1280x720 -> long side = the model's 64
+    else:
+        assert shrunk is zidane  # OWL-ViT stretches to its square itself
 
 
 def test_cached_text_path_equals_the_full_forward(backend: OwlBackend, zidane: np.ndarray) -> None:
-    inputs = backend.processor(text=[QUERIES], images=zidane, return_tensors="pt")
+    image = backend.model_input(zidane)  # OWLv2: the photo shrunk to the model's long side
+    inputs = backend.processor(text=[QUERIES], images=image, return_tensors="pt")
     with torch.inference_mode():
         full = backend.model(**inputs)
     logits, boxes, grid = backend.raw_outputs(zidane, QUERIES)
@@ -198,7 +207,7 @@ def test_pipeline_handles_a_command(backend: OwlBackend) -> None:
 
 
 def test_registry_creates_the_owl_backend(tmp_path: Path) -> None:
-    folder = _save_tiny_owl(tmp_path / "owlv2", "owlv2")
+    folder = save_tiny_owl(tmp_path / "owlv2", "owlv2")
     created = create_backend("owl", model=str(folder), device="cpu")
     assert isinstance(created, OwlBackend) and created.name == "owl"
 
@@ -207,8 +216,18 @@ def test_unknown_model_offline_raises_with_advice(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     with pytest.raises(BackendError, match="huggingface-cli download"):
         OwlBackend(model="nobody/no-such-owl-model", device="cpu")
     with pytest.raises(BackendError, match="folder"):
         OwlBackend(model=str(tmp_path), device="cpu")  # exists, but holds no config
+
+
+def test_bfloat16_weights_take_matching_inputs(backend: OwlBackend, zidane: np.ndarray) -> None:
+    """dtype flows from the loaded weights to pixels and text tokens (the GPU path, on the CPU)."""
+    half = OwlBackend(model=backend.model_id, device="cpu", dtype="bfloat16", score_threshold=0.0)
+    assert half.info()["dtype"] == "bfloat16"
+    height, width = zidane.shape[:2]
+    for det in half.detect(zidane, QUERIES):
+        x1, y1, x2, y2 = det.bbox
+        assert det.label in QUERIES and 0.0 <= x1 < x2 <= width and 0.0 <= y1 < y2 <= height
+    assert half.relevance_map(zidane, "a person").dtype == np.float32

@@ -19,7 +19,7 @@ import ast
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -298,21 +298,28 @@ def parse_json_boxes(
 # ---------------------------------------------------------------------------- Florence-2 answers
 
 
-def _florence_shapes(bins: list[list[int]], polygons: bool) -> list[list[int]]:
-    """Location-bin runs -> [x1, y1, x2, y2] bin boxes (4 per box, or a polygon's extent)."""
-    boxes = []
-    for run in bins:
-        if polygons:
-            xs, ys = run[0:len(run) - len(run) % 2:2], run[1::2]
-            if len(xs) >= 2 and len(ys) >= 2:
-                boxes.append([min(xs), min(ys), max(xs), max(ys)])
-        else:
-            boxes.extend(run[i:i + 4] for i in range(0, len(run) - 3, 4))
-    return boxes
+def _florence_shapes(
+    runs: list[list[tuple[int, float | None]]], polygons: bool
+) -> Iterator[tuple[list[int], float | None]]:
+    """Runs of (bin, score) -> ([x1, y1, x2, y2] bins, mean score): 4 bins per box, or the
+    extent of a polygon's x, y pairs."""
+    for run in runs:
+        groups = [run] if polygons else [run[i:i + 4] for i in range(0, len(run) - 3, 4)]
+        for group in groups:
+            bins = [b for b, _ in group]
+            xs, ys = bins[0:len(bins) - len(bins) % 2:2], bins[1::2]
+            if len(xs) < 2 or len(ys) < 2:
+                continue
+            box = [min(xs), min(ys), max(xs), max(ys)] if polygons else bins
+            scores = [s for _, s in group if s is not None]
+            yield box, (sum(scores) / len(scores) if scores else None)
 
 
 def parse_florence_locations(
-    text: str, image_size: tuple[int, int], shape: str = "auto"
+    text: str,
+    image_size: tuple[int, int],
+    shape: str = "auto",
+    location_scores: Sequence[float] | None = None,
 ) -> list[ParsedBox]:
     """Florence-2 ``phrase<loc_x1><loc_y1><loc_x2><loc_y2>...`` -> boxes in image pixels.
 
@@ -320,30 +327,38 @@ def parse_florence_locations(
     we take the bin centre ((N + 0.5) * size / 1000).  A phrase followed by 8 locations has two
     boxes; phrases with no locations yield nothing.  ``shape``: "boxes" (groups of 4), "polygons"
     (x, y pairs -> their bounding box; runs split at ``<sep>``), or "auto" (polygons when the text
-    has ``<poly>``/``<sep>`` markers, else boxes).
+    has ``<poly>``/``<sep>`` markers, else boxes).  ``location_scores``, one per ``<loc_N>`` in
+    text order (e.g. the generation's token probabilities), gives each box the mean of its own.
     """
     if not isinstance(text, str) or "<loc_" not in text:
         return []
     polygons = shape == "polygons" or (shape == "auto" and ("<poly>" in text or "<sep>" in text))
     width, height = image_size
     results: list[ParsedBox] = []
-    phrase, runs, current = "", [], []  # runs: finished location runs of the current phrase
+    phrase = ""
+    runs: list[list[tuple[int, float | None]]] = []  # finished location runs of this phrase
+    current: list[tuple[int, float | None]] = []
+    n_locations = 0
 
     def flush() -> None:
         if current:
             runs.append(list(current))
             current.clear()
-        for bx1, by1, bx2, by2 in _florence_shapes(runs, polygons):
+        for (bx1, by1, bx2, by2), score in _florence_shapes(runs, polygons):
             box = ((bx1 + 0.5) * width / GRID, (by1 + 0.5) * height / GRID,
                    (bx2 + 0.5) * width / GRID, (by2 + 0.5) * height / GRID)
             clipped = clip_box(box, image_size)
             if clipped is not None:
-                results.append(ParsedBox(phrase, clipped))
+                results.append(ParsedBox(phrase, clipped, score))
         runs.clear()
 
     for loc, separator, _other_tag, words in _FLORENCE_TOKEN_RE.findall(text):
         if loc:
-            current.append(min(int(loc), int(GRID) - 1))
+            score = None
+            if location_scores is not None and n_locations < len(location_scores):
+                score = float(location_scores[n_locations])
+            current.append((min(int(loc), int(GRID) - 1), score))
+            n_locations += 1
         elif separator:
             if current:
                 runs.append(list(current))
@@ -377,3 +392,14 @@ def extract_answer_text(text: str) -> str:
         if fence:
             stripped = fence.group(1)
     return re.sub(r"\s+", " ", stripped).strip()
+
+
+
+def rgb_image_problem(rgb: object) -> str | None:
+    """Why ``rgb`` is not an HxWx3 uint8 RGB array, or None when it is (adapters raise on it)."""
+    shape = tuple(getattr(rgb, "shape", ()))
+    if str(getattr(rgb, "dtype", "")) != "uint8" or len(shape) != 3 or shape[2] != 3 \
+            or min(shape[:2]) < 1:
+        return (f"expected an HxWx3 uint8 RGB image, got "
+                f"{getattr(rgb, 'dtype', type(rgb).__name__)} {shape}")
+    return None

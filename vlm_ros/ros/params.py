@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from vlm_ros.core.geometry import camera_extrinsics
 from vlm_ros.core.goals import GoalConfig
 from vlm_ros.core.grounding import GroundingConfig
@@ -16,6 +18,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "model": ("", "model id or local path for the backend; empty = the backend's default"),
     "device": ("auto", "auto | cpu | cuda"),
     "dtype": ("auto", "auto | float16 | bfloat16 | float32 (VLM backends)"),
+    "backend_options": ("", "adapter-specific options as a YAML/JSON mapping, e.g. "
+                            "'{base_url: http://gpu-box:8000/v1, timeout_s: 10}'"),
     "score_threshold": (0.3, "detector score floor"),
     "min_match": (0.5, "attribute agreement needed for a candidate to match"),
     "ambiguity_margin": (0.15, "best two matches closer than this -> ambiguous"),
@@ -62,11 +66,15 @@ class NodeSettings:
             raise AttributeError(name) from None
 
     def backend_options(self) -> dict[str, Any]:
+        """Keyword arguments for the backend's constructor."""
         options: dict[str, Any] = {"score_threshold": float(self.values["score_threshold"])}
-        if self.values["model"]:
-            options["model"] = self.values["model"]
-        if self.values["device"] != "auto":
-            options["device"] = self.values["device"]
+        for name in ("model", "device", "dtype"):
+            if self.values[name] and self.values[name] != "auto":
+                options[name] = self.values[name]
+        extra = yaml.safe_load(self.values["backend_options"] or "{}") or {}
+        if not isinstance(extra, dict):
+            raise ValueError("backend_options must be a YAML/JSON mapping, e.g. '{timeout_s: 10}'")
+        options.update(extra)
         return options
 
     def pipeline_config(self) -> PipelineConfig:
