@@ -61,8 +61,12 @@ class Backend(ABC):
         raise CapabilityError(f"backend {self.name!r} has no relevance map")
 
     def warmup(self) -> None:
-        """Run once on a dummy image so the first real command does not pay start-up costs."""
-        self.detect(np.zeros((64, 64, 3), np.uint8), [])
+        """Run once on a dummy image so the first real command does not pay start-up costs.
+
+        Open-vocabulary models get a phrase: with no query they would skip the model entirely.
+        """
+        queries = ["object"] if self.vocabulary is None else []
+        self.detect(np.zeros((64, 64, 3), np.uint8), queries)
 
     def info(self) -> dict[str, object]:
         return {"name": self.name, "open_vocabulary": self.vocabulary is None,
