@@ -207,8 +207,9 @@ def test_cmake_installs_node_launch_and_config() -> None:
     text = _cmake_text()
     assert re.search(r"install\s*\(\s*PROGRAMS scripts/vlm_node DESTINATION lib/\$\{PROJECT_NAME\}",
                      text)
-    assert re.search(r"install\s*\(\s*DIRECTORY launch config DESTINATION share/\$\{PROJECT_NAME\}",
-                     text)
+    installed = re.search(r"install\s*\(\s*DIRECTORY ([\w ]+?) DESTINATION share/\$\{PROJECT_NAME\}",
+                          text)
+    assert installed and {"launch", "config"} <= set(installed.group(1).split())
     assert (ROOT / "launch" / "vlm_ros.launch.py").is_file()
     assert (ROOT / "config" / "vlm_ros.yaml").is_file()
 

@@ -159,9 +159,13 @@ def cmd_camera(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from vlm_ros.demo import run_photo_demo
+    if args.photo:
+        from vlm_ros.demo import run_photo_demo
 
-    return run_photo_demo(args.out)
+        return run_photo_demo(args.out)
+    from vlm_ros.sim.demo import run_sim_demo
+
+    return run_sim_demo(args.out, seed=args.seed)
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
@@ -233,8 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--rate", type=float, default=10.0)
     camera.add_argument("--frame-id", default="camera_color_optical_frame")
 
-    demo = sub.add_parser("demo", help="ground a real photo end to end through the node")
+    demo = sub.add_parser("demo", help="the closed loop in the MuJoCo sim (or --photo)")
     demo.add_argument("--out", default="out/demo")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--photo", action="store_true",
+                      help="ground a real photo through the node instead of the simulator")
 
     for name, helptext in (("describe", "caption an image with a VLM backend"),
                            ("ask", "answer a question about an image with a VLM backend")):

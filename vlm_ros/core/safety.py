@@ -1,0 +1,98 @@
+"""The safety gate: the one check every goal passes before any publisher may send it.
+
+Grounding says *what* the user meant; the gate decides whether the robot may act on it now.
+It refuses (never clips or "fixes") a goal that is outside the manipulation workspace, too far to
+drive, inside a keep-out zone, grounded with too little confidence, computed from a stale frame
+(older than ``max_frame_age_s`` or older than the command), or for an action that is not allowed.
+Every refusal names its reason; the node turns it into ``status: "rejected"`` on ~/result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from vlm_ros.core.types import Goal, GroundingResult
+
+MANIPULATION_KINDS = frozenset({"grasp", "pregrasp", "place"})
+NAVIGATION_KINDS = frozenset({"navigate"})
+
+
+@dataclass
+class SafetyConfig:
+    # Manipulation goals (grasp / pregrasp / place) must lie in this base-frame box (m).
+    workspace_min: tuple[float, float, float] = (-0.2, -1.0, -0.2)
+    workspace_max: tuple[float, float, float] = (1.2, 1.0, 1.8)
+    # Navigation goals: at most this far from the robot (m), never inside a keep-out zone
+    # (x_min, y_min, x_max, y_max) rectangles in the base frame.
+    max_nav_distance: float = 10.0
+    keepout_zones: list[tuple[float, float, float, float]] = field(default_factory=list)
+    min_confidence: float = 0.3  # detector score of the chosen target
+    max_frame_age_s: float = 1.0  # frame older than this at decision time -> refuse
+    allowed_actions: frozenset[str] = frozenset(
+        {"pick", "place", "navigate", "look", "find", "follow", "stop"})
+
+
+@dataclass
+class GateDecision:
+    allowed: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def _inside(point: tuple[float, ...], low: tuple[float, ...], high: tuple[float, ...]) -> bool:
+    return all(lo <= v <= hi for v, lo, hi in zip(point, low, high, strict=True))
+
+
+def _goal_problem(goal: Goal, config: SafetyConfig) -> str | None:
+    x, y, z = goal.pose.position
+    if not all(math.isfinite(v) for v in (*goal.pose.position, *goal.pose.orientation)):
+        return f"{goal.kind} goal is not finite"
+    if goal.kind in MANIPULATION_KINDS and not _inside((x, y, z), config.workspace_min,
+                                                       config.workspace_max):
+        return (f"{goal.kind} goal ({x:.2f}, {y:.2f}, {z:.2f}) m is outside the workspace "
+                f"{config.workspace_min}..{config.workspace_max}")
+    if goal.kind in NAVIGATION_KINDS:
+        distance = math.hypot(x, y)
+        if distance > config.max_nav_distance:
+            return (f"navigation goal {distance:.1f} m away exceeds max_nav_distance "
+                    f"{config.max_nav_distance} m")
+        for x0, y0, x1, y1 in config.keepout_zones:
+            if x0 <= x <= x1 and y0 <= y <= y1:
+                return f"navigation goal ({x:.2f}, {y:.2f}) is inside keep-out zone " \
+                       f"({x0}, {y0}, {x1}, {y1})"
+    return None
+
+
+def check(result: GroundingResult, config: SafetyConfig, now: float,
+          command_time: float | None = None) -> GateDecision:
+    """May the goals in ``result`` be sent?  ``now`` and ``command_time`` share the clock of
+    ``result.stamp`` (the frame's stamp)."""
+    reasons: list[str] = []
+    action = result.instruction.action if result.instruction else None
+    if action is not None and action not in config.allowed_actions:
+        reasons.append(f"action '{action}' is not allowed here")
+    if not result.goals:
+        return GateDecision(not reasons, reasons)
+    if result.targets and result.targets[0].score < config.min_confidence:
+        reasons.append(f"grounding confidence {result.targets[0].score:.2f} is below "
+                       f"min_confidence {config.min_confidence}")
+    age = now - result.stamp
+    if age > config.max_frame_age_s:
+        reasons.append(f"frame is {age:.2f} s old (max_frame_age {config.max_frame_age_s} s)")
+    if command_time is not None and result.stamp < command_time:
+        reasons.append("frame is older than the command")
+    reasons.extend(p for p in (_goal_problem(g, config) for g in result.goals) if p)
+    return GateDecision(not reasons, reasons)
+
+
+def apply(result: GroundingResult, decision: GateDecision) -> GroundingResult:
+    """Turn a refusal into the result users see: status rejected, the reason, no goals."""
+    if not decision.allowed:
+        result.status = "rejected"
+        result.message = f"refused by the safety gate: {decision.reason}"
+        result.goals = []
+    return result

@@ -1,0 +1,136 @@
+"""`vlm-ros demo`: the closed loop in simulation - words in, the gripper moves the right object.
+
+A MuJoCo tabletop (vlm_ros.sim.scene) is published by SimNode as an RGB-D camera; the real
+vlm_ros node grounds a scripted dialogue sent over DDS and publishes grasp/place poses; SimNode's
+floating gripper executes them in the physics and reports, from the physics state, what it holds.
+Every step is printed; annotated images and an animated GIF of the run are written to --out.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from vlm_ros.ros.convert import image_to_array
+from vlm_ros.ros.node import VlmRosNode
+from vlm_ros.ros.teleop import CommandClient
+from vlm_ros.sim.ros_node import SimNode
+from vlm_ros.sim.scene import generate_scene
+from vlm_ros.sim.world import SimWorld
+
+LAYOUT = [("mug", "red"), ("bowl", "blue"), ("mug", "green"), ("bottle", "white")]
+DIALOGUE: tuple[str, ...] = (
+    "grab the mug",              # two mugs -> ambiguous, with a question
+    "the red one",               # the answer: the gripper lifts the red mug
+    "put it in the blue bowl",   # place: into the bowl
+    "抓取绿色杯子",                # Chinese: pick the green mug
+    "grab the banana",           # nothing like it: not_found, no goal, no motion
+    "stop",
+)
+GIF_SIZE = (320, 240)
+
+
+class _Recorder:
+    """Collects downscaled frames of the world at the gripper's callback period (10 Hz sim)."""
+
+    def __init__(self) -> None:
+        self.world: SimWorld | None = None
+        self.frames: list[np.ndarray] = []
+
+    def __call__(self, model: Any, data: Any) -> None:
+        if self.world is not None:
+            rgb, _ = self.world.camera.render(model, data)
+            self.frames.append(cv2.resize(rgb, GIF_SIZE, interpolation=cv2.INTER_AREA))
+
+
+def write_gif(frames: list[np.ndarray], path: Path, fps: float = 10.0) -> None:
+    from PIL import Image as PILImage
+
+    if not frames:
+        return
+    images = [PILImage.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], loop=0,
+                   duration=int(1000 / fps), optimize=True)
+
+
+def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOGUE) -> int:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = generate_scene(seed, layout=LAYOUT)
+    recorder = _Recorder()
+    world = SimWorld(spec, on_step=recorder)
+    recorder.world = world
+
+    rclpy.init()
+    node = VlmRosNode(parameter_overrides=[
+        Parameter("camera_pose_in_base", value=list(spec.camera.pose_in_base)),
+        Parameter("image_reliability", value="reliable")])
+    sim = SimNode(world)
+    client = CommandClient("/vlm_ros", name="vlm_ros_demo")
+    statuses: list[dict[str, Any]] = []
+    debug: list[Any] = []
+    client.create_subscription(String, "/vlm_ros_sim/robot_status",
+                               lambda m: statuses.append(json.loads(m.data)), 10)
+    client.create_subscription(Image, "/vlm_ros/debug_image", debug.append, 10)
+    executor = MultiThreadedExecutor(num_threads=3)
+    for n in (node, sim):
+        executor.add_node(n)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    client_executor = SingleThreadedExecutor()
+    client_executor.add_node(client)
+    failures = 0
+    print(f"scene {seed}: " + ", ".join(f"{o.color_name} {o.category}" for o in spec.objects))
+    try:
+        if not client.wait_for_node(client_executor, 30.0):
+            print("demo: the vlm_ros node did not come up")
+            return 1
+        log = (out / "results.jsonl").open("w", encoding="utf-8")
+        for step, text in enumerate(dialogue, start=1):
+            seen_status, seen_debug = len(statuses), len(debug)
+            print(f"\n[{step}] you: {text}")
+            result = client.send(text, client_executor, timeout_s=30.0)
+            if result is None:
+                print("    (no answer within 30 s)")
+                failures += 1
+                continue
+            log.write(json.dumps(result, ensure_ascii=False) + "\n")
+            print(f"    vlm_ros: {result['status']} - {result['message']}")
+            if result.get("clarification"):
+                print(f"    question: {result['clarification']}")
+            moving = [g for g in result["goals"] if g["kind"] in ("grasp", "place")]
+            for goal in result["goals"]:
+                print(f"    goal {goal['kind']:9s} {goal['pose']['position']} in "
+                      f"{goal['frame_id']}")
+            deadline = time.monotonic() + 30.0
+            while moving and len(statuses) == seen_status and time.monotonic() < deadline:
+                client_executor.spin_once(timeout_sec=0.05)
+            for status in statuses[seen_status:]:
+                print(f"    robot (physics): {status['detail']}")
+            while len(debug) == seen_debug and time.monotonic() < deadline and text != "stop":
+                client_executor.spin_once(timeout_sec=0.05)
+            if len(debug) > seen_debug:
+                image, _ = image_to_array(debug[-1])
+                cv2.imwrite(str(out / f"step{step}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        log.close()
+        write_gif(recorder.frames, out / "run.gif")
+        print(f"\nannotated images, results.jsonl and run.gif ({len(recorder.frames)} frames) "
+              f"written to {out}/")
+    finally:
+        executor.shutdown()
+        client_executor.shutdown()
+        for n in (client, sim, node):
+            n.destroy_node()
+        rclpy.shutdown()
+        world.close()
+    return 1 if failures else 0

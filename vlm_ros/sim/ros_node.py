@@ -1,0 +1,100 @@
+"""The simulator as ROS sees it: an RGB-D camera driver plus a robot that executes our goals.
+
+Publishes what a real RGB-D camera driver does - ``camera/image`` (rgb8), ``camera/depth``
+(32FC1, metres), ``camera/camera_info`` - stamped with the sim time, plus ``/clock`` so nodes
+started with ``use_sim_time`` follow it.  Subscribes the vlm_ros node's ``grasp_pose`` and
+``place_pose`` and executes them with the floating gripper in the physics; what happened (per the
+physics state, not the command) goes out on ``~/robot_status`` as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from dataclasses import asdict
+from typing import Any
+
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+
+from vlm_ros.core.types import Goal, Pose
+from vlm_ros.ros.convert import array_to_image, seconds_to_stamp
+from vlm_ros.ros.photo_camera import camera_info_msg
+from vlm_ros.sim.world import ActionOutcome, SimWorld
+
+
+class SimNode(Node):
+    """Steps ``world`` in real time at ``rate_hz`` camera frames; executes goals as they come."""
+
+    def __init__(self, world: SimWorld, rate_hz: float = 5.0, vlm_node: str = "/vlm_ros",
+                 name: str = "vlm_ros_sim") -> None:
+        super().__init__(name)
+        self._world_lock = threading.Lock()
+        self.world = world
+        self.rate_hz = rate_hz
+        reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.create_publisher(Image, "camera/image", reliable)
+        self.depth_pub = self.create_publisher(Image, "camera/depth", reliable)
+        self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", reliable)
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.status_pub = self.create_publisher(String, "~/robot_status",
+                                                QoSProfile(depth=10,
+                                                           reliability=ReliabilityPolicy.RELIABLE))
+        self._goals: queue.Queue[Goal] = queue.Queue()
+        for kind in ("grasp", "place"):
+            self.create_subscription(PoseStamped, f"{vlm_node}/{kind}_pose",
+                                     lambda msg, k=kind: self._goals.put(_goal(k, msg)), 10)
+        self.outcomes: list[ActionOutcome] = []
+        self.create_timer(1.0 / rate_hz, self._tick)
+
+    def set_world(self, world: SimWorld) -> None:
+        """Swap in a new scene (the evaluation runs many); the old world is closed."""
+        with self._world_lock:
+            old, self.world = self.world, world
+            while not self._goals.empty():
+                self._goals.get_nowait()
+        old.close()
+
+    def _tick(self) -> None:
+        with self._world_lock:
+            world = self.world
+            try:
+                goal = self._goals.get_nowait()
+            except queue.Empty:
+                goal = None
+            if goal is not None:
+                outcome = world.execute(goal)
+                self.outcomes.append(outcome)
+                self.status_pub.publish(String(data=json.dumps(asdict(outcome))))
+            else:
+                world.step(max(1, round(1.0 / (self.rate_hz * world.model.opt.timestep))))
+            self._publish_frame(world)
+
+    def _publish_frame(self, world: SimWorld) -> None:
+        frame = world.frame()
+        stamp = seconds_to_stamp(frame.stamp)
+        self.clock_pub.publish(Clock(clock=stamp))
+        image = array_to_image(frame.rgb, "rgb8")
+        depth = array_to_image(frame.depth_m, "32FC1")
+        info = camera_info_msg(frame.intrinsics, frame.frame_id)
+        for msg, publisher in ((image, self.image_pub), (depth, self.depth_pub),
+                               (info, self.info_pub)):
+            msg.header.stamp = stamp
+            msg.header.frame_id = frame.frame_id
+            publisher.publish(msg)
+
+
+def _goal(kind: str, msg: PoseStamped) -> Goal:
+    p, q = msg.pose.position, msg.pose.orientation
+    return Goal(kind=kind, frame_id=msg.header.frame_id,
+                pose=Pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w)),
+                stamp=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+
+
+def outcome_from_json(text: str) -> dict[str, Any]:
+    return json.loads(text)

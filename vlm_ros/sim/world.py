@@ -1,0 +1,123 @@
+"""A running tabletop world: scene + floating gripper + RGB-D camera, stepped by MuJoCo.
+
+The one object the ROS sim node, the demo and the evaluation share.  The world frame is the
+robot's base_link; the camera's pose in it is the scene's ``CameraSetup.pose_in_base``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")  # headless by default; EGL/GLFW users override
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+
+import mujoco  # noqa: E402  (after the GL backend is chosen)
+import numpy as np  # noqa: E402
+
+from vlm_ros.core.geometry import yaw_from_quat  # noqa: E402
+from vlm_ros.core.types import Frame, Goal  # noqa: E402
+from vlm_ros.sim.gripper import GripperController, PickOutcome, PlaceOutcome, gripper_mjcf  # noqa: E402
+from vlm_ros.sim.render import SimCamera  # noqa: E402
+from vlm_ros.sim.scene import SceneSpec, SimObject  # noqa: E402
+
+SETTLE_STEPS = 400  # let objects come to rest before the first frame
+
+
+def with_gripper(xml: str) -> str:
+    """Insert the floating gripper's MJCF fragments into a scene's MJCF text."""
+    parts = gripper_mjcf()
+    xml = xml.replace("</worldbody>", parts.worldbody + "\n</worldbody>", 1)
+    for section, fragment in (("actuator", parts.actuators), ("equality", parts.equality)):
+        if f"</{section}>" in xml:
+            xml = xml.replace(f"</{section}>", fragment + f"\n</{section}>", 1)
+        else:
+            xml = xml.replace("</mujoco>", f"<{section}>\n{fragment}\n</{section}>\n</mujoco>", 1)
+    if "<option" not in xml:
+        xml = xml.replace("<worldbody>", parts.option + "\n<worldbody>", 1)
+    return xml
+
+
+@dataclass
+class ActionOutcome:
+    """What the physics says happened after a goal was executed."""
+
+    kind: str
+    success: bool
+    detail: str
+    held: str | None = None
+    object_position: tuple[float, float, float] | None = None
+
+
+class SimWorld:
+    """Scene + gripper + camera.  ``frame()`` renders; ``execute(goal)`` moves the gripper."""
+
+    def __init__(self, spec: SceneSpec,
+                 on_step: Callable[[mujoco.MjModel, mujoco.MjData], None] | None = None) -> None:
+        self.spec = spec
+        self.model = mujoco.MjModel.from_xml_string(with_gripper(spec.xml))
+        self.data = mujoco.MjData(self.model)
+        mujoco.mj_forward(self.model, self.data)
+        self.gripper = GripperController(self.model, self.data, on_step=on_step)
+        self.gripper.step(SETTLE_STEPS)
+        self.camera = SimCamera(self.model, spec.camera)
+        self.held: str | None = None
+
+    # ------------------------------------------------------------------ sensing
+    def frame(self) -> Frame:
+        """An RGB-D frame stamped with the sim time."""
+        rgb, depth = self.camera.render(self.model, self.data)
+        return Frame(rgb=rgb, depth_m=depth, intrinsics=self.camera.intrinsics(),
+                     stamp=float(self.data.time), frame_id=self.camera.frame_id)
+
+    def object_center(self, obj: SimObject) -> tuple[float, float, float]:
+        """The object's current centre (its body origin sits on its footprint's centre)."""
+        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, obj.body_name)
+        x, y, z = self.data.xpos[body]
+        return (float(x), float(y), float(z) + 0.5 * obj.size[2])
+
+    def object_named(self, body_name: str) -> SimObject | None:
+        return next((o for o in self.spec.objects if o.body_name == body_name), None)
+
+    # ------------------------------------------------------------------ acting
+    def execute(self, goal: Goal) -> ActionOutcome:
+        """Carry out a grasp or place goal (base frame == world frame) in the physics."""
+        xyz = goal.pose.position
+        yaw = yaw_from_quat(goal.pose.orientation)
+        if goal.kind == "grasp":
+            outcome: PickOutcome = self.gripper.execute_pick(xyz, yaw)
+            self.held = outcome.held_body
+            return ActionOutcome("grasp", outcome.held_body is not None,
+                                 f"holding {outcome.held_body}" if outcome.held_body
+                                 else "closed on nothing", held=outcome.held_body)
+        if goal.kind == "place":
+            placed: PlaceOutcome = self.gripper.execute_place(xyz, yaw)
+            self.held = None
+            if placed.released_body is None:
+                return ActionOutcome("place", False, "nothing was held")
+            return ActionOutcome(
+                "place", bool(placed.settled), f"released {placed.released_body} on "
+                f"{', '.join(placed.supported_by) or 'nothing'}", held=None,
+                object_position=placed.final_position)
+        return ActionOutcome(goal.kind, False, f"the sim robot does not execute '{goal.kind}'")
+
+    def supports(self, body_name: str) -> list[str]:
+        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, body_name)
+        return self.gripper.supports(body)
+
+    def step(self, n: int = 1) -> None:
+        self.gripper.step(n)
+
+    def close(self) -> None:
+        self.camera.close()
+
+    def __enter__(self) -> SimWorld:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def is_finite_state(data: mujoco.MjData) -> bool:
+    return bool(np.all(np.isfinite(data.qpos)) and np.all(np.isfinite(data.qvel)))
