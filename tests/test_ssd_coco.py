@@ -10,7 +10,12 @@ from photos import load_photo
 
 from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
-from vlm_ros.backends.ssd_coco import SsdCocoBackend, resolve_model_files, suppress_duplicates
+from vlm_ros.backends.ssd_coco import (
+    SsdCocoBackend,
+    resolve_model_files,
+    suppress_duplicates,
+    tile_views,
+)
 from vlm_ros.core.vocabulary import COCO_LABELS
 
 
@@ -171,3 +176,100 @@ def test_duplicate_suppression_keeps_a_real_second_object():
     scores = np.array([0.9, 0.8, 0.5])
     class_ids = np.array([1, 19, 21])  # person, horse, cow (the cow repeats the horse box)
     assert suppress_duplicates(boxes, scores, class_ids, 0.6, 0.85) == [0, 1]
+
+
+# -- tiling: small objects ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiled() -> SsdCocoBackend:
+    return SsdCocoBackend(tiles=2)
+
+
+def test_tile_views_cover_the_image_with_the_requested_overlap():
+    assert tile_views(640, 480, 1, 0.2) == [(0, 0, 640, 480)]
+    views = tile_views(640, 480, 2, 0.2)
+    assert views[0] == (0, 0, 640, 480) and len(views) == 5
+    left, right = views[1], views[2]
+    # Tile width 640 / 1.8 = 356, the second starts 80% of it in: 20% shared.
+    assert left == (0, 0, 356, 267) and right[0] == 284 and right[2] == 640
+    assert views[4] == (284, 213, 640, 480)
+    assert (right[2] - right[0]) == pytest.approx(left[2] - left[0], abs=1)
+    assert (left[2] - right[0]) / (left[2] - left[0]) == pytest.approx(0.2, abs=0.01)
+    three = tile_views(600, 400, 3, 0.25)
+    assert len(three) == 10 and three[-1][2:] == (600, 400)
+
+
+def test_tiled_coffee_cup_matches_the_full_image_box(backend, tiled):
+    image = load_photo("coffee")
+    full = next(d for d in backend.detect(image, []) if d.label == "cup")
+    cups = [d for d in tiled.detect(image, []) if d.label == "cup"]
+    # The cup crosses the inner tile edges: the tiles' partial cups are dropped, one cup remains.
+    assert len(cups) == 1 and cups[0].score > 0.9
+    assert iou(cups[0].bbox, full.bbox) >= 0.7
+    assert iou(cups[0].bbox, (175, 15, 410, 240)) > 0.8
+
+
+def test_tiles_find_more_of_the_small_kites(backend, tiled):
+    image = load_photo("kite")
+    full = [d for d in backend.detect(image, []) if d.label == "kite"]
+    more = [d for d in tiled.detect(image, []) if d.label == "kite"]
+    assert len(more) > len(full)
+    # Every kite the full image found is still there (merged, not duplicated).
+    for kite in full:
+        assert sum(iou(kite.bbox, k.bbox) > 0.5 for k in more) == 1
+    height, width = image.shape[:2]
+    for d in more:
+        x1, y1, x2, y2 = d.bbox
+        assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+
+
+def test_tiled_detection_is_deterministic(tiled):
+    image = load_photo("horses")
+    assert tiled.detect(image, []) == tiled.detect(image, [])
+
+
+def _row(view: int, box: tuple[float, float, float, float], score: float = 0.8) -> list[float]:
+    return [view, 47, score, *box]  # 47 = cup
+
+
+def test_tile_boxes_map_back_and_border_cut_ones_are_dropped(tiled):
+    views = tile_views(640, 480, 2, 0.2)  # view 1 = top-left tile (0, 0, 356, 267)
+    rows = np.array([
+        _row(1, (0.5, 0.5, 0.75, 0.75)),   # inside the tile -> (178, 133.5, 267, 200.25)
+        _row(1, (0.6, 0.2, 1.0, 0.4)),     # ends on the tile's right edge: inner -> cut, dropped
+        _row(1, (0.0, 0.2, 0.3, 0.4)),     # starts on its left edge: the image border -> kept
+        _row(4, (0.5, 0.5, 1.0, 1.0)),     # bottom-right tile, ends at the image corner -> kept
+        _row(4, (0.005, 0.5, 0.3, 0.7)),   # ... but starts on its inner left edge -> dropped
+        _row(0, (0.9, 0.0, 1.0, 0.5)),     # the full image has no inner edges -> kept
+        _row(1, (0.1, 0.1, 0.2, 0.2), score=0.1),  # under the threshold -> dropped
+    ], np.float32)
+    boxes, kept = tiled._boxes_in_image(rows, views, 640, 480)
+    assert kept[:, 0].tolist() == [1, 1, 4, 0]
+    np.testing.assert_allclose(boxes[0], (178, 133.5, 267, 200.25), atol=0.01)
+    np.testing.assert_allclose(boxes[1], (0, 53.4, 106.8, 106.8), atol=0.01)
+    np.testing.assert_allclose(boxes[2], (462, 346.5, 640, 480), atol=0.01)
+    np.testing.assert_allclose(boxes[3], (576, 0, 640, 240), atol=0.01)
+
+
+def test_letterboxed_boxes_map_back_to_image_pixels():
+    letterboxed = SsdCocoBackend(letterbox=True)
+    image = load_photo("coffee")  # 600 x 400: the net sees it padded to 600 x 600
+    cups = [d for d in letterboxed.detect(image, []) if d.label == "cup"]
+    assert len(cups) == 1
+    assert iou(cups[0].bbox, (175, 15, 410, 240)) > 0.7
+    rows = np.array([_row(0, (0.5, 0.5, 1.0, 2 / 3))], np.float32)
+    boxes, _ = letterboxed._boxes_in_image(rows, [(0, 0, 600, 400)], 600, 400)
+    np.testing.assert_allclose(boxes[0], (300, 300, 600, 400), atol=0.01)
+
+
+@pytest.mark.parametrize("options", [{"tiles": 0}, {"tiles": 9}, {"tile_overlap": 0.6},
+                                     {"tile_overlap": -0.1}])
+def test_bad_tile_options_raise_backend_error(options):
+    with pytest.raises(BackendError):
+        SsdCocoBackend(**options)
+
+
+def test_tiling_through_the_registry_and_info():
+    backend = create_backend("ssd_coco", tiles=2)
+    assert backend.info()["tiles"] == 2 and backend.info()["letterbox"] is False

@@ -240,6 +240,66 @@ def object_center_3d(
     return backproject(u, v, z, K), z
 
 
+# Support-aware centre: objects rest on something (a table, the floor).  Seen from above at an
+# angle, the box centre's depth lands on the rim or front wall, a few cm in front of and above
+# the object's middle - too far off for a grasp.  The box's own pixels, lifted into the base
+# frame, show the support surface (the lowest points) and the object above it; the object's
+# centre is the middle of its above-support points' extent.
+SUPPORT_PERCENTILE = 5.0  # base-frame z percentile of the box's points taken as the support
+ABOVE_SUPPORT_M = 0.01  # points higher than this above the support belong to the object
+NEAR_SURFACE_M = 0.25  # and lie within this distance of the visible surface point
+EXTENT_PERCENTILES = (5.0, 95.0)
+MIN_OBJECT_POINTS = 30
+MAX_SAMPLES = 6000
+
+
+def object_center_on_support(
+    frame: Frame,
+    bbox: BBox,
+    to_base: Transform,
+    surface_point: Vec3,
+    min_depth: float = 0.1,
+    max_depth: float = 10.0,
+) -> tuple[Vec3, Vec3] | None:
+    """(centre, size) in the base frame of an object resting on a support, from ``bbox``'s depth.
+
+    ``to_base`` maps the optical frame to a base frame whose z is up; ``surface_point`` is the
+    visible surface point (``object_center_3d``) in the optical frame.  None when the box holds
+    too few points above a support (e.g. a floating or cut-off object): callers keep the
+    surface point then.
+    """
+    if frame.depth_m is None or frame.intrinsics is None:
+        return None
+    depth = frame.depth_m
+    d_h, d_w = depth.shape[:2]
+    sx, sy = d_w / frame.width, d_h / frame.height
+    box = _clip_box((bbox[0] * sx, bbox[1] * sy, bbox[2] * sx, bbox[3] * sy), d_w, d_h)
+    if box is None:
+        return None
+    x1, y1, x2, y2 = box
+    step = max(1, int(np.ceil(np.sqrt((x2 - x1) * (y2 - y1) / MAX_SAMPLES))))
+    vs, us = np.mgrid[y1:y2:step, x1:x2:step]
+    z = depth[vs, us].astype(np.float64)
+    valid = np.isfinite(z) & (z >= min_depth) & (z <= max_depth)
+    if valid.sum() < MIN_OBJECT_POINTS:
+        return None
+    K = frame.intrinsics.scaled_to(d_w, d_h)
+    u, v, z = us[valid], vs[valid], z[valid]
+    optical = np.stack([(u - K.cx) * z / K.fx, (v - K.cy) * z / K.fy, z], axis=1)
+    matrix = to_base.as_matrix()
+    points = optical @ matrix[:3, :3].T + matrix[:3, 3]
+    support = np.percentile(points[:, 2], SUPPORT_PERCENTILE)
+    surface = np.asarray(to_base.apply(surface_point))
+    keep = (points[:, 2] > support + ABOVE_SUPPORT_M) & (
+        np.linalg.norm(points - surface, axis=1) < NEAR_SURFACE_M)
+    if keep.sum() < MIN_OBJECT_POINTS:
+        return None
+    low, high = np.percentile(points[keep], EXTENT_PERCENTILES, axis=0)
+    centre = (0.5 * (low[0] + high[0]), 0.5 * (low[1] + high[1]), 0.5 * (support + high[2]))
+    size = (float(high[0] - low[0]), float(high[1] - low[1]), float(high[2] - support))
+    return (float(centre[0]), float(centre[1]), float(centre[2])), size
+
+
 # --------------------------------------------------------------------------------------------
 # Rotations
 # --------------------------------------------------------------------------------------------

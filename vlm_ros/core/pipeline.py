@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from vlm_ros.backends.base import Backend, BackendError
-from vlm_ros.core.geometry import FrameResolver, object_center_3d
+from vlm_ros.core.geometry import FrameResolver, object_center_3d, object_center_on_support
 from vlm_ros.core.goals import GoalConfig, make_goals
 from vlm_ros.core.grounding import (
     GroundingConfig,
@@ -212,6 +212,11 @@ class Pipeline:
             return (f"cannot transform from '{frame.frame_id}' to "
                     f"'{self.config.goals.base_frame}'")
         candidate.point_base = transform.apply(point)
+        on_support = object_center_on_support(frame, candidate.bbox, transform, point, low, high)
+        if on_support is not None:
+            # The grasp/standoff should aim at the object's middle, not its visible front rim.
+            candidate.point_base = on_support[0]
+            candidate.point_camera = transform.inverse().apply(on_support[0])
         return None
 
     def _add_geometry_and_goals(self, result: GroundingResult, instruction: Instruction,

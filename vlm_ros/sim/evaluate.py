@@ -21,6 +21,7 @@ continue the previous scene's time, so stamps never run backwards (depth/colour 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
 import time
@@ -29,17 +30,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vlm_ros.core.types import BBox, Vec3
-from vlm_ros.sim.expressions import CATEGORIES_USED, Case, cases_for_scene, plan_scene
-from vlm_ros.sim.render import iou
-from vlm_ros.sim.scene import SceneSpec, generate_scene
-from vlm_ros.sim.world import SimWorld
+# Headless by default, before anything imports mujoco (vlm_ros.sim.render does at import time).
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+
+from vlm_ros.core.types import BBox, Vec3  # noqa: E402
+from vlm_ros.sim.expressions import (  # noqa: E402
+    CATEGORIES_USED,
+    Case,
+    cases_for_scene,
+    plan_scene,
+)
+from vlm_ros.sim.render import iou  # noqa: E402
+from vlm_ros.sim.scene import SceneSpec, generate_scene  # noqa: E402
+from vlm_ros.sim.world import SimWorld  # noqa: E402
 
 MATCH_IOU = 0.5
 FRESH_FRAMES_S = 0.5  # sim frames of a new scene to publish before a command is sent
 MAX_FAILURES_LISTED = 10
 CLOCK_GAP_S = 1.0  # a new scene's clock starts this far after the previous scene's
 SIM_NODE = "vlm_ros_sim"
+SHUTDOWN_TIMEOUT_S = 30.0
 NO_PICK_NAMESPACE = "/vlm_ros_eval_no_pick"  # SimNode listens here when picks are off: never
 
 
@@ -53,6 +64,7 @@ class CaseOutcome:
     correct: bool
     reason: str = ""  # why not, in words (failure listing)
     error_m: float | None = None
+    error_xyz: Vec3 | None = None  # result point - GT centre, base frame (shows a bias)
     picked: bool | None = None  # None: no pick attempted/scored
 
 
@@ -101,12 +113,14 @@ def score_result(case: Case, result: dict[str, Any] | None, gt: _GroundTruth,
         return CaseOutcome(case, seed, status, False,
                            f"wrong object: chose {chosen} (IoU {overlap:.2f}), "
                            f"meant {case.target_name}")
-    error = None
+    outcome = CaseOutcome(case, seed, status, True)
     point = target.get("point_base")
     if point is not None:
         center = gt.centers[case.target_name]
-        error = sum((float(a) - float(b)) ** 2 for a, b in zip(point, center)) ** 0.5
-    return CaseOutcome(case, seed, status, True, error_m=error)
+        delta = tuple(float(a) - float(b) for a, b in zip(point, center))
+        outcome.error_xyz = delta
+        outcome.error_m = sum(d * d for d in delta) ** 0.5
+    return outcome
 
 
 def _failure_class(outcome: CaseOutcome) -> str:
@@ -134,6 +148,9 @@ def summarize(outcomes: Sequence[CaseOutcome], scenes: int, backend: str,
     for entry in per_kind.values():
         entry["accuracy"] = round(entry["correct"] / entry["cases"], 4)
     errors = [o.error_m for o in outcomes if o.error_m is not None]
+    deltas = [o.error_xyz for o in outcomes if o.error_xyz is not None]
+    bias = ([round(statistics.median(d[i] for d in deltas), 4) for i in range(3)]
+            if deltas else None)
     picks = [bool(o.picked) for o in outcomes if o.picked is not None]
     failed = [o for o in outcomes if not o.correct or o.picked is False]
     return {
@@ -147,6 +164,7 @@ def summarize(outcomes: Sequence[CaseOutcome], scenes: int, backend: str,
         "ok_correct": fraction([o.correct for o in outcomes if o.case.expected == "ok"]),
         "median_3d_error_m": round(statistics.median(errors), 4) if errors else None,
         "max_3d_error_m": round(max(errors), 4) if errors else None,
+        "median_3d_error_xyz_m": bias,
         "pick_success": fraction(picks),
         "picks": len(picks),
         "per_category": dict(sorted(per_kind.items())),
@@ -178,7 +196,10 @@ class _Harness:
         if self._owns_rclpy:
             rclpy.init()
         self.nodes: list[Any] = []
+        self._retired: list[SimWorld] = []
         self.executor = MultiThreadedExecutor(num_threads=3)
+        # The SimNode renders on one thread of its own (GL contexts are per thread).
+        self.sim_executor = SingleThreadedExecutor()
         self.client_executor = SingleThreadedExecutor()
         overrides = [Parameter("camera_pose_in_base", value=list(first.spec.camera.pose_in_base)),
                      Parameter("image_reliability", value="reliable"),
@@ -201,10 +222,12 @@ class _Harness:
             self.clock = stamp_to_seconds(msg.clock)
 
         self.client.create_subscription(Clock, "/clock", on_clock, 10)
-        for n in (self.node, self.sim):
-            self.executor.add_node(n)
-        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spinner.start()
+        self.executor.add_node(self.node)
+        self.sim_executor.add_node(self.sim)
+        self._spinners = [threading.Thread(target=e.spin, daemon=True)
+                          for e in (self.executor, self.sim_executor)]
+        for spinner in self._spinners:
+            spinner.start()
         self.client_executor.add_node(self.client)
 
     @property
@@ -219,26 +242,51 @@ class _Harness:
             self.client_executor.spin_once(timeout_sec=0.05)
         return bool(done())
 
+    def new_world(self, spec: SceneSpec) -> tuple[SimWorld, _GroundTruth]:
+        """Load ``spec`` and render its ground truth while the SimNode renders nothing."""
+        with self.sim._world_lock:  # one GL user at a time (see show)
+            world = SimWorld(spec)
+            return world, _ground_truth(world)
+
     def show(self, world: SimWorld, timeout_s: float) -> bool:
         """Swap ``world`` in (unless shown already) and wait until its frames have been flowing
-        ``FRESH_FRAMES_S``, so the node's newest colour and depth frames are of this scene."""
+        ``FRESH_FRAMES_S``, so the node's newest colour and depth frames are of this scene.
+
+        The old world is freed only once the SimNode's render thread has rendered the new one:
+        OSMesa segfaults when a context that is still current on another thread is destroyed
+        (``SimNode.set_world`` frees it at once, hence the swap here).
+        """
         if self.sim.world is not world:
-            world.data.time = max(world.data.time, self.sim.world.data.time + CLOCK_GAP_S)
-            self.sim.set_world(world)
-            start = float(world.data.time)
-        else:
-            start = self.clock
-        return self.spin_until(lambda: self.clock >= start + FRESH_FRAMES_S, timeout_s)
+            with self.sim._world_lock:
+                old = self.sim.world
+                # Continue the clock: stamps never run backwards across scenes.
+                world.data.time = max(world.data.time, old.data.time + CLOCK_GAP_S)
+                self.sim.world = world
+                while not self.sim._goals.empty():
+                    self.sim._goals.get_nowait()
+            self._retired.append(old)
+        start = float(world.data.time)
+        shown = self.spin_until(lambda: self.clock >= start + FRESH_FRAMES_S, timeout_s)
+        if shown:
+            with self.sim._world_lock:
+                while self._retired:
+                    self._retired.pop().close()
+        return shown
 
     def close(self) -> None:
         import rclpy
 
-        self.executor.shutdown()
-        self.client_executor.shutdown()
+        for executor in (self.executor, self.sim_executor, self.client_executor):
+            executor.shutdown()
+        for spinner in self._spinners:  # a grasp in progress finishes first
+            spinner.join(timeout=SHUTDOWN_TIMEOUT_S)
         for n in reversed(self.nodes):
             n.destroy_node()
         if self._owns_rclpy and rclpy.ok():
             rclpy.shutdown()
+        with self.sim._world_lock:  # held in case a spinner outlived its join
+            for world in (*self._retired, self.sim.world):
+                world.close()
 
 
 def _run_case(harness: _Harness, case: Case, gt: _GroundTruth, seed: int, pick: bool,
@@ -280,17 +328,19 @@ def run_evaluation(scenes: int = 20, seed: int = 0, kinds: Sequence[str] | None 
     try:
         for plan in plans:
             spec: SceneSpec = generate_scene(plan.seed, layout=list(plan.layout))
-            world = SimWorld(spec)
-            gt = _ground_truth(world)
-            cases = cases_for_scene(spec, gt.boxes, gt.centers, kinds, plan.template)
-            if harness is None:
+            if harness is None:  # the first world exists before any other thread renders
+                world = SimWorld(spec)
+                gt = _ground_truth(world)
                 harness = _Harness(world, pick, backend)
                 if not harness.client.wait_for_node(harness.client_executor, timeout_s):
                     raise RuntimeError("the vlm_ros node did not come up")
+            else:
+                world, gt = harness.new_world(spec)
+            cases = cases_for_scene(spec, gt.boxes, gt.centers, kinds, plan.template)
             touched = False
             for case in cases:
                 if touched:  # the last grasp moved things: a fresh copy of the scene
-                    world = SimWorld(spec)
+                    world, _ = harness.new_world(spec)
                 if not harness.show(world, timeout_s):
                     outcomes.append(CaseOutcome(case, plan.seed, None, False,
                                                 "timeout: the new scene's frames never came"))
@@ -302,7 +352,6 @@ def run_evaluation(scenes: int = 20, seed: int = 0, kinds: Sequence[str] | None 
     finally:
         if harness is not None:
             harness.close()
-            harness.sim.world.close()
         if world is not None:
             world.close()
     return summarize(outcomes, scenes, backend_name, time.perf_counter() - started)

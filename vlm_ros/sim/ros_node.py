@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from geometry_msgs.msg import PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -46,9 +47,13 @@ class SimNode(Node):
                                                 QoSProfile(depth=10,
                                                            reliability=ReliabilityPolicy.RELIABLE))
         self._goals: queue.Queue[Goal] = queue.Queue()
+        # Their own group: the frame timer is nearly always ready (a tick renders and steps the
+        # physics), and in one mutually exclusive group it would starve these callbacks.
+        goals_group = MutuallyExclusiveCallbackGroup()
         for kind in ("grasp", "place"):
             self.create_subscription(PoseStamped, f"{vlm_node}/{kind}_pose",
-                                     lambda msg, k=kind: self._goals.put(_goal(k, msg)), 10)
+                                     lambda msg, k=kind: self._goals.put(_goal(k, msg)), 10,
+                                     callback_group=goals_group)
         self.outcomes: list[ActionOutcome] = []
         self.create_timer(1.0 / rate_hz, self._tick)
 
