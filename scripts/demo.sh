@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The README's main job: install into .venv, then ground a real photo end to end through the
-# ROS 2 node (camera publisher -> vlm_ros node -> results, goals, annotated images in out/demo).
+# The README's main job: install into .venv, then run the closed loop in the MuJoCo simulator:
+# a scripted dialogue over DDS -> the vlm_ros node -> grasp/place poses -> the simulated gripper
+# (results, annotated images and run.gif in out/demo).  `--photo` grounds a real photo instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh "ros,models,demo"
+bash scripts/bootstrap.sh "ros,models,demo,sim"
+bash scripts/ensure_osmesa.sh
+export MUJOCO_GL="${MUJOCO_GL:-osmesa}"
 # Keep DDS discovery on this machine for the demo; a robot deployment sets its own range.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-57}"
