@@ -5,7 +5,8 @@
     vlm-ros node [--ros-args ...]          # same as `ros2 run vlm_ros vlm_node`
     vlm-ros say "TEXT" [--wait S]          # text teleop: publish a command, print the result
     vlm-ros camera --image PATH [...]      # publish a photo as an RGB-D camera would
-    vlm-ros demo [--out DIR]               # the README's main job
+    vlm-ros demo [--out DIR] [--photo]     # the README's main job (the MuJoCo closed loop)
+    vlm-ros eval sim --scenes N --seed S --json   # score the chain against sim ground truth
     vlm-ros describe --image PATH          # caption (VLM backends)
     vlm-ros ask --image PATH --question Q  # visual question answering (VLM backends)
     vlm-ros backends                       # what is installed and usable
@@ -168,6 +169,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_sim_demo(args.out, seed=args.seed)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from vlm_ros.sim.evaluate import run_evaluation
+
+    result = run_evaluation(scenes=args.scenes, seed=args.seed, pick=not args.no_pick,
+                            backend_options=args.backend_options)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key in ("scenes", "cases", "accuracy", "not_found_correct", "ambiguous_correct",
+                    "median_3d_error_m", "pick_success"):
+            print(f"{key:>18}: {result.get(key)}")
+        for kind, row in sorted(result.get("per_category", {}).items()):
+            print(f"{kind:>18}: {row}")
+    return 0
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     return _image_question(args, None)
 
@@ -243,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--photo", action="store_true",
                       help="ground a real photo through the node instead of the simulator")
 
+    evaluate = sub.add_parser("eval", help="score the whole chain against ground truth")
+    eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)
+    sim_eval = eval_kinds.add_parser("sim", help="MuJoCo scenes with graded referring expressions")
+    sim_eval.add_argument("--scenes", type=int, default=20)
+    sim_eval.add_argument("--seed", type=int, default=0)
+    sim_eval.add_argument("--json", action="store_true")
+    sim_eval.add_argument("--no-pick", action="store_true", help="ground only; skip the gripper")
+    sim_eval.add_argument("--backend-options", default="",
+                          help="the node's backend_options, e.g. '{tiles: 2}'")
+
     for name, helptext in (("describe", "caption an image with a VLM backend"),
                            ("ask", "answer a question about an image with a VLM backend")):
         vqa = sub.add_parser(name, help=helptext)
@@ -264,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_node(argparse.Namespace(), argv[1:])
     args = build_parser().parse_args(argv)
     handlers = {"ground": cmd_ground, "say": cmd_say, "camera": cmd_camera, "demo": cmd_demo,
-                "describe": cmd_describe, "ask": cmd_ask, "backends": cmd_backends}
+                "describe": cmd_describe, "ask": cmd_ask, "backends": cmd_backends,
+                "eval": cmd_eval}
     return handlers[args.command_name](args)
 
 

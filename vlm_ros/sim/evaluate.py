@@ -21,7 +21,6 @@ continue the previous scene's time, so stamps never run backwards (depth/colour 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import threading
 import time
@@ -30,25 +29,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Headless by default, before anything imports mujoco (vlm_ros.sim.render does at import time).
-os.environ.setdefault("MUJOCO_GL", "osmesa")
-os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
-
-from vlm_ros.core.types import BBox, Vec3  # noqa: E402
-from vlm_ros.sim.expressions import (  # noqa: E402
+from vlm_ros.core.types import BBox, Vec3
+from vlm_ros.sim.expressions import (
     CATEGORIES_USED,
     Case,
     cases_for_scene,
     plan_scene,
 )
-from vlm_ros.sim.render import iou  # noqa: E402
-from vlm_ros.sim.scene import SceneSpec, generate_scene  # noqa: E402
-from vlm_ros.sim.world import SimWorld  # noqa: E402
+from vlm_ros.sim.render import iou
+from vlm_ros.sim.scene import SceneSpec, generate_scene
+from vlm_ros.sim.world import SimWorld
 
 MATCH_IOU = 0.5
 FRESH_FRAMES_S = 0.5  # sim frames of a new scene to publish before a command is sent
 MAX_FAILURES_LISTED = 10
-CLOCK_GAP_S = 1.0  # a new scene's clock starts this far after the previous scene's
 SIM_NODE = "vlm_ros_sim"
 SHUTDOWN_TIMEOUT_S = 30.0
 NO_PICK_NAMESPACE = "/vlm_ros_eval_no_pick"  # SimNode listens here when picks are off: never
@@ -180,7 +174,8 @@ def summarize(outcomes: Sequence[CaseOutcome], scenes: int, backend: str,
 class _Harness:
     """The three nodes of the demo, spun in the background; the client waits in the caller."""
 
-    def __init__(self, first: SimWorld, pick: bool, backend: str | None) -> None:
+    def __init__(self, first: SimWorld, pick: bool, backend: str | None,
+                 backend_options: str = "") -> None:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
         from rclpy.parameter import Parameter
@@ -196,7 +191,6 @@ class _Harness:
         if self._owns_rclpy:
             rclpy.init()
         self.nodes: list[Any] = []
-        self._retired: list[SimWorld] = []
         self.executor = MultiThreadedExecutor(num_threads=3)
         # The SimNode renders on one thread of its own (GL contexts are per thread).
         self.sim_executor = SingleThreadedExecutor()
@@ -206,6 +200,8 @@ class _Harness:
                      Parameter("publish_debug_image", value=False)]
         if backend:
             overrides.append(Parameter("backend", value=backend))
+        if backend_options:
+            overrides.append(Parameter("backend_options", value=backend_options))
         self.node = VlmRosNode(parameter_overrides=overrides)
         self.nodes.append(self.node)
         self.sim = SimNode(first, vlm_node="/vlm_ros" if pick else NO_PICK_NAMESPACE,
@@ -244,34 +240,17 @@ class _Harness:
 
     def new_world(self, spec: SceneSpec) -> tuple[SimWorld, _GroundTruth]:
         """Load ``spec`` and render its ground truth while the SimNode renders nothing."""
-        with self.sim._world_lock:  # one GL user at a time (see show)
+        with self.sim.gl_lock:  # one GL user at a time (see show)
             world = SimWorld(spec)
             return world, _ground_truth(world)
 
     def show(self, world: SimWorld, timeout_s: float) -> bool:
         """Swap ``world`` in (unless shown already) and wait until its frames have been flowing
-        ``FRESH_FRAMES_S``, so the node's newest colour and depth frames are of this scene.
-
-        The old world is freed only once the SimNode's render thread has rendered the new one:
-        OSMesa segfaults when a context that is still current on another thread is destroyed
-        (``SimNode.set_world`` frees it at once, hence the swap here).
-        """
+        ``FRESH_FRAMES_S``, so the node's newest colour and depth frames are of this scene."""
         if self.sim.world is not world:
-            with self.sim._world_lock:
-                old = self.sim.world
-                # Continue the clock: stamps never run backwards across scenes.
-                world.data.time = max(world.data.time, old.data.time + CLOCK_GAP_S)
-                self.sim.world = world
-                while not self.sim._goals.empty():
-                    self.sim._goals.get_nowait()
-            self._retired.append(old)
+            self.sim.set_world(world)
         start = float(world.data.time)
-        shown = self.spin_until(lambda: self.clock >= start + FRESH_FRAMES_S, timeout_s)
-        if shown:
-            with self.sim._world_lock:
-                while self._retired:
-                    self._retired.pop().close()
-        return shown
+        return self.spin_until(lambda: self.clock >= start + FRESH_FRAMES_S, timeout_s)
 
     def close(self) -> None:
         import rclpy
@@ -284,9 +263,7 @@ class _Harness:
             n.destroy_node()
         if self._owns_rclpy and rclpy.ok():
             rclpy.shutdown()
-        with self.sim._world_lock:  # held in case a spinner outlived its join
-            for world in (*self._retired, self.sim.world):
-                world.close()
+        self.sim.close()
 
 
 def _run_case(harness: _Harness, case: Case, gt: _GroundTruth, seed: int, pick: bool,
@@ -313,7 +290,7 @@ def _run_case(harness: _Harness, case: Case, gt: _GroundTruth, seed: int, pick: 
 
 def run_evaluation(scenes: int = 20, seed: int = 0, kinds: Sequence[str] | None = None,
                    pick: bool = True, timeout_s: float = 30.0,
-                   backend: str | None = None) -> dict[str, Any]:
+                   backend: str | None = None, backend_options: str = "") -> dict[str, Any]:
     """Evaluate ``scenes`` generated scenes (deterministic by ``seed``); see the module docstring.
 
     ``kinds`` restricts the case kinds (``vlm_ros.sim.expressions.KINDS``); ``pick`` executes and
@@ -331,7 +308,7 @@ def run_evaluation(scenes: int = 20, seed: int = 0, kinds: Sequence[str] | None 
             if harness is None:  # the first world exists before any other thread renders
                 world = SimWorld(spec)
                 gt = _ground_truth(world)
-                harness = _Harness(world, pick, backend)
+                harness = _Harness(world, pick, backend, backend_options)
                 if not harness.client.wait_for_node(harness.client_executor, timeout_s):
                     raise RuntimeError("the vlm_ros node did not come up")
             else:

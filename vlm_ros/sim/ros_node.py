@@ -28,6 +28,8 @@ from vlm_ros.ros.convert import array_to_image, seconds_to_stamp
 from vlm_ros.ros.photo_camera import camera_info_msg
 from vlm_ros.sim.world import ActionOutcome, SimWorld
 
+CLOCK_GAP_S = 1.0  # sim-clock jump between scenes
+
 
 class SimNode(Node):
     """Steps ``world`` in real time at ``rate_hz`` camera frames; executes goals as they come."""
@@ -35,8 +37,10 @@ class SimNode(Node):
     def __init__(self, world: SimWorld, rate_hz: float = 5.0, vlm_node: str = "/vlm_ros",
                  name: str = "vlm_ros_sim") -> None:
         super().__init__(name)
-        self._world_lock = threading.Lock()
+        # Every OpenGL user in the process (rendering, creating or freeing a world) holds this.
+        self.gl_lock = threading.Lock()
         self.world = world
+        self._retired: list[SimWorld] = []
         self.rate_hz = rate_hz
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = self.create_publisher(Image, "camera/image", reliable)
@@ -58,15 +62,23 @@ class SimNode(Node):
         self.create_timer(1.0 / rate_hz, self._tick)
 
     def set_world(self, world: SimWorld) -> None:
-        """Swap in a new scene (the evaluation runs many); the old world is closed."""
-        with self._world_lock:
+        """Swap in a new scene (the evaluation runs many).
+
+        The sim clock continues (stamps never run backwards, so an old depth image can never be
+        paired with a new colour image), queued goals are dropped, and the old world is freed by
+        the render thread after it has rendered the new one: OSMesa crashes when a context that
+        is current on another thread is destroyed.  Spin this node with a single-threaded
+        executor when worlds are swapped.
+        """
+        with self.gl_lock:
             old, self.world = self.world, world
+            world.data.time = max(world.data.time, old.data.time + CLOCK_GAP_S)
             while not self._goals.empty():
                 self._goals.get_nowait()
-        old.close()
+            self._retired.append(old)
 
     def _tick(self) -> None:
-        with self._world_lock:
+        with self.gl_lock:
             world = self.world
             try:
                 goal = self._goals.get_nowait()
@@ -79,6 +91,15 @@ class SimNode(Node):
             else:
                 world.step(max(1, round(1.0 / (self.rate_hz * world.model.opt.timestep))))
             self._publish_frame(world)
+            while self._retired:
+                self._retired.pop().close()
+
+    def close(self) -> None:
+        """Free every world this node holds (call after its executor has stopped)."""
+        with self.gl_lock:
+            for world in (*self._retired, self.world):
+                world.close()
+            self._retired.clear()
 
     def _publish_frame(self, world: SimWorld) -> None:
         frame = world.frame()

@@ -6,21 +6,17 @@ robot's base_link; the camera's pose in it is the scene's ``CameraSetup.pose_in_
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-os.environ.setdefault("MUJOCO_GL", "osmesa")  # headless by default; EGL/GLFW users override
-os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+import mujoco
+import numpy as np
 
-import mujoco  # noqa: E402  (after the GL backend is chosen)
-import numpy as np  # noqa: E402
-
-from vlm_ros.core.geometry import yaw_from_quat  # noqa: E402
-from vlm_ros.core.types import Frame, Goal  # noqa: E402
-from vlm_ros.sim.gripper import GripperController, PickOutcome, PlaceOutcome, gripper_mjcf  # noqa: E402
-from vlm_ros.sim.render import SimCamera  # noqa: E402
-from vlm_ros.sim.scene import SceneSpec, SimObject  # noqa: E402
+from vlm_ros.core.geometry import yaw_from_quat
+from vlm_ros.core.types import Frame, Goal
+from vlm_ros.sim.gripper import GripperController, PickOutcome, PlaceOutcome, gripper_mjcf
+from vlm_ros.sim.render import SimCamera
+from vlm_ros.sim.scene import SceneSpec, SimObject
 
 SETTLE_STEPS = 400  # let objects come to rest before the first frame
 
