@@ -48,7 +48,7 @@ HUE_BANDS: tuple[tuple[float, float, str], ...] = (
     (340.0, 360.0, "red"),
 )
 # Dark versions of these hues are brown (dark orange is what people call brown; dark red stays red).
-DARK_TO_BROWN: frozenset[str] = frozenset({"orange", "yellow"})
+DARK_TO_BROWN: frozenset[str] = frozenset({"orange"})
 BROWN_MAX_VALUE = 0.62
 # Light, weakly saturated reds/pinks are pink; other light pastel tints (cream, beige, warm-lit
 # white porcelain) are white.
