@@ -29,6 +29,7 @@ from std_msgs.msg import Empty, Header, String
 from visualization_msgs.msg import MarkerArray
 
 from vlm_ros.backends import BackendError, create_backend
+from vlm_ros.core import safety
 from vlm_ros.core.annotate import annotate, overlay_heatmap
 from vlm_ros.core.geometry import StaticFrameResolver
 from vlm_ros.core.instruction import parse_instruction
@@ -81,6 +82,7 @@ class VlmRosNode(Node):
             self.backend.warmup()
         self.pipeline = Pipeline(self.backend, self.settings.pipeline_config(),
                                  self._make_frame_resolver())
+        self.safety = self.settings.safety_config()
 
         # ---- inputs: callbacks only store
         self._lock = threading.Condition()
@@ -491,15 +493,7 @@ class VlmRosNode(Node):
         if frame is not None:
             sec = int(frame.stamp)
             header.stamp.sec, header.stamp.nanosec = sec, int((frame.stamp - sec) * 1e9)
-        goal_msgs = [pose_to_msg(goal, header.stamp) for goal in result.goals]
-        for goal, msg in zip(result.goals, goal_msgs):
-            publisher = self.goal_pubs.get(goal.kind)
-            if publisher is not None:
-                publisher.publish(msg)
-        target = result.targets[0] if result.targets else None
-        if (goal_msgs and target is not None and target.point_base is not None
-                and "look" not in {g.kind for g in result.goals}):
-            self.goal_pubs["look"].publish(_target_pose(goal_msgs[0], target.point_base))
+        goal_msgs = self._send_goals(result, header)
         self.result_pub.publish(String(data=messages.result_to_json(result)))
         self._counts["results"] += 1
         if self.settings.publish_markers and result.status == "ok":
@@ -524,6 +518,31 @@ class VlmRosNode(Node):
         else:
             self.get_logger().warning(line)
         return header
+
+    def _send_goals(self, result: GroundingResult, header: Header) -> list[PoseStamped]:
+        """The only code that touches the goal publishers: every goal passes the safety gate.
+
+        A refusal empties ``result.goals`` and says why (status "rejected"); tests check that no
+        other method publishes on a goal publisher.
+        """
+        if not result.goals:
+            return []
+        now = self.get_clock().now().nanoseconds * 1e-9
+        decision = safety.check(result, self.safety, now=now)
+        if not decision.allowed:
+            self.get_logger().warning(f"safety gate refused goals: {decision.reason}")
+            safety.apply(result, decision)
+            return []
+        goal_msgs = [pose_to_msg(goal, header.stamp) for goal in result.goals]
+        for goal, msg in zip(result.goals, goal_msgs):
+            publisher = self.goal_pubs.get(goal.kind)
+            if publisher is not None:
+                publisher.publish(msg)
+        target = result.targets[0] if result.targets else None
+        if (target is not None and target.point_base is not None
+                and "look" not in {g.kind for g in result.goals}):
+            self.goal_pubs["look"].publish(_target_pose(goal_msgs[0], target.point_base))
+        return goal_msgs
 
     def destroy_node(self) -> None:
         self._running = False

@@ -12,6 +12,7 @@ from vlm_ros.core.geometry import camera_extrinsics
 from vlm_ros.core.goals import GoalConfig
 from vlm_ros.core.grounding import GroundingConfig
 from vlm_ros.core.pipeline import PipelineConfig
+from vlm_ros.core.safety import SafetyConfig
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "backend": ("ssd_coco", "grounding backend name (see `vlm-ros backends`)"),
@@ -46,6 +47,17 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "follow_rate_hz": (2.0, "re-grounding rate while following"),
     "command_frame_timeout_s": (3.0, "how long a command waits for a frame newer than itself"),
     "max_command_length": (1000, "longer commands are rejected"),
+    # --- the safety gate every goal passes (vlm_ros/core/safety.py)
+    "workspace_min": ([-0.2, -1.0, -0.2], "manipulation goals must lie in this base-frame box "
+                                         "(x y z min, m)"),
+    "workspace_max": ([1.2, 1.0, 1.8], "... and below this corner (x y z max, m)"),
+    "max_nav_distance": (10.0, "navigation goals farther than this from the robot are refused"),
+    "keepout_zones": ([0.0], "x_min y_min x_max y_max rectangles (base frame, flattened) that "
+                             "navigation goals may not enter; [0.0] = none"),
+    "min_confidence": (0.3, "refuse goals from a target scored below this"),
+    "max_frame_age_s": (1.0, "refuse goals from a frame older than this (node clock vs stamp)"),
+    "allowed_actions": (["pick", "place", "navigate", "look", "find", "follow", "stop"],
+                        "actions that may produce goals"),
     "publish_debug_image": (True, "publish ~/debug_image"),
     "publish_markers": (True, "publish ~/markers"),
     "publish_relevance": (True, "publish ~/relevance_image for backends with relevance maps"),
@@ -94,6 +106,22 @@ class NodeSettings:
             ),
             min_depth_m=float(v["min_depth_m"]),
             max_depth_m=float(v["max_depth_m"]),
+        )
+
+    def safety_config(self) -> SafetyConfig:
+        v = self.values
+        zones = [] if list(v["keepout_zones"]) == [0.0] else [float(x) for x in v["keepout_zones"]]
+        if len(zones) % 4:
+            raise ValueError("keepout_zones needs 4 numbers per zone: x_min y_min x_max y_max")
+        rects = [tuple(zones[i:i + 4]) for i in range(0, len(zones), 4)]
+        return SafetyConfig(
+            workspace_min=tuple(float(x) for x in v["workspace_min"]),
+            workspace_max=tuple(float(x) for x in v["workspace_max"]),
+            max_nav_distance=float(v["max_nav_distance"]),
+            keepout_zones=rects,
+            min_confidence=float(v["min_confidence"]),
+            max_frame_age_s=float(v["max_frame_age_s"]),
+            allowed_actions=frozenset(v["allowed_actions"]),
         )
 
     def camera_extrinsics(self):  # -> Transform

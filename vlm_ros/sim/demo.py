@@ -75,7 +75,10 @@ def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOG
     rclpy.init()
     node = VlmRosNode(parameter_overrides=[
         Parameter("camera_pose_in_base", value=list(spec.camera.pose_in_base)),
-        Parameter("image_reliability", value="reliable")])
+        Parameter("image_reliability", value="reliable"),
+        # Frames carry the sim clock (/clock from SimNode); the safety gate's frame age needs
+        # the node on the same clock.
+        Parameter("use_sim_time", value=True)])
     sim = SimNode(world)
     client = CommandClient("/vlm_ros", name="vlm_ros_demo")
     statuses: list[dict[str, Any]] = []

@@ -197,7 +197,8 @@ class _Harness:
         self.client_executor = SingleThreadedExecutor()
         overrides = [Parameter("camera_pose_in_base", value=list(first.spec.camera.pose_in_base)),
                      Parameter("image_reliability", value="reliable"),
-                     Parameter("publish_debug_image", value=False)]
+                     Parameter("publish_debug_image", value=False),
+                     Parameter("use_sim_time", value=True)]  # frames carry the sim clock
         if backend:
             overrides.append(Parameter("backend", value=backend))
         if backend_options:
