@@ -36,6 +36,7 @@ setup(
         "vlm": ["torch>=2.4", "transformers>=4.57", "pillow>=10"],
         "test": [
             "pytest>=8",
+            "hypothesis>=6.100",
             "scikit-image>=0.22",
             "ros-kilted-rosidl-adapter",
             "ros-kilted-rosidl-parser",

@@ -265,11 +265,35 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _DEPTH_HEADER = struct.Struct("<iff")
 
 
+_PNG_CHUNK = struct.Struct(">I4s")
+
+
+def _check_png(data: bytes, max_pixels: int) -> None:
+    """Refuse a PNG whose chunk lengths overrun the data, or whose header is too large, before
+    OpenCV decodes it: its reader reserves whatever a chunk claims (a 374-byte message with one
+    corrupt length byte cost 4 GB), so a bad publisher could exhaust the robot's memory."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return
+    offset = len(_PNG_SIGNATURE)
+    while offset + _PNG_CHUNK.size <= len(data):
+        length, kind = _PNG_CHUNK.unpack_from(data, offset)
+        if length > len(data) - offset - _PNG_CHUNK.size - 4:  # 4: the chunk's CRC
+            raise ConversionError(f"corrupt PNG: chunk {kind!r} claims {length} bytes, "
+                                  f"the message holds {len(data)}")
+        if kind == b"IHDR" and length >= 8:
+            width, height = struct.unpack_from(">II", data, offset + _PNG_CHUNK.size)
+            _check_size(width, height, max_pixels)
+        if kind == b"IEND":
+            return
+        offset += _PNG_CHUNK.size + length + 4
+
+
 def _decode_compressed_depth(data: bytes, fmt: str, max_pixels: int) -> np.ndarray:
     """compressedDepth: a 12-byte header, then a 16-bit PNG of mm (16UC1) or inverse depth (32FC1)."""
     start = data.find(_PNG_SIGNATURE)
     if start < 0:
         raise ConversionError(f"compressedDepth data ({fmt!r}) holds no PNG image")
+    _check_png(data[start:], max_pixels)
     png = cv2.imdecode(np.frombuffer(data[start:], np.uint8), cv2.IMREAD_UNCHANGED)
     if png is None or png.dtype != np.uint16 or png.ndim != 2:
         raise ConversionError(f"compressedDepth PNG ({fmt!r}) is not a 16-bit single-channel image")
@@ -299,6 +323,7 @@ def compressed_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
         raise ConversionError("compressed image has no data")
     if "compresseddepth" in fmt.lower():
         return _decode_compressed_depth(data, fmt, max_pixels)
+    _check_png(data, max_pixels)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ConversionError(f"could not decode compressed image (format {fmt!r})")
