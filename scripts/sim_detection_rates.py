@@ -34,8 +34,9 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
 from vlm_ros.backends.ssd_coco import SsdCocoBackend  # noqa: E402
+from vlm_ros.core.attributes import iou  # noqa: E402
 from vlm_ros.core.color import color_profile  # noqa: E402
-from vlm_ros.sim.render import SimCamera, iou  # noqa: E402
+from vlm_ros.sim.render import SimCamera  # noqa: E402
 from vlm_ros.sim.scene import (  # noqa: E402
     CATEGORIES,
     DEFAULT_CAMERA,

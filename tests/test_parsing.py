@@ -9,7 +9,6 @@ from vlm_ros.backends.parsing import (
     extract_answer_text,
     parse_florence_locations,
     parse_json_boxes,
-    rgb_image_problem,
 )
 
 # Qwen grounding answers, verbatim from the Qwen3-VL fine-tuning data-format doc
@@ -149,11 +148,3 @@ def test_extract_answer_text():
     assert extract_answer_text("```\nA cup\non a table\n```") == "A cup on a table"
     assert extract_answer_text("<answer> red </answer>") == "red"
     assert extract_answer_text(None) == ""  # type: ignore[arg-type]
-
-
-def test_rgb_image_problem():
-    import numpy as np
-
-    assert rgb_image_problem(np.zeros((4, 4, 3), np.uint8)) is None
-    assert "uint8" in rgb_image_problem(np.zeros((4, 4, 3), np.float32))
-    assert rgb_image_problem(np.zeros((4, 4), np.uint8)) is not None

@@ -13,9 +13,10 @@ import pytest  # noqa: E402
 
 mujoco = pytest.importorskip("mujoco")
 
+from vlm_ros.core.attributes import iou  # noqa: E402
 from vlm_ros.core.geometry import backproject, project  # noqa: E402
 from vlm_ros.sim import meshes  # noqa: E402
-from vlm_ros.sim.render import SimCamera, iou  # noqa: E402
+from vlm_ros.sim.render import SimCamera  # noqa: E402
 from vlm_ros.sim.scene import (  # noqa: E402
     CATEGORIES,
     MIN_GAP,

@@ -20,6 +20,15 @@ class BackendError(RuntimeError):
     """A backend could not load or run; the message says what to do about it."""
 
 
+def require_rgb(rgb: object, backend: str) -> None:
+    """Raise BackendError unless ``rgb`` is an HxWx3 uint8 RGB array (the interface's input)."""
+    shape = tuple(getattr(rgb, "shape", ()))
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and len(shape) == 3
+            and shape[2] == 3 and min(shape[:2]) >= 1):
+        raise BackendError(f"{backend} expects an HxWx3 uint8 RGB image, got "
+                           f"{getattr(rgb, 'dtype', type(rgb).__name__)} {shape}")
+
+
 class CapabilityError(BackendError):
     """The backend cannot do this (e.g. a closed-set detector asked to caption an image)."""
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.backends.base import Backend, BackendError, require_rgb
 from vlm_ros.backends.hf import (
     load_pretrained,
     place_model,
@@ -41,7 +41,6 @@ from vlm_ros.backends.hf import (
 from vlm_ros.backends.parsing import (
     extract_answer_text,
     parse_florence_locations,
-    rgb_image_problem,
 )
 from vlm_ros.core.types import Detection
 
@@ -102,9 +101,7 @@ class Florence2Backend(Backend):
     # ------------------------------------------------------------------ model
     def _generate(self, rgb: np.ndarray, prompt: str) -> tuple[str, list[float]]:
         """(decoded text with special tokens, one location score per generated <loc_N>)."""
-        problem = rgb_image_problem(rgb)
-        if problem:
-            raise BackendError(problem)
+        require_rgb(rgb, self.name)
         batch = self.processor(text=prompt, images=np.ascontiguousarray(rgb), return_tensors="pt")
         batch = to_device(batch, self.device, self.dtype)
         with self._lock, torch.inference_mode():

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.backends.base import Backend, BackendError, require_rgb
 from vlm_ros.backends.hf import (
     load_pretrained,
     place_model,
@@ -63,14 +63,6 @@ def phrase_token_spans(input_ids: Sequence[int], separator_id: int, special_ids:
         elif token not in special_ids:
             spans[-1].append(position)
     return spans[:-1] if not spans[-1] else spans
-
-
-def _check_rgb(rgb: np.ndarray) -> None:
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
-            or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
-        raise BackendError(f"grounding_dino expects an HxWx3 uint8 RGB array, got "
-                           f"{getattr(rgb, 'dtype', type(rgb).__name__)} "
-                           f"{getattr(rgb, 'shape', '')}")
 
 
 class GroundingDinoBackend(Backend):
@@ -159,7 +151,7 @@ class GroundingDinoBackend(Backend):
         Each Detection's ``label`` and ``phrase`` are the query string it answers, verbatim.
         An open-vocabulary model has no "everything", so empty queries give no detections.
         """
-        _check_rgb(rgb)
+        require_rgb(rgb, self.name)
         if isinstance(queries, str):
             queries = [queries]
         phrases = list(dict.fromkeys(q.strip() for q in queries if prompt_phrase(q)))
@@ -203,7 +195,7 @@ class GroundingDinoBackend(Backend):
         not a box-derived heat map and not attention rollout.  A checkpoint without the
         two-stage head falls back to the best phrase score of the boxes covering each pixel.
         """
-        _check_rgb(rgb)
+        require_rgb(rgb, self.name)
         height, width = rgb.shape[:2]
         if not prompt_phrase(phrase):
             return np.zeros((height, width), np.float32)

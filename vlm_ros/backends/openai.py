@@ -41,7 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.backends.base import Backend, BackendError, require_rgb
 from vlm_ros.backends.parsing import COORD_SYSTEMS, extract_answer_text, parse_json_boxes
 from vlm_ros.core.types import Detection
 
@@ -181,7 +181,7 @@ class OpenAiBackend(Backend):
     # ---------------------------------------------------------------- Backend API
     def detect(self, rgb: np.ndarray, queries: Sequence[str]) -> list[Detection]:
         """One chat request asking for a JSON list of boxes; boxes in pixels of ``rgb``."""
-        self._check_image(rgb)
+        require_rgb(rgb, self.name)
         if isinstance(queries, str):
             queries = [queries]
         queries = [q for q in queries if q.strip()]
@@ -214,12 +214,12 @@ class OpenAiBackend(Backend):
         return detections
 
     def describe(self, rgb: np.ndarray) -> str:
-        self._check_image(rgb)
+        require_rgb(rgb, self.name)
         image = encode_image(rgb, self.max_image_side)
         return extract_answer_text(self._chat(image, DESCRIBE_PROMPT, json_answer=False))
 
     def ask(self, rgb: np.ndarray, question: str) -> str:
-        self._check_image(rgb)
+        require_rgb(rgb, self.name)
         image = encode_image(rgb, self.max_image_side)
         prompt = ASK_PROMPT.format(question=question.strip())
         return extract_answer_text(self._chat(image, prompt, json_answer=False))
@@ -230,13 +230,6 @@ class OpenAiBackend(Backend):
                 "score_threshold": self.score_threshold}
 
     # ---------------------------------------------------------------- protocol
-    def _check_image(self, rgb: np.ndarray) -> None:
-        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
-                or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
-            raise BackendError(f"openai expects an HxWx3 uint8 RGB image, got "
-                               f"{getattr(rgb, 'dtype', type(rgb).__name__)} "
-                               f"{getattr(rgb, 'shape', '')}")
-
     def _body(self, image: _EncodedImage, prompt: str, json_answer: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,

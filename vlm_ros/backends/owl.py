@@ -19,7 +19,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
@@ -32,7 +31,7 @@ from transformers import (
     OwlViTProcessor,
 )
 
-from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.backends.base import Backend, BackendError, require_rgb
 from vlm_ros.backends.hf import (
     load_pretrained,
     place_model,
@@ -182,7 +181,7 @@ class OwlBackend(Backend):
 
         Open vocabulary needs words: empty ``queries`` returns [] rather than guessing a list.
         """
-        _check_image(rgb)
+        require_rgb(rgb, self.name)
         if isinstance(queries, str):
             queries = [queries]
         phrases = [q.strip() for q in queries if q and q.strip()]
@@ -198,8 +197,8 @@ class OwlBackend(Backend):
         Uses the model's ``image_guided_detection``: the example's most object-like patch embedding
         becomes the query.  Labels are ``"example"``.
         """
-        _check_image(rgb)
-        _check_image(example_rgb)
+        require_rgb(rgb, self.name)
+        require_rgb(example_rgb, self.name)
         with self._lock, torch.inference_mode():
             outputs = self.model.image_guided_detection(
                 pixel_values=self.pixel_values(rgb),
@@ -238,7 +237,7 @@ class OwlBackend(Backend):
     # ------------------------------------------------------------------ relevance
     def relevance_map(self, rgb: np.ndarray, phrase: str) -> np.ndarray:
         """HxW float32 0..1: the sigmoid class score of each patch for ``phrase``, upsampled."""
-        _check_image(rgb)
+        require_rgb(rgb, self.name)
         if not phrase or not phrase.strip():
             raise BackendError("relevance_map needs a phrase")
         with self._lock:
@@ -273,11 +272,3 @@ class _BoxOutputs:
 
     logits: torch.Tensor
     pred_boxes: torch.Tensor
-
-
-def _check_image(rgb: Any) -> None:
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
-            or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
-        raise BackendError(f"owl expects an HxWx3 uint8 RGB array, got "
-                           f"{getattr(rgb, 'dtype', type(rgb).__name__)} "
-                           f"{getattr(rgb, 'shape', '')}")

@@ -392,14 +392,3 @@ def extract_answer_text(text: str) -> str:
         if fence:
             stripped = fence.group(1)
     return re.sub(r"\s+", " ", stripped).strip()
-
-
-
-def rgb_image_problem(rgb: object) -> str | None:
-    """Why ``rgb`` is not an HxWx3 uint8 RGB array, or None when it is (adapters raise on it)."""
-    shape = tuple(getattr(rgb, "shape", ()))
-    if str(getattr(rgb, "dtype", "")) != "uint8" or len(shape) != 3 or shape[2] != 3 \
-            or min(shape[:2]) < 1:
-        return (f"expected an HxWx3 uint8 RGB image, got "
-                f"{getattr(rgb, 'dtype', type(rgb).__name__)} {shape}")
-    return None

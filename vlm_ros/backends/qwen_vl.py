@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
-from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.backends.base import Backend, BackendError, require_rgb
 from vlm_ros.backends.hf import (
     load_pretrained,
     place_model,
@@ -38,7 +38,6 @@ from vlm_ros.backends.hf import (
 from vlm_ros.backends.parsing import (
     extract_answer_text,
     parse_json_boxes,
-    rgb_image_problem,
 )
 from vlm_ros.core.types import Detection
 
@@ -125,9 +124,7 @@ class QwenVlBackend(Backend):
         return batch, (grid_w * patch, grid_h * patch)
 
     def _generate(self, rgb: np.ndarray, text: str, max_new_tokens: int) -> tuple[str, tuple]:
-        problem = rgb_image_problem(rgb)
-        if problem:
-            raise BackendError(problem)
+        require_rgb(rgb, self.name)
         batch, input_size = self._inputs(rgb, text)
         with self._lock, torch.inference_mode():
             output = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)

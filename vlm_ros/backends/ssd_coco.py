@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.backends.base import Backend, BackendError, require_rgb
 from vlm_ros.core.types import Detection
 from vlm_ros.core.vocabulary import COCO_LABELS, labels_for_noun
 
@@ -232,11 +232,7 @@ class SsdCocoBackend(Backend):
 
     def detect(self, rgb: np.ndarray, queries: Sequence[str]) -> list[Detection]:
         """Detect COCO objects in an HxWx3 uint8 RGB image; boxes in its pixels, best first."""
-        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8:
-            raise BackendError(f"ssd_coco expects a uint8 RGB array, got "
-                               f"{getattr(rgb, 'dtype', type(rgb).__name__)}")
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-            raise BackendError(f"ssd_coco expects an HxWx3 image, got shape {rgb.shape}")
+        require_rgb(rgb, self.name)
         if isinstance(queries, str):
             queries = [queries]
         height, width = rgb.shape[:2]

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vlm_ros.core.attributes import iou
 from vlm_ros.core.types import BBox, Vec3
 from vlm_ros.sim.expressions import (
     CATEGORIES_USED,
@@ -36,7 +37,6 @@ from vlm_ros.sim.expressions import (
     cases_for_scene,
     plan_scene,
 )
-from vlm_ros.sim.render import iou
 from vlm_ros.sim.scene import SceneSpec, generate_scene
 from vlm_ros.sim.world import SimWorld
 

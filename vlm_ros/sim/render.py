@@ -145,13 +145,4 @@ def mask_box(mask: np.ndarray, min_pixels: int = 1) -> BBox | None:
     return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
 
 
-def iou(a: BBox, b: BBox) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-__all__ = ["SimCamera", "mask_box", "iou"]
+__all__ = ["SimCamera", "mask_box"]
