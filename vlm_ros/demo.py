@@ -24,7 +24,7 @@ from vlm_ros import scenes
 from vlm_ros.ros.convert import image_to_array
 from vlm_ros.ros.node import VlmRosNode
 from vlm_ros.ros.photo_camera import PhotoCamera
-from vlm_ros.ros.teleop import CommandClient
+from vlm_ros.ros.teleop import CommandClient, print_answer
 
 DIALOGUE: tuple[str, ...] = (
     "grab the cup",            # two cups -> ambiguous, with a question
@@ -77,12 +77,7 @@ def run_photo_demo(out_dir: str, dialogue: tuple[str, ...] = DIALOGUE) -> int:
                 failures += 1
                 continue
             log.write(json.dumps(result, ensure_ascii=False) + "\n")
-            print(f"    vlm_ros: {result['status']} - {result['message']}")
-            if result.get("clarification"):
-                print(f"    question: {result['clarification']}")
-            for goal in result["goals"]:
-                print(f"    goal {goal['kind']:9s} {goal['pose']['position']} "
-                      f"in {goal['frame_id']}")
+            print_answer(result)
             deadline = time.monotonic() + 2.0
             while len(debug) == shown and time.monotonic() < deadline and text != "stop":
                 client_executor.spin_once(timeout_sec=0.05)

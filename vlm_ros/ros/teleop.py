@@ -65,6 +65,15 @@ class CommandClient(Node):
         return None
 
 
+def print_answer(result: dict[str, Any], indent: str = "    ") -> None:
+    """One ~/result as the demos print it: status, message, question, goals."""
+    print(f"{indent}vlm_ros: {result['status']} - {result['message']}")
+    if result.get("clarification"):
+        print(f"{indent}question: {result['clarification']}")
+    for goal in result["goals"]:
+        print(f"{indent}goal {goal['kind']:9s} {goal['pose']['position']} in {goal['frame_id']}")
+
+
 def say(text: str, node: str = "/vlm_ros", wait_s: float = 10.0) -> dict[str, Any] | None:
     rclpy.init()
     client = CommandClient(node)

@@ -24,7 +24,7 @@ from std_msgs.msg import String
 
 from vlm_ros.ros.convert import image_to_array
 from vlm_ros.ros.node import VlmRosNode
-from vlm_ros.ros.teleop import CommandClient
+from vlm_ros.ros.teleop import CommandClient, print_answer
 from vlm_ros.sim.ros_node import SimNode
 from vlm_ros.sim.scene import generate_scene
 from vlm_ros.sim.world import SimWorld
@@ -108,13 +108,8 @@ def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOG
                 failures += 1
                 continue
             log.write(json.dumps(result, ensure_ascii=False) + "\n")
-            print(f"    vlm_ros: {result['status']} - {result['message']}")
-            if result.get("clarification"):
-                print(f"    question: {result['clarification']}")
+            print_answer(result)
             moving = [g for g in result["goals"] if g["kind"] in ("grasp", "place")]
-            for goal in result["goals"]:
-                print(f"    goal {goal['kind']:9s} {goal['pose']['position']} in "
-                      f"{goal['frame_id']}")
             deadline = time.monotonic() + 30.0
             while moving and len(statuses) == seen_status and time.monotonic() < deadline:
                 client_executor.spin_once(timeout_sec=0.05)
