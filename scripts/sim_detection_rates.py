@@ -36,6 +36,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 from vlm_ros.backends.ssd_coco import SsdCocoBackend  # noqa: E402
 from vlm_ros.core.attributes import iou  # noqa: E402
 from vlm_ros.core.color import color_profile  # noqa: E402
+from vlm_ros.core.tabletop import recover_missed, support_and_clusters  # noqa: E402
 from vlm_ros.sim.render import SimCamera  # noqa: E402
 from vlm_ros.sim.scene import (  # noqa: E402
     CATEGORIES,
@@ -67,9 +68,11 @@ def _save(path: str, rgb, detections, gt) -> None:
 def evaluate(scenes: int, seed: int, n_objects: int, categories: list[str] | None,
              score_threshold: float, save_dir: str | None,
              camera: CameraSetup = DEFAULT_CAMERA,
-             backend_options: dict[str, object] | None = None) -> dict[str, object]:
+             backend_options: dict[str, object] | None = None,
+             propose_from_depth: bool = False) -> dict[str, object]:
     backend = SsdCocoBackend(score_threshold=score_threshold, **(backend_options or {}))
     detect_seconds = 0.0
+    propose_seconds = 0.0
     found: dict[str, list[bool]] = defaultdict(list)
     color_ok: dict[str, list[bool]] = defaultdict(list)
     seen_as: dict[str, Counter] = defaultdict(Counter)
@@ -80,11 +83,18 @@ def evaluate(scenes: int, seed: int, n_objects: int, categories: list[str] | Non
         spec = generate_scene(s, n_objects=n_objects, categories=categories, camera=camera)
         model, data = load(spec)
         with SimCamera(model, spec.camera) as cam:
-            rgb, _depth = cam.render(data)
+            frame = cam.frame(data)
+            rgb = frame.rgb
             gt = cam.gt_boxes(data, spec)
+            to_base = cam.extrinsics()
         tick = time.perf_counter()
         detections = backend.detect(rgb, [])
         detect_seconds += time.perf_counter() - tick
+        if propose_from_depth:  # zoomed second look at depth proposals (vlm_ros.core.tabletop)
+            tick = time.perf_counter()
+            proposals = support_and_clusters(frame, to_base)
+            detections += recover_missed(rgb, proposals, detections, backend, [])
+            propose_seconds += time.perf_counter() - tick
         matched_dets: set[int] = set()
         for obj in spec.objects:
             if obj.name not in gt:
@@ -121,6 +131,8 @@ def evaluate(scenes: int, seed: int, n_objects: int, categories: list[str] | Non
         "unmatched_detections": false_positives,
         "backend_options": backend_options or {},
         "detect_ms_per_frame": round(1000 * detect_seconds / max(1, scenes), 1),
+        "propose_from_depth": propose_from_depth,
+        "propose_ms_per_frame": round(1000 * propose_seconds / max(1, scenes), 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -140,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend-options", default="",
                         help="SsdCocoBackend options as a JSON mapping (what the node's "
                              "backend_options parameter passes), e.g. '{\"tiles\": 2}'")
+    parser.add_argument("--propose-from-depth", action="store_true",
+                        help="add detections from a zoomed look at depth tabletop proposals")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
     categories = [c for c in args.categories.split(",") if c] or None
@@ -151,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.fovy != DEFAULT_CAMERA.fovy_deg:
         camera = CameraSetup(fovy_deg=args.fovy, pose_in_base=DEFAULT_CAMERA.pose_in_base)
     report = evaluate(args.scenes, args.seed, args.objects, categories, args.score_threshold,
-                      args.save or None, camera, json.loads(args.backend_options or "{}"))
+                      args.save or None, camera, json.loads(args.backend_options or "{}"),
+                      args.propose_from_depth)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

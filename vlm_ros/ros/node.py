@@ -31,7 +31,7 @@ from visualization_msgs.msg import MarkerArray
 from vlm_ros.backends import BackendError, create_backend
 from vlm_ros.core import safety
 from vlm_ros.core.annotate import annotate, overlay_heatmap
-from vlm_ros.core.geometry import StaticFrameResolver
+from vlm_ros.core.geometry import StaticFrameResolver, depth_to_meters
 from vlm_ros.core.instruction import parse_instruction
 from vlm_ros.core.pipeline import Pipeline
 from vlm_ros.core.types import Frame, GroundingResult, Instruction
@@ -49,6 +49,7 @@ from vlm_ros.ros.frames import Tf2FrameResolver, tf2_available
 from vlm_ros.ros.params import PARAMETERS, NodeSettings
 
 _COMMAND_QUEUE_SIZE = 8
+_COMMAND_HISTORY = 100  # DDS history depth of ~/command and ~/result
 _FRAME_BUFFER = 6  # messages kept per camera stream for stamp matching
 _DEPTH_WAIT_S = 0.5  # how long a colour frame waits for its depth before going alone
 
@@ -88,7 +89,7 @@ class VlmRosNode(Node):
         self._lock = threading.Condition()
         self._rgb: collections.deque[_Stamped] = collections.deque(maxlen=_FRAME_BUFFER)
         self._depth: collections.deque[_Stamped] = collections.deque(maxlen=_FRAME_BUFFER)
-        self._info: CameraInfo | None = None
+        self._infos: collections.deque[_Stamped] = collections.deque(maxlen=_FRAME_BUFFER)
         camera_qos = self._camera_qos(self.settings.image_reliability)
         if self.settings.use_compressed:
             self.create_subscription(CompressedImage, "camera/image/compressed",
@@ -99,12 +100,15 @@ class VlmRosNode(Node):
             self.create_subscription(Image, "camera/depth", self._on_depth, camera_qos)
         self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, camera_qos)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(String, "~/command", self._on_command, reliable)
+        # Deep histories on the command/result path: a burst must queue in DDS, not be
+        # overwritten, so every command gets an answer (the node answers overflow "busy").
+        commands_qos = QoSProfile(depth=_COMMAND_HISTORY, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(String, "~/command", self._on_command, commands_qos)
         self.create_subscription(String, "~/ask", self._on_ask, reliable)
         self.create_subscription(Empty, "~/describe", self._on_describe, reliable)
 
         # ---- outputs
-        self.result_pub = self.create_publisher(String, "~/result", reliable)
+        self.result_pub = self.create_publisher(String, "~/result", commands_qos)
         self.goal_pubs = {
             "navigate": self.create_publisher(PoseStamped, "goal_pose", reliable),
             "grasp": self.create_publisher(PoseStamped, "~/grasp_pose", reliable),
@@ -196,7 +200,8 @@ class VlmRosNode(Node):
 
     def _on_info(self, msg: CameraInfo) -> None:
         self._counts["camera_infos"] += 1
-        self._info = msg
+        with self._lock:
+            self._infos.append(_Stamped(msg, time.monotonic(), stamp_to_seconds(msg.header.stamp)))
 
     def _publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name="vlm_ros: grounding", hardware_id=self.backend.name)
@@ -252,8 +257,10 @@ class VlmRosNode(Node):
 
     # ------------------------------------------------------------------ stop preempts
     def _stop(self, text: str) -> None:
-        self._stop_epoch += 1
+        # Follow first, then the epoch: a follow tick queued in between carries the old epoch
+        # (its goals are suppressed) and one queued after finds nothing to follow.
         self._follow = None
+        self._stop_epoch += 1
         self.pipeline.pending = None
         while True:  # drop every queued command: nothing issued before a stop may move the robot
             try:
@@ -320,8 +327,9 @@ class VlmRosNode(Node):
             result = self.pipeline.ground(instruction, frame)
         result.timing_ms["total"] = (time.perf_counter() - started) * 1000.0
         self._stamp_result(result, frame)
-        self._follow = instruction if (result.status == "ok"
-                                       and instruction.action == "follow") else None
+        following = (result.status == "ok" and instruction.action == "follow"
+                     and command.stop_epoch == self._stop_epoch)  # no stop arrived meanwhile
+        self._follow = instruction if following else None
         self._follow_last_frame = frame.stamp
         self._publish(result, frame, command)
 
@@ -398,7 +406,9 @@ class VlmRosNode(Node):
                     raise ConversionError("no camera frame newer than the request")
                 frame = self._to_frame(*snapshot)
             else:
-                frame = self._to_frame(request.image, None, self._info)
+                with self._lock:
+                    info = self._infos[-1].msg if self._infos else None
+                frame = self._to_frame(request.image, None, info)
             with self._pipeline_lock:
                 result = self.pipeline.handle(request.command, frame)
         except ConversionError as exc:
@@ -411,12 +421,13 @@ class VlmRosNode(Node):
         return response
 
     # ------------------------------------------------------------------ frames
-    def _match_depth(self, rgb: _Stamped) -> Any:
+    def _match(self, buffer: collections.deque[_Stamped], rgb: _Stamped) -> Any:
+        """The message in ``buffer`` whose stamp is nearest the colour frame's, within slop."""
         best, best_dt = None, float(self.settings.sync_slop_s)
-        for depth in self._depth:
-            dt = abs(depth.stamp - rgb.stamp)
+        for item in buffer:
+            dt = abs(item.stamp - rgb.stamp)
             if dt <= best_dt:
-                best, best_dt = depth.msg, dt
+                best, best_dt = item.msg, dt
         return best
 
     def _latest_frame(self) -> tuple[Any, Any, CameraInfo | None] | None:
@@ -424,7 +435,7 @@ class VlmRosNode(Node):
             if not self._rgb:
                 return None
             rgb = self._rgb[-1]
-            return rgb.msg, self._match_depth(rgb), self._info
+            return rgb.msg, self._match(self._depth, rgb), self._match(self._infos, rgb)
 
     def _wait_for_frame(self, after: float) -> tuple[Any, Any, CameraInfo | None] | None:
         """The newest frame that arrived after ``after``, with its depth when depth is flowing.
@@ -440,13 +451,13 @@ class VlmRosNode(Node):
                 now = time.monotonic()
                 if self._rgb and self._rgb[-1].received > after:
                     rgb = self._rgb[-1]
-                    depth = self._match_depth(rgb)
+                    depth = self._match(self._depth, rgb)
                     if depth is not None or not self.settings.use_depth or not self._depth:
-                        return rgb.msg, depth, self._info
+                        return rgb.msg, depth, self._match(self._infos, rgb)
                     if depth_deadline is None:
                         depth_deadline = now + _DEPTH_WAIT_S
                     if now >= depth_deadline:
-                        return rgb.msg, None, self._info
+                        return rgb.msg, None, self._match(self._infos, rgb)
                 elif now >= deadline:
                     return None
                 self._lock.wait(max(0.001, min(deadline, depth_deadline or deadline) - now))
@@ -461,10 +472,19 @@ class VlmRosNode(Node):
             raise ConversionError(f"camera/image must be a colour image, got shape {rgb.shape}")
         depth_m = None
         if depth_msg is not None:
-            from vlm_ros.core.geometry import depth_to_meters
-
             raw, encoding = image_to_array(depth_msg)
-            depth_m = depth_to_meters(raw, encoding, float(self.settings.depth_scale))
+            if raw.ndim != 2:
+                raise ConversionError(f"camera/depth must be single-channel, got {encoding}")
+            if abs(raw.shape[1] / raw.shape[0] - rgb.shape[1] / rgb.shape[0]) > 0.02:
+                # Half-resolution depth is fine (it is scaled); another aspect ratio means the
+                # depth is not registered to this colour image.
+                raise ConversionError(
+                    f"camera/depth is {raw.shape[1]}x{raw.shape[0]}, not registered to the "
+                    f"{rgb.shape[1]}x{rgb.shape[0]} colour image (aspect ratios differ)")
+            try:
+                depth_m = depth_to_meters(raw, encoding, float(self.settings.depth_scale))
+            except ValueError as exc:  # e.g. a colour encoding on the depth topic
+                raise ConversionError(f"camera/depth: {exc}") from exc
         intrinsics = None
         if info is not None:
             intrinsics = camera_info_to_intrinsics(info)

@@ -33,7 +33,7 @@ class CommandClient(Node):
 
     def __init__(self, node: str = "/vlm_ros", name: str = "vlm_ros_teleop") -> None:
         super().__init__(name)
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # bursts
         self.publisher = self.create_publisher(String, f"{node}/command", reliable)
         self.results: list[dict[str, Any]] = []
         self.create_subscription(String, f"{node}/result",
