@@ -29,7 +29,10 @@ VALID = {"ok", "not_found", "ambiguous"}
 def _graph(backend: str, model: str, *extra: str) -> RosGraph:
     return RosGraph(["-p", f"backend:={backend}", "-p", f"model:={model}", "-p", "device:=cpu",
                      "-p", "score_threshold:=0.0", "-p", "image_reliability:=reliable",
-                     "-p", "camera_pose_in_base:=[0.0, 0.0, 0.6, 0.0, 0.6, 0.0]", *extra])
+                     "-p", "camera_pose_in_base:=[0.0, 0.0, 0.6, 0.0, 0.6, 0.0]",
+                     # These test the plumbing; a loaded CI machine must not turn a slow
+                     # tiny-model pass into a frame-age refusal.
+                     "-p", "max_frame_age_s:=10.0", *extra])
 
 
 def _ask(graph: RosGraph, topic: str, msg) -> dict:

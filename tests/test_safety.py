@@ -36,7 +36,7 @@ def test_goal_inside_every_limit_passes() -> None:
     (_result("navigate", (2.0, 0.5, 0.0), action="navigate"), 100.0,
      SafetyConfig(keepout_zones=[(1.5, 0.0, 2.5, 1.0)]), "keep-out"),
     (_result("grasp", (0.5, 0.0, 0.8), score=0.1), 100.0, SafetyConfig(), "confidence"),
-    (_result("grasp", (0.5, 0.0, 0.8)), 103.0, SafetyConfig(), "old"),
+    (_result("grasp", (0.5, 0.0, 0.8)), 103.0, SafetyConfig(max_frame_age_s=1.0), "old"),
     (_result("grasp", (0.5, 0.0, 0.8)), 100.0,
      SafetyConfig(allowed_actions=frozenset({"navigate"})), "not allowed"),
     (_result("grasp", (0.5, math.nan, 0.8)), 100.0, SafetyConfig(), "not finite"),

@@ -22,7 +22,15 @@ from vlm_ros.core.grounding import (
     ground_query,
 )
 from vlm_ros.core.instruction import merge_followup, parse_instruction
-from vlm_ros.core.types import Candidate, Frame, GroundingResult, Instruction, ObjectQuery
+from vlm_ros.core.tabletop import recover_missed, support_and_clusters
+from vlm_ros.core.types import (
+    Candidate,
+    Detection,
+    Frame,
+    GroundingResult,
+    Instruction,
+    ObjectQuery,
+)
 
 # Pronouns that refer to the object the robot last acted on ("put it in the bowl").
 _PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
@@ -37,6 +45,9 @@ class PipelineConfig:
     goals: GoalConfig = field(default_factory=GoalConfig)
     min_depth_m: float = 0.1
     max_depth_m: float = 10.0
+    # Zoomed second detector look at objects depth finds on a support surface that the full-image
+    # pass missed (vlm_ros.core.tabletop); needs depth and a camera->base transform.
+    propose_from_depth: bool = False
 
 
 class Pipeline:
@@ -112,7 +123,10 @@ class Pipeline:
             # ground whole referring expressions, which get one pass per expression.
             detections = None
             if not self.backend.resolves_referring_expressions:
-                detections = self.backend.detect(frame.rgb, self._union_queries(queries))
+                union = self._union_queries(queries)
+                detections = self.backend.detect(frame.rgb, union)
+                if self.config.propose_from_depth:  # optional: see vlm_ros.core.tabletop
+                    detections = detections + self._recover_from_depth(frame, detections, union)
             timing["model"] = (time.perf_counter() - t0) * 1000.0
             t0 = time.perf_counter()
             target: GroundingOutcome | None = None
@@ -136,6 +150,17 @@ class Pipeline:
         return result
 
     # ---------------------------------------------------------------- internals
+    def _recover_from_depth(self, frame: Frame, detections: list[Detection],
+                            queries: list[str]) -> list[Detection]:
+        """Detections a zoomed look at depth tabletop proposals adds (none without depth/tf)."""
+        if frame.depth_m is None or self.frames is None:
+            return []
+        to_base = self.frames.lookup(self.config.goals.base_frame, frame.frame_id, frame.stamp)
+        if to_base is None:
+            return []
+        proposals = support_and_clusters(frame, to_base)
+        return recover_missed(frame.rgb, proposals, detections, self.backend, queries)
+
     def _resolve_pronoun(self, instruction: Instruction) -> ObjectQuery | None:
         query = instruction.target
         if query is None or (query.noun or "").lower() not in _PRONOUNS:

@@ -28,7 +28,7 @@ class SafetyConfig:
     max_nav_distance: float = 10.0
     keepout_zones: list[tuple[float, float, float, float]] = field(default_factory=list)
     min_confidence: float = 0.3  # detector score of the chosen target
-    max_frame_age_s: float = 1.0  # frame older than this at decision time -> refuse
+    max_frame_age_s: float = 2.0  # frame older than this at decision time -> refuse
     allowed_actions: frozenset[str] = frozenset(
         {"pick", "place", "navigate", "look", "find", "follow", "stop"})
 

@@ -55,7 +55,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "keepout_zones": ([0.0], "x_min y_min x_max y_max rectangles (base frame, flattened) that "
                              "navigation goals may not enter; [0.0] = none"),
     "min_confidence": (0.3, "refuse goals from a target scored below this"),
-    "max_frame_age_s": (1.0, "refuse goals from a frame older than this (node clock vs stamp)"),
+    "max_frame_age_s": (2.0, "refuse goals from a frame older than this when they are "
+                             "published (node clock vs stamp); covers the model's own time"),
     "allowed_actions": (["pick", "place", "navigate", "look", "find", "follow", "stop"],
                         "actions that may produce goals"),
     "publish_debug_image": (True, "publish ~/debug_image"),
