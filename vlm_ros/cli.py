@@ -7,6 +7,7 @@
     vlm-ros camera --image PATH [...]      # publish a photo as an RGB-D camera would
     vlm-ros demo [--out DIR] [--photo]     # the README's main job (the MuJoCo closed loop)
     vlm-ros eval sim --scenes N --seed S --json   # score the chain against sim ground truth
+    vlm-ros soak --minutes M --json        # load/soak the node (30 Hz RGB-D + command burst)
     vlm-ros describe --image PATH          # caption (VLM backends)
     vlm-ros ask --image PATH --question Q  # visual question answering (VLM backends)
     vlm-ros backends                       # what is installed and usable
@@ -173,7 +174,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vlm_ros.sim.evaluate import run_evaluation
 
     result = run_evaluation(scenes=args.scenes, seed=args.seed, pick=not args.no_pick,
-                            backend_options=args.backend_options)
+                            backend_options=args.backend_options,
+                            propose_from_depth=args.propose_from_depth)
     if args.json:
         print(json.dumps(result))
     else:
@@ -182,6 +184,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{key:>18}: {result.get(key)}")
         for kind, row in sorted(result.get("per_category", {}).items()):
             print(f"{kind:>18}: {row}")
+    return 0
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from vlm_ros.ros.soak import run_soak
+
+    result = run_soak(args.minutes, rate_hz=args.rate, commands_per_s=args.commands_per_s)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 
 
@@ -267,8 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim_eval.add_argument("--seed", type=int, default=0)
     sim_eval.add_argument("--json", action="store_true")
     sim_eval.add_argument("--no-pick", action="store_true", help="ground only; skip the gripper")
+    sim_eval.add_argument("--propose-from-depth", action="store_true",
+                          help="the node's propose_from_depth parameter")
     sim_eval.add_argument("--backend-options", default="",
                           help="the node's backend_options, e.g. '{tiles: 2}'")
+
+    soak = sub.add_parser("soak", help="load/soak the node: 30 Hz RGB-D + a command burst")
+    soak.add_argument("--minutes", type=float, default=1.0)
+    soak.add_argument("--rate", type=float, default=30.0, help="camera frames per second")
+    soak.add_argument("--commands-per-s", type=float, default=50.0)
+    soak.add_argument("--json", action="store_true")
 
     for name, helptext in (("describe", "caption an image with a VLM backend"),
                            ("ask", "answer a question about an image with a VLM backend")):
@@ -292,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"ground": cmd_ground, "say": cmd_say, "camera": cmd_camera, "demo": cmd_demo,
                 "describe": cmd_describe, "ask": cmd_ask, "backends": cmd_backends,
-                "eval": cmd_eval}
+                "eval": cmd_eval, "soak": cmd_soak}
     return handlers[args.command_name](args)
 
 

@@ -124,9 +124,14 @@ class Pipeline:
             detections = None
             if not self.backend.resolves_referring_expressions:
                 union = self._union_queries(queries)
-                detections = self.backend.detect(frame.rgb, union)
-                if self.config.propose_from_depth:  # optional: see vlm_ros.core.tabletop
-                    detections = detections + self._recover_from_depth(frame, detections, union)
+                if self.config.propose_from_depth and self.backend.vocabulary is not None:
+                    # Depth proposals are "explained" by a detection of ANY class, so ask the
+                    # closed-set detector for everything (same cost: the net always runs
+                    # whole); grounding filters by the command's nouns afterwards.
+                    detections = self.backend.detect(frame.rgb, [])
+                    detections = detections + self._recover_from_depth(frame, detections, [])
+                else:
+                    detections = self.backend.detect(frame.rgb, union)
             timing["model"] = (time.perf_counter() - t0) * 1000.0
             t0 = time.perf_counter()
             target: GroundingOutcome | None = None

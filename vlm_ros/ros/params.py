@@ -24,6 +24,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "score_threshold": (0.3, "detector score floor"),
     "min_match": (0.5, "attribute agreement needed for a candidate to match"),
     "ambiguity_margin": (0.15, "best two matches closer than this -> ambiguous"),
+    "propose_from_depth": (False, "RGB-D tabletops: zoom the detector into depth clusters "
+                                  "(objects on a support) that the full-image pass missed"),
     "base_frame": ("base_link", "frame every goal is published in"),
     "camera_frame": ("", "override the image header frame_id; empty = use the header"),
     "use_tf": (True, "resolve camera->base with tf2 when tf2_ros is importable"),
@@ -107,6 +109,7 @@ class NodeSettings:
             ),
             min_depth_m=float(v["min_depth_m"]),
             max_depth_m=float(v["max_depth_m"]),
+            propose_from_depth=bool(v["propose_from_depth"]),
         )
 
     def safety_config(self) -> SafetyConfig:

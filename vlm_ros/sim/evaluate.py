@@ -175,7 +175,7 @@ class _Harness:
     """The three nodes of the demo, spun in the background; the client waits in the caller."""
 
     def __init__(self, first: SimWorld, pick: bool, backend: str | None,
-                 backend_options: str = "") -> None:
+                 backend_options: str = "", propose_from_depth: bool = False) -> None:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
         from rclpy.parameter import Parameter
@@ -203,6 +203,8 @@ class _Harness:
             overrides.append(Parameter("backend", value=backend))
         if backend_options:
             overrides.append(Parameter("backend_options", value=backend_options))
+        if propose_from_depth:
+            overrides.append(Parameter("propose_from_depth", value=True))
         self.node = VlmRosNode(parameter_overrides=overrides)
         self.nodes.append(self.node)
         self.sim = SimNode(first, vlm_node="/vlm_ros" if pick else NO_PICK_NAMESPACE,
@@ -291,7 +293,8 @@ def _run_case(harness: _Harness, case: Case, gt: _GroundTruth, seed: int, pick: 
 
 def run_evaluation(scenes: int = 20, seed: int = 0, kinds: Sequence[str] | None = None,
                    pick: bool = True, timeout_s: float = 30.0,
-                   backend: str | None = None, backend_options: str = "") -> dict[str, Any]:
+                   backend: str | None = None, backend_options: str = "",
+                   propose_from_depth: bool = False) -> dict[str, Any]:
     """Evaluate ``scenes`` generated scenes (deterministic by ``seed``); see the module docstring.
 
     ``kinds`` restricts the case kinds (``vlm_ros.sim.expressions.KINDS``); ``pick`` executes and
@@ -309,7 +312,7 @@ def run_evaluation(scenes: int = 20, seed: int = 0, kinds: Sequence[str] | None 
             if harness is None:  # the first world exists before any other thread renders
                 world = SimWorld(spec)
                 gt = _ground_truth(world)
-                harness = _Harness(world, pick, backend, backend_options)
+                harness = _Harness(world, pick, backend, backend_options, propose_from_depth)
                 if not harness.client.wait_for_node(harness.client_executor, timeout_s):
                     raise RuntimeError("the vlm_ros node did not come up")
             else:
