@@ -183,6 +183,17 @@ def backproject(u: float, v: float, z: float, K: CameraIntrinsics) -> Vec3:
     return ((u - K.cx) * z / K.fx, (v - K.cy) * z / K.fy, float(z))
 
 
+def backproject_pixels(us: np.ndarray, vs: np.ndarray, z: np.ndarray, K: CameraIntrinsics,
+                       to_frame: Transform | None = None) -> np.ndarray:
+    """Vectorised ``backproject``: pixel arrays + depths -> (..., 3) points in the optical frame,
+    or in ``to_frame``'s target frame when a transform is given."""
+    points = np.stack([(us - K.cx) * z / K.fx, (vs - K.cy) * z / K.fy, z], axis=-1)
+    if to_frame is None:
+        return points
+    matrix = to_frame.as_matrix()
+    return points @ matrix[:3, :3].T + matrix[:3, 3]
+
+
 def project(point: Vec3, K: CameraIntrinsics) -> tuple[float, float]:
     """Optical-frame point -> pixel (u, v); the inverse of :func:`backproject` for z > 0."""
     x, y, z = point
@@ -284,10 +295,7 @@ def object_center_on_support(
     if valid.sum() < MIN_OBJECT_POINTS:
         return None
     K = frame.intrinsics.scaled_to(d_w, d_h)
-    u, v, z = us[valid], vs[valid], z[valid]
-    optical = np.stack([(u - K.cx) * z / K.fx, (v - K.cy) * z / K.fy, z], axis=1)
-    matrix = to_base.as_matrix()
-    points = optical @ matrix[:3, :3].T + matrix[:3, 3]
+    points = backproject_pixels(us[valid], vs[valid], z[valid], K, to_base)
     support = np.percentile(points[:, 2], SUPPORT_PERCENTILE)
     surface = np.asarray(to_base.apply(surface_point))
     keep = (points[:, 2] > support + ABOVE_SUPPORT_M) & (

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from vlm_ros.backends.base import Backend
-from vlm_ros.core.geometry import Transform
+from vlm_ros.core.geometry import Transform, backproject_pixels
 from vlm_ros.core.types import BBox, Detection, Frame
 
 
@@ -82,10 +82,7 @@ def depth_points_in_base(
     if edge_jump_m is not None:
         valid &= ~_depth_edges(depth, edge_jump_m)[vs, us]
     z = np.where(valid, z, np.nan)
-    optical = np.stack([(us - K.cx) * z / K.fx, (vs - K.cy) * z / K.fy, z], axis=-1)
-    matrix = to_base.as_matrix()
-    points = optical @ matrix[:3, :3].T + matrix[:3, 3]
-    return points, valid
+    return backproject_pixels(us, vs, z, K, to_base), valid
 
 
 def _support_plane(points: np.ndarray, cfg: TabletopConfig) -> np.ndarray | None:
