@@ -91,21 +91,29 @@ class VlmRosNode(Node):
         self._depth: collections.deque[_Stamped] = collections.deque(maxlen=_FRAME_BUFFER)
         self._infos: collections.deque[_Stamped] = collections.deque(maxlen=_FRAME_BUFFER)
         camera_qos = self._camera_qos(self.settings.image_reliability)
+        # Separate callback groups: commands (and stop) never wait behind 30 Hz image traffic.
+        cameras = MutuallyExclusiveCallbackGroup()
+        commands = MutuallyExclusiveCallbackGroup()
         if self.settings.use_compressed:
             self.create_subscription(CompressedImage, "camera/image/compressed",
-                                     self._on_rgb, camera_qos)
+                                     self._on_rgb, camera_qos, callback_group=cameras)
         else:
-            self.create_subscription(Image, "camera/image", self._on_rgb, camera_qos)
+            self.create_subscription(Image, "camera/image", self._on_rgb, camera_qos,
+                                     callback_group=cameras)
         if self.settings.use_depth:
-            self.create_subscription(Image, "camera/depth", self._on_depth, camera_qos)
-        self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, camera_qos)
+            self.create_subscription(Image, "camera/depth", self._on_depth, camera_qos,
+                                     callback_group=cameras)
+        self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, camera_qos,
+                                 callback_group=cameras)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         # Deep histories on the command/result path: a burst must queue in DDS, not be
         # overwritten, so every command gets an answer (the node answers overflow "busy").
         commands_qos = QoSProfile(depth=_COMMAND_HISTORY, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(String, "~/command", self._on_command, commands_qos)
-        self.create_subscription(String, "~/ask", self._on_ask, reliable)
-        self.create_subscription(Empty, "~/describe", self._on_describe, reliable)
+        self.create_subscription(String, "~/command", self._on_command, commands_qos,
+                                 callback_group=commands)
+        self.create_subscription(String, "~/ask", self._on_ask, reliable, callback_group=commands)
+        self.create_subscription(Empty, "~/describe", self._on_describe, reliable,
+                                 callback_group=commands)
 
         # ---- outputs
         self.result_pub = self.create_publisher(String, "~/result", commands_qos)
@@ -605,8 +613,8 @@ def main(args: list[str] | None = None) -> None:
     node = None
     try:
         node = VlmRosNode()
-        # Two threads so the ~/ground service can wait for a frame while camera callbacks run.
-        rclpy.spin(node, executor=MultiThreadedExecutor(num_threads=2))
+        # Threads for cameras, commands and the ~/ground service (which waits for a frame).
+        rclpy.spin(node, executor=MultiThreadedExecutor(num_threads=3))
     except BackendError as exc:
         print(f"vlm_ros: backend failed to load: {exc}")
         raise SystemExit(2) from exc
