@@ -277,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim_eval.add_argument("--seed", type=int, default=0)
     sim_eval.add_argument("--json", action="store_true")
     sim_eval.add_argument("--no-pick", action="store_true", help="ground only; skip the gripper")
-    sim_eval.add_argument("--propose-from-depth", action="store_true",
-                          help="the node's propose_from_depth parameter")
+    sim_eval.add_argument("--no-propose-from-depth", dest="propose_from_depth",
+                          action="store_false",
+                          help="turn off the node's depth proposals (on for the tabletop)")
     sim_eval.add_argument("--backend-options", default="",
                           help="the node's backend_options, e.g. '{tiles: 2}'")
 

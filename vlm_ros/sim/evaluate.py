@@ -294,12 +294,14 @@ def _run_case(harness: _Harness, case: Case, gt: _GroundTruth, seed: int, pick: 
 def run_evaluation(scenes: int = 20, seed: int = 0, kinds: Sequence[str] | None = None,
                    pick: bool = True, timeout_s: float = 30.0,
                    backend: str | None = None, backend_options: str = "",
-                   propose_from_depth: bool = False) -> dict[str, Any]:
+                   propose_from_depth: bool = True) -> dict[str, Any]:
     """Evaluate ``scenes`` generated scenes (deterministic by ``seed``); see the module docstring.
 
     ``kinds`` restricts the case kinds (``vlm_ros.sim.expressions.KINDS``); ``pick`` executes and
     scores the grasps; ``timeout_s`` bounds every wait (a timeout is a failure, never a hang);
-    ``backend`` overrides the node's default backend.
+    ``backend`` overrides the node's default backend; ``backend_options`` and
+    ``propose_from_depth`` (on: the tabletop is exactly what depth proposals are for) set the
+    node's parameters of those names.
     """
     started = time.perf_counter()
     plans = [plan_scene(seed, i) for i in range(scenes)]
@@ -335,7 +337,10 @@ def run_evaluation(scenes: int = 20, seed: int = 0, kinds: Sequence[str] | None 
             harness.close()
         if world is not None:
             world.close()
-    return summarize(outcomes, scenes, backend_name, time.perf_counter() - started)
+    result = summarize(outcomes, scenes, backend_name, time.perf_counter() - started)
+    result["propose_from_depth"] = propose_from_depth
+    result["backend_options"] = backend_options
+    return result
 
 
 __all__ = ["run_evaluation", "score_result", "summarize", "CaseOutcome", "MATCH_IOU"]
