@@ -31,13 +31,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from vlm_ros.backends.base import Backend, BackendError, require_rgb
-from vlm_ros.backends.hf import (
-    load_pretrained,
-    place_model,
-    resolve_device,
-    resolve_dtype,
-    to_device,
-)
+from vlm_ros.backends.hf import load_model, load_pretrained, to_device
 from vlm_ros.backends.parsing import (
     extract_answer_text,
     parse_florence_locations,
@@ -84,12 +78,9 @@ class Florence2Backend(Backend):
         self.score_threshold = float(score_threshold)
         self.task, self.caption_task = task, caption_task
         self.max_new_tokens = int(max_new_tokens)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
         self.processor = load_pretrained(AutoProcessor, model)
-        loaded = load_pretrained(AutoModelForImageTextToText, model, dtype=self.dtype)
-        self.model, self.device = place_model(loaded, self.device, self.dtype)
-        self.dtype = next(self.model.parameters()).dtype  # float32 after an OOM fallback
+        self.model, self.device, self.dtype = load_model(
+            AutoModelForImageTextToText, model, device, dtype)
         tokenizer = self.processor.tokenizer
         ids = tokenizer.convert_tokens_to_ids([f"<loc_{i}>" for i in range(NUM_LOCATIONS)])
         if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:

@@ -23,13 +23,7 @@ import cv2
 import numpy as np
 
 from vlm_ros.backends.base import Backend, BackendError, require_rgb
-from vlm_ros.backends.hf import (
-    load_pretrained,
-    place_model,
-    resolve_device,
-    resolve_dtype,
-    to_device,
-)
+from vlm_ros.backends.hf import load_model, load_pretrained, to_device
 from vlm_ros.backends.ssd_coco import suppress_duplicates
 from vlm_ros.core.types import Detection
 
@@ -99,10 +93,8 @@ class GroundingDinoBackend(Backend):
         self.nms_iou = float(nms_iou)
         self.duplicate_iou = float(duplicate_iou)
         self.processor = load_pretrained(AutoProcessor, model)
-        loaded = load_pretrained(AutoModelForZeroShotObjectDetection, model)
-        device_ = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, device_)
-        self.model, self.device = place_model(loaded, device_, self.dtype)
+        self.model, self.device, self.dtype = load_model(
+            AutoModelForZeroShotObjectDetection, model, device, dtype)
         tokenizer = self.processor.tokenizer
         self._separator_id = tokenizer.convert_tokens_to_ids(PHRASE_END)
         self._special_ids = set(tokenizer.all_special_ids)

@@ -93,6 +93,18 @@ def place_model(model: Any, device: torch.device, dtype: torch.dtype) -> tuple[A
         return model.to(device="cpu", dtype=torch.float32).eval(), torch.device("cpu")
 
 
+def load_model(loader: Any, model: str, device: str = "auto", dtype: str = "auto",
+               **kwargs: Any) -> tuple[Any, torch.device, torch.dtype]:
+    """Load ``model`` with ``loader`` and place it: (model, device, dtype) as they really are -
+    after a GPU out-of-memory fallback that is the CPU in float32, and inputs must follow."""
+    wanted = resolve_device(device)
+    precision = resolve_dtype(dtype, wanted)
+    # Loaded straight in the target precision: no float32 copy of a large model on the way.
+    loaded = load_pretrained(loader, model, dtype=precision, **kwargs)
+    placed, where = place_model(loaded, wanted, precision)
+    return placed, where, next(placed.parameters()).dtype
+
+
 def to_device(batch: Any, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     """A processor's output as model kwargs on ``device``; floating tensors take ``dtype``
     (token ids and masks stay integer)."""

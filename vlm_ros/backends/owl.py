@@ -32,13 +32,7 @@ from transformers import (
 )
 
 from vlm_ros.backends.base import Backend, BackendError, require_rgb
-from vlm_ros.backends.hf import (
-    load_pretrained,
-    place_model,
-    resolve_device,
-    resolve_dtype,
-    to_device,
-)
+from vlm_ros.backends.hf import load_model, load_pretrained, to_device
 from vlm_ros.backends.ssd_coco import suppress_duplicates
 from vlm_ros.core.types import Detection
 
@@ -97,11 +91,8 @@ class OwlBackend(Backend):
                 f"{model!r} is a {config.model_type!r} model; the owl backend runs "
                 f"{', '.join(FAMILIES)} checkpoints") from None
         self.processor = load_pretrained(self.family.processor_class, model)
-        wanted = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, wanted)
-        self.model, self.device = place_model(
-            load_pretrained(self.family.model_class, model), wanted, self.dtype)
-        self.dtype = next(self.model.parameters()).dtype  # float32 after an OOM fallback to CPU
+        self.model, self.device, self.dtype = load_model(
+            self.family.model_class, model, device, dtype)
         self._text_cache: OrderedDict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor]] = \
             OrderedDict()
         self._lock = threading.Lock()  # one forward at a time; the LRU is shared state

@@ -28,13 +28,7 @@ import torch
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
 from vlm_ros.backends.base import Backend, BackendError, require_rgb
-from vlm_ros.backends.hf import (
-    load_pretrained,
-    place_model,
-    resolve_device,
-    resolve_dtype,
-    to_device,
-)
+from vlm_ros.backends.hf import load_model, load_pretrained, to_device
 from vlm_ros.backends.parsing import (
     extract_answer_text,
     parse_json_boxes,
@@ -90,13 +84,10 @@ class QwenVlBackend(Backend):
         self.score_threshold = float(score_threshold)
         self.max_new_tokens = int(max_new_tokens)
         self.answer_tokens = int(answer_tokens)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
         self.image_processor = load_pretrained(AutoImageProcessor, model)
         self.tokenizer = load_pretrained(AutoTokenizer, model)
-        loaded = load_pretrained(AutoModelForImageTextToText, model, dtype=self.dtype)
-        self.model, self.device = place_model(loaded, self.device, self.dtype)
-        self.dtype = next(self.model.parameters()).dtype  # float32 after an OOM fallback
+        self.model, self.device, self.dtype = load_model(
+            AutoModelForImageTextToText, model, device, dtype)
         model_type = getattr(self.model.config, "model_type", "")
         self.coords = COORDS_BY_MODEL_TYPE.get(model_type, "auto") if coords == "auto" else coords
         self.image_token = getattr(self.tokenizer, "image_token", None) or IMAGE_TOKEN
