@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vlm_ros.backends.base import Backend, BackendError
+from vlm_ros.core.attributes import box_problem
 from vlm_ros.core.geometry import FrameResolver, object_center_3d, object_center_on_support
 from vlm_ros.core.goals import GoalConfig, make_goals
 from vlm_ros.core.grounding import (
@@ -152,6 +153,33 @@ class Pipeline:
             self._add_geometry_and_goals(result, instruction, frame)
             timing["geometry"] = (time.perf_counter() - t0) * 1000.0
         result.timing_ms = timing
+        return result
+
+    def result_for_box(self, instruction: Instruction, candidate: Candidate, frame: Frame,
+                       tracking_ms: float | None = None) -> GroundingResult:
+        """A result for a target the caller already located (a tracked box), without the model.
+
+        3D and goals go through the same code as :meth:`ground` (status "ok", ``targets`` = a copy
+        of ``candidate`` with its 3D fields filled); a box that is not usable gives status
+        "error".  The dialogue state is left alone.  ``tracking_ms``, the caller's time to find
+        the box, is reported as ``timing_ms["tracking"]`` and counted in the total.
+        """
+        started = time.perf_counter()
+        timing = {} if tracking_ms is None else {"tracking": float(tracking_ms)}
+        problem = box_problem(candidate.bbox, candidate.score, frame.width, frame.height)
+        if problem:
+            result = GroundingResult(status="error", instruction=instruction,
+                                     message=f"tracked box unusable: {problem}")
+        else:
+            target = replace(candidate, reasons=list(candidate.reasons), point_camera=None,
+                             point_base=None, depth_m=None)
+            result = GroundingResult(status="ok", instruction=instruction, targets=[target],
+                                     message=f"tracking the {target.label or 'target'}")
+            t0 = time.perf_counter()
+            self._add_geometry_and_goals(result, instruction, frame)
+            timing["geometry"] = (time.perf_counter() - t0) * 1000.0
+        result = self._finish(result, frame, timing, started)
+        result.timing_ms["total"] += timing.get("tracking", 0.0)
         return result
 
     # ---------------------------------------------------------------- internals
