@@ -21,9 +21,15 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.event_handler import PublisherEventCallbacks
+from rclpy.executors import (
+    Executor,
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Empty, Header, String
 from visualization_msgs.msg import MarkerArray
@@ -109,45 +115,53 @@ class VlmRosNode(Node):
         # Deep histories on the command/result path: a burst must queue in DDS, not be
         # overwritten, so every command gets an answer (the node answers overflow "busy").
         commands_qos = QoSProfile(depth=_COMMAND_HISTORY, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(String, "~/command", self._on_command, commands_qos,
+        # Keep-all on the command reader: a keep-last reader overwrites commands the executor
+        # has not taken yet, and a lost command gets no answer at all; keep-all pushes back on
+        # the sender instead (DDS flow control) and every command is answered, "busy" or not.
+        every_command = QoSProfile(depth=_COMMAND_HISTORY, reliability=ReliabilityPolicy.RELIABLE,
+                                   history=HistoryPolicy.KEEP_ALL)
+        self.create_subscription(String, "~/command", self._on_command, every_command,
                                  callback_group=commands)
         self.create_subscription(String, "~/ask", self._on_ask, reliable, callback_group=commands)
         self.create_subscription(Empty, "~/describe", self._on_describe, reliable,
                                  callback_group=commands)
 
         # ---- outputs
-        self.result_pub = self.create_publisher(String, "~/result", commands_qos)
+        self.result_pub = self._output(String, "~/result", commands_qos)
         self.goal_pubs = {
-            "navigate": self.create_publisher(PoseStamped, "goal_pose", reliable),
-            "grasp": self.create_publisher(PoseStamped, "~/grasp_pose", reliable),
-            "pregrasp": self.create_publisher(PoseStamped, "~/pregrasp_pose", reliable),
-            "place": self.create_publisher(PoseStamped, "~/place_pose", reliable),
-            "look": self.create_publisher(PoseStamped, "~/target_pose", reliable),
+            "navigate": self._output(PoseStamped, "goal_pose", reliable),
+            "grasp": self._output(PoseStamped, "~/grasp_pose", reliable),
+            "pregrasp": self._output(PoseStamped, "~/pregrasp_pose", reliable),
+            "place": self._output(PoseStamped, "~/place_pose", reliable),
+            "look": self._output(PoseStamped, "~/target_pose", reliable),
         }
-        self.stop_pub = self.create_publisher(Empty, "~/stop", reliable)
-        self.answer_pub = self.create_publisher(String, "~/answer", reliable)
-        self.relevance_pub = self.create_publisher(Image, "~/relevance_image", reliable)
-        self.marker_pub = self.create_publisher(MarkerArray, "~/markers", reliable)
+        self.stop_pub = self._output(Empty, "~/stop", reliable)
+        self.answer_pub = self._output(String, "~/answer", reliable)
+        self.relevance_pub = self._output(Image, "~/relevance_image", reliable)
+        self.marker_pub = self._output(MarkerArray, "~/markers", reliable)
         # Reliable: one debug image per result, not a stream, so losing it loses the answer's
         # picture (best-effort viewers can still subscribe to a reliable publisher).
-        self.debug_pub = self.create_publisher(Image, "~/debug_image",
+        self.debug_pub = self._output(Image, "~/debug_image",
                                                QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
         self._vision_msgs = messages.optional_module("vision_msgs.msg")
         self._interfaces = messages.optional_module("vlm_ros.msg")
         self.detections_pub = None
         if self._vision_msgs is not None:
-            self.detections_pub = self.create_publisher(
+            self.detections_pub = self._output(
                 self._vision_msgs.Detection2DArray, "~/detections", reliable)
         self.interface_pub = None
         if self._interfaces is not None:
-            self.interface_pub = self.create_publisher(
+            self.interface_pub = self._output(
                 self._interfaces.GroundingResult, "~/grounding", reliable)
         services = messages.optional_module("vlm_ros.srv")
         if services is not None:
             # Its own callback group: the service waits for a camera frame, which other
-            # executor threads deliver meanwhile (main() spins a MultiThreadedExecutor).
+            # executor threads deliver meanwhile (make_executor then uses several threads).
             self.create_service(services.Ground, "~/ground", self._on_ground_service,
                                 callback_group=MutuallyExclusiveCallbackGroup())
+        # The service blocks its callback until a camera frame arrives, which only another
+        # executor thread can deliver; without it one thread runs every (store-only) callback.
+        self.needs_parallel_callbacks = services is not None
 
         # ---- the worker: grounding happens here, never on the executor thread
         self._pipeline_lock = threading.Lock()  # the worker and the ~/ground service share it
@@ -160,7 +174,7 @@ class VlmRosNode(Node):
         self._worker.start()
         # /diagnostics: what the node receives and how it is doing, once a second.
         self._counts = collections.Counter()
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self._output(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
         rate = float(self.settings.follow_rate_hz)
         if rate > 0:
@@ -173,6 +187,18 @@ class VlmRosNode(Node):
             f"vlm_ros interfaces={'yes' if self._interfaces else 'no (bindings not built)'}")
 
     # ------------------------------------------------------------------ set-up helpers
+    def _output(self, msg_type: Any, topic: str, qos: QoSProfile | int) -> Any:
+        """A publisher without rclpy's default QoS-event handlers.
+
+        The Python executor walks every event handler on every wake-up; with ~14 outputs they
+        were most of the node's executor time under a 30 Hz RGB-D stream (py-spy, soak run).
+        An incompatible-QoS mismatch is still reported: by our subscriptions for the inputs and
+        by the consumer's subscription for the outputs.
+        """
+        return self.create_publisher(msg_type, topic, qos,
+                                     event_callbacks=PublisherEventCallbacks(
+                                         use_default_callbacks=False))
+
     @staticmethod
     def _camera_qos(reliability: str) -> QoSProfile:
         if reliability == "best_effort":
@@ -239,7 +265,8 @@ class VlmRosNode(Node):
         try:
             self._commands.put_nowait(_Command(text, time.monotonic(), self._stop_epoch))
         except queue.Full:
-            self._publish_rejection(text, "busy: too many commands waiting; try again")
+            self._publish_rejection(text, "busy: too many commands waiting; try again",
+                                    busy=True)
 
     def _on_ask(self, msg: String) -> None:
         self._enqueue(_Command(msg.data[:int(self.settings.max_command_length)], time.monotonic(),
@@ -503,10 +530,15 @@ class VlmRosNode(Node):
                      stamp=stamp_to_seconds(rgb_msg.header.stamp), frame_id=frame_id)
 
     # ------------------------------------------------------------------ publishing
-    def _publish_rejection(self, text: str, reason: str) -> None:
+    def _publish_rejection(self, text: str, reason: str, busy: bool = False) -> None:
         result = GroundingResult(status="rejected", instruction=Instruction(text=text),
                                  message=reason, backend=self.backend.name)
-        self.get_logger().warning(f"rejected command: {reason}")
+        if busy:
+            # A flood produces one "busy" per extra command: log the overload, not each one
+            # (every command still gets its own result below).
+            self.get_logger().warning(f"rejected command: {reason}", throttle_duration_sec=1.0)
+        else:
+            self.get_logger().warning(f"rejected command: {reason}")
         self.result_pub.publish(String(data=messages.result_to_json(result)))
 
     def _publish(self, result: GroundingResult, frame: Frame | None,
@@ -608,13 +640,25 @@ class _LazyStaticResolver:
         return self._resolver.lookup(target_frame, source_frame, stamp)
 
 
+def make_executor(node: VlmRosNode) -> Executor:
+    """One thread for the store-only callbacks; more only when a callback blocks (~/ground).
+
+    The Python MultiThreadedExecutor costs far more per callback (futures, a thread pool, more
+    wait-set rebuilds) and its threads fight the worker for the GIL: on a 2-core CPU under a
+    30 Hz RGB-D stream it could not take 50 commands/s off DDS (vlm-ros soak).
+    """
+    if node.needs_parallel_callbacks:
+        return MultiThreadedExecutor(num_threads=3)
+    return SingleThreadedExecutor()
+
+
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     node = None
     try:
         node = VlmRosNode()
         # Threads for cameras, commands and the ~/ground service (which waits for a frame).
-        rclpy.spin(node, executor=MultiThreadedExecutor(num_threads=3))
+        rclpy.spin(node, executor=make_executor(node))
     except BackendError as exc:
         print(f"vlm_ros: backend failed to load: {exc}")
         raise SystemExit(2) from exc

@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from vlm_ros import scenes
@@ -152,7 +152,10 @@ class SoakClient(Node):
         self.ledger = ledger
         # Deep queues on this side: the soak must never be the one that drops messages.
         deep = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        self.command_pub = self.create_publisher(String, f"{node}/command", deep)
+        # Keep-all like the node's command reader: a burst is never overwritten in DDS.
+        every = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                           history=HistoryPolicy.KEEP_ALL)
+        self.command_pub = self.create_publisher(String, f"{node}/command", every)
         self.result_topic = f"{node}/result"
         self.create_subscription(String, self.result_topic, self._on_result, deep)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, deep)
@@ -283,7 +286,9 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
     owns_rclpy = not rclpy.ok()
     if owns_rclpy:
         rclpy.init()  # first: an invalid ROS_DOMAIN_ID fails here, before any process starts
-    executor = MultiThreadedExecutor(num_threads=3)
+    # One thread: the camera timer and the result callback are short, and a Python thread pool
+    # would cost the node under test CPU on a small machine.
+    executor = SingleThreadedExecutor()
     camera = client = node = None
     try:
         node = _NodeProcess(NODE_ARGS)
