@@ -75,8 +75,9 @@ class Listener(Node):
 class RosGraph:
     """Node process + camera + client + listener."""
 
-    def __init__(self, node_args: list[str]) -> None:
-        env = dict(os.environ)  # carries ROS_AUTOMATIC_DISCOVERY_RANGE and ROS_DOMAIN_ID
+    def __init__(self, node_args: list[str], env: dict[str, str] | None = None) -> None:
+        # os.environ carries ROS_AUTOMATIC_DISCOVERY_RANGE and ROS_DOMAIN_ID.
+        env = {**os.environ, **(env or {})}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "vlm_ros.cli", "node", "--ros-args", *node_args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

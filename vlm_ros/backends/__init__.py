@@ -21,21 +21,30 @@ DEFAULT_BACKEND = "ssd_coco"
 
 
 def create_backend(name: str = DEFAULT_BACKEND, **options: Any) -> Backend:
-    """Instantiate the backend registered under ``name`` with adapter-specific ``options``."""
-    try:
-        target = REGISTRY[name]
-    except KeyError:
+    """Instantiate the backend registered under ``name`` with adapter-specific ``options``.
+
+    ``name`` is a registered id (``vlm-ros backends``) or, for an adapter that lives in another
+    package, its import path ``package.module:ClassName`` (a Backend subclass): new model
+    families plug in by configuration, without editing this registry.
+    """
+    plugin = name not in REGISTRY and ":" in name
+    if not plugin and name not in REGISTRY:
         raise BackendError(
-            f"unknown backend {name!r}; available: {', '.join(sorted(REGISTRY))}"
-        ) from None
-    module_name, class_name = target.split(":")
+            f"unknown backend {name!r}; available: {', '.join(sorted(REGISTRY))} "
+            f"(or an import path package.module:ClassName)")
+    module_name, _, class_name = (name if plugin else REGISTRY[name]).partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if plugin:
+            raise BackendError(f"backend {name!r}: cannot import {module_name} ({exc})") from exc
         raise BackendError(
             f"backend {name!r} needs packages that are not installed ({exc.name}); "
             f"install them with: pip install 'vlm_ros[vlm]'") from exc
-    return getattr(module, class_name)(**options)
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise BackendError(f"backend {name!r}: {class_name} is not a vlm_ros Backend class")
+    return cls(**options)
 
 
 __all__ = ["Backend", "BackendError", "CapabilityError", "REGISTRY", "DEFAULT_BACKEND", "create_backend"]

@@ -16,8 +16,9 @@ import numpy as np
 Action = Literal["pick", "place", "navigate", "look", "find", "follow", "stop"]
 ACTIONS: tuple[str, ...] = ("pick", "place", "navigate", "look", "find", "follow", "stop")
 
-Status = Literal["ok", "not_found", "ambiguous", "rejected", "error"]
-STATUSES: tuple[str, ...] = ("ok", "not_found", "ambiguous", "rejected", "error")
+Status = Literal["ok", "not_found", "ambiguous", "rejected", "error", "awaiting_confirmation"]
+STATUSES: tuple[str, ...] = ("ok", "not_found", "ambiguous", "rejected", "error",
+                             "awaiting_confirmation")
 
 Language = Literal["en", "zh"]
 

@@ -9,12 +9,15 @@ node or publish a goal the core did not produce.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import dataclasses
 import json
+import math
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -38,7 +41,7 @@ from vlm_ros.backends import BackendError, create_backend
 from vlm_ros.core import safety
 from vlm_ros.core.annotate import annotate, overlay_heatmap
 from vlm_ros.core.geometry import StaticFrameResolver, depth_to_meters
-from vlm_ros.core.instruction import parse_instruction
+from vlm_ros.core.instruction import is_confirmation, parse_instruction
 from vlm_ros.core.pipeline import Pipeline
 from vlm_ros.core.types import Frame, GroundingResult, Instruction
 from vlm_ros.ros import messages
@@ -59,6 +62,12 @@ _COMMAND_HISTORY = 100  # DDS history depth of ~/command and ~/result
 _FRAME_BUFFER = 6  # messages kept per camera stream for stamp matching
 _DEPTH_WAIT_S = 0.5  # how long a colour frame waits for its depth before going alone
 
+T = TypeVar("T")
+
+
+class ModelUnavailable(Exception):
+    """The backend did not answer in time, is still stuck, or ran out of memory."""
+
 
 @dataclass
 class _Stamped:
@@ -73,6 +82,17 @@ class _Command:
     received: float
     stop_epoch: int
     kind: str = "command"  # command | follow (re-ground the followed target) | ask | describe
+
+
+@dataclass
+class _Awaiting:
+    """A grounded command held back until the operator confirms it (confirm_before_motion)."""
+
+    instruction: Instruction
+    summary: str
+    target_point: tuple[float, float, float] | None  # base frame, as stated to the operator
+    deadline: float  # time.monotonic()
+    stop_epoch: int
 
 
 class VlmRosNode(Node):
@@ -169,6 +189,15 @@ class VlmRosNode(Node):
         self._stop_epoch = 0
         self._follow: Instruction | None = None
         self._follow_last_frame = -1.0
+        self._awaiting: _Awaiting | None = None  # owned by the worker; stop only clears it
+        # Model calls run on their own thread so a hung backend costs one error, not the node:
+        # the worker waits at most model_timeout_s, and while the stuck call is still running
+        # every further request is answered "backend unavailable" instead of queueing behind it.
+        self._model = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="vlm_ros_model")
+        self._stuck_call: concurrent.futures.Future[Any] | None = None
+        self._stuck_since = 0.0
+        self._unavailable = ""  # why the last model call could not be made
         self._running = True
         self._worker = threading.Thread(target=self._work, name="vlm_ros_worker", daemon=True)
         self._worker.start()
@@ -240,7 +269,11 @@ class VlmRosNode(Node):
     def _publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name="vlm_ros: grounding", hardware_id=self.backend.name)
         counts = dict(self._counts)
-        if not counts.get("rgb_frames"):
+        if self._stuck_call is not None and not self._stuck_call.done():
+            status.level = DiagnosticStatus.ERROR
+            status.message = (f"backend stuck in a call for "
+                              f"{time.monotonic() - self._stuck_since:.0f} s")
+        elif not counts.get("rgb_frames"):
             status.level, status.message = DiagnosticStatus.WARN, "no camera frames received"
         else:
             status.level, status.message = DiagnosticStatus.OK, "receiving camera frames"
@@ -248,6 +281,8 @@ class VlmRosNode(Node):
         status.values = [KeyValue(key=k, value=str(counts.get(k, 0))) for k in keys]
         status.values.append(KeyValue(key="queued_commands", value=str(self._commands.qsize())))
         status.values.append(KeyValue(key="following", value=str(self._follow is not None)))
+        status.values.append(KeyValue(key="awaiting_confirmation",
+                                      value=str(self._awaiting is not None)))
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
@@ -297,6 +332,7 @@ class VlmRosNode(Node):
         self._follow = None
         self._stop_epoch += 1
         self.pipeline.pending = None
+        self._awaiting = None
         while True:  # drop every queued command: nothing issued before a stop may move the robot
             try:
                 self._commands.get_nowait()
@@ -304,7 +340,8 @@ class VlmRosNode(Node):
                 break
         self.stop_pub.publish(Empty())
         result = GroundingResult(status="ok", instruction=parse_instruction(text),
-                                 message="stopping: pending commands cancelled, no further goals",
+                                 message="stopping: pending commands, confirmations and follow "
+                                         "cancelled, no further goals",
                                  backend=self.backend.name)
         self.result_pub.publish(String(data=messages.result_to_json(result)))
         self.get_logger().info("stop: cancelled pending commands and follow")
@@ -312,6 +349,7 @@ class VlmRosNode(Node):
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
         while self._running:
+            self._expire_confirmation()
             try:
                 command = self._commands.get(timeout=0.2)
             except queue.Empty:
@@ -334,6 +372,17 @@ class VlmRosNode(Node):
                     self.get_logger().error(f"could not report the failure: {publish_exc!r}")
 
     def _handle(self, command: _Command) -> None:
+        answer = is_confirmation(command.text)
+        if answer is not None:
+            self._answer_confirmation(command, answer)
+            return
+        if self._awaiting is not None:
+            self._drop_confirmation("superseded by a new command; nothing will move")
+        try:
+            self._raise_if_stuck()  # parsing needs the pipeline, which the stuck call holds
+        except ModelUnavailable as exc:
+            self._unavailable = str(exc)
+            return self._publish_unavailable(Instruction(text=command.text[:200]), None, command)
         with self._pipeline_lock:
             instruction = self.pipeline.parse(command.text)
         if instruction.error:
@@ -357,16 +406,171 @@ class VlmRosNode(Node):
                                           message=f"bad camera input: {exc}",
                                           backend=self.backend.name), None, command)
             return
+        result = self._ground(instruction, frame)
+        if result is None:
+            return self._publish_unavailable(instruction, frame, command)
+        if self._needs_confirmation(result) and command.stop_epoch == self._stop_epoch:
+            self._ask_confirmation(result, frame, command)
+            return
+        self._start_following(result, frame, command)
+        self._publish(result, frame, command)
+
+    def _ground(self, instruction: Instruction, frame: Frame) -> GroundingResult | None:
+        """The model pass for one instruction, or None when the backend is unavailable."""
         started = time.perf_counter()
-        with self._pipeline_lock:
-            result = self.pipeline.ground(instruction, frame)
+        try:
+            result = self._run_model(lambda: self.pipeline.ground(instruction, frame))
+        except ModelUnavailable as exc:
+            self._unavailable = str(exc)
+            return None
         result.timing_ms["total"] = (time.perf_counter() - started) * 1000.0
         self._stamp_result(result, frame)
-        following = (result.status == "ok" and instruction.action == "follow"
+        return result
+
+    def _publish_unavailable(self, instruction: Instruction, frame: Frame | None,
+                             command: _Command) -> None:
+        self.get_logger().error(self._unavailable)
+        self._publish(GroundingResult(status="error", instruction=instruction,
+                                      message=self._unavailable, backend=self.backend.name),
+                      frame, command)
+
+    def _start_following(self, result: GroundingResult, frame: Frame, command: _Command) -> None:
+        instruction = result.instruction
+        following = (result.status == "ok" and instruction is not None
+                     and instruction.action == "follow"
                      and command.stop_epoch == self._stop_epoch)  # no stop arrived meanwhile
         self._follow = instruction if following else None
         self._follow_last_frame = frame.stamp
+
+    # ------------------------------------------------------------------ the model, guarded
+    def _raise_if_stuck(self) -> None:
+        """ModelUnavailable while a call that timed out still runs (it holds the pipeline)."""
+        stuck = self._stuck_call
+        if stuck is None:
+            return
+        if not stuck.done():
+            raise ModelUnavailable(
+                f"backend {self.backend.name} unavailable: still inside a call that timed "
+                f"out {time.monotonic() - self._stuck_since:.0f} s ago")
+        self._stuck_call = None
+        self.get_logger().info(f"backend {self.backend.name} answers again")
+
+    def _run_model(self, call: Callable[[], T]) -> T:
+        """``call()`` (a backend/pipeline call) on the model thread, with a deadline.
+
+        Raises ModelUnavailable when the call times out, when an earlier timed-out call is
+        still running, or when the model ran out of memory; BackendErrors pass through.
+        """
+        self._raise_if_stuck()
+
+        def guarded() -> T:
+            with self._pipeline_lock:
+                return call()
+
+        future = self._model.submit(guarded)
+        limit = float(self.settings.model_timeout_s)
+        try:
+            return future.result(timeout=limit if limit > 0 else None)
+        except concurrent.futures.TimeoutError:
+            self._stuck_call, self._stuck_since = future, time.monotonic()
+            raise ModelUnavailable(
+                f"backend {self.backend.name} did not answer within {limit:g} s "
+                f"(model_timeout_s); no goal from this command") from None
+        except MemoryError as exc:
+            raise ModelUnavailable(_out_of_memory(self.backend.name, exc)) from exc
+        except RuntimeError as exc:  # torch reports CUDA OOM as a RuntimeError subclass
+            if "out of memory" not in str(exc).lower():
+                raise
+            raise ModelUnavailable(_out_of_memory(self.backend.name, exc)) from exc
+
+    # ------------------------------------------------------------------ confirm-before-motion
+    def _needs_confirmation(self, result: GroundingResult) -> bool:
+        if not (self.settings.confirm_before_motion and result.goals and result.instruction):
+            return False
+        if result.instruction.action not in set(self.settings.confirm_actions):
+            return False
+        # Only a plan the gate would let through is worth asking about; a refusal is final.
+        now = self.get_clock().now().nanoseconds * 1e-9
+        return safety.check(result, self.safety, now=now).allowed
+
+    def _ask_confirmation(self, result: GroundingResult, frame: Frame,
+                          command: _Command) -> None:
+        instruction = result.instruction
+        assert instruction is not None  # _needs_confirmation checked it
+        target = result.targets[0] if result.targets else result.destination
+        point = target.point_base if target is not None else None
+        where = ("" if point is None else
+                 f" at ({point[0]:.2f}, {point[1]:.2f}, {point[2]:.2f}) m in "
+                 f"{self.settings.base_frame}")
+        summary = f"{instruction.action} the {target.label if target else 'target'}{where}"
+        if result.destination is not None and instruction.action == "place":
+            summary += f", onto the {result.destination.label}"
+        timeout = float(self.settings.confirm_timeout_s)
+        self._awaiting = _Awaiting(instruction, summary, point, time.monotonic() + timeout,
+                                   command.stop_epoch)
+        result.goals = []  # nothing in this result may be taken for a goal
+        result.status = "awaiting_confirmation"
+        result.message = (f"I will {summary}. Say yes (confirm / 确认) to go ahead or no to "
+                          f"cancel, within {timeout:g} s.")
         self._publish(result, frame, command)
+
+    def _answer_confirmation(self, command: _Command, yes: bool) -> None:
+        awaiting, self._awaiting = self._awaiting, None
+        said = Instruction(text=command.text[:200])
+        if awaiting is None or awaiting.stop_epoch != self._stop_epoch:
+            self._publish(GroundingResult(status="rejected", instruction=said,
+                                          message="nothing to confirm",
+                                          backend=self.backend.name), None, command)
+            return
+        if not yes:
+            self._publish(GroundingResult(status="ok", instruction=said,
+                                          message=f"cancelled: will not {awaiting.summary}",
+                                          backend=self.backend.name), None, command)
+            return
+        # The plan was made on an older frame: ground it again on one newer than the "yes"
+        # and move only if it is still the same target where the operator was told it is.
+        # (The result echoes "<command> -> <answer>", as clarification answers do.)
+        confirmed = dataclasses.replace(
+            awaiting.instruction, text=f"{awaiting.instruction.text} -> {command.text.strip()}")
+        snapshot = self._wait_for_frame(command.received)
+        try:
+            frame = None if snapshot is None else self._to_frame(*snapshot)
+        except ConversionError as exc:
+            frame, problem = None, f"bad camera input: {exc}"
+        else:
+            problem = "no camera frame newer than the confirmation"
+        if frame is None:
+            self._publish(GroundingResult(status="error", instruction=confirmed,
+                                          message=f"confirmed, but {problem}; nothing will move",
+                                          backend=self.backend.name), None, command)
+            return
+        result = self._ground(confirmed, frame)
+        if result is None:
+            return self._publish_unavailable(confirmed, frame, command)
+        why_not = _changed_since_stated(result, awaiting, float(self.settings.confirm_max_shift_m))
+        if why_not:
+            result.goals = []
+            result.status, result.message = "rejected", f"confirmed, but {why_not}; nothing moved"
+        else:
+            result.message = f"confirmed: {result.message}"
+            self._start_following(result, frame, command)
+        self._publish(result, frame, command)
+
+    def _drop_confirmation(self, why: str) -> None:
+        awaiting, self._awaiting = self._awaiting, None
+        if awaiting is None:
+            return
+        result = GroundingResult(status="rejected", instruction=awaiting.instruction,
+                                 message=f"not confirmed ({why}): will not {awaiting.summary}",
+                                 backend=self.backend.name)
+        self.get_logger().warning(result.message)
+        self.result_pub.publish(String(data=messages.result_to_json(result)))
+
+    def _expire_confirmation(self) -> None:
+        awaiting = self._awaiting
+        if awaiting is not None and time.monotonic() > awaiting.deadline:
+            self._drop_confirmation(
+                f"no answer within {float(self.settings.confirm_timeout_s):g} s")
 
     def _answer(self, command: _Command) -> None:
         """~/ask and ~/describe: one answer about the next camera frame, on ~/answer."""
@@ -380,10 +584,10 @@ class VlmRosNode(Node):
         try:
             frame = self._to_frame(*snapshot)
             started = time.perf_counter()
-            with self._pipeline_lock:
-                answer = (self.backend.describe(frame.rgb) if command.kind == "describe"
-                          else self.backend.ask(frame.rgb, command.text))
-        except (ConversionError, BackendError) as exc:
+            answer = self._run_model(
+                lambda: self.backend.describe(frame.rgb) if command.kind == "describe"
+                else self.backend.ask(frame.rgb, command.text))
+        except (ConversionError, BackendError, ModelUnavailable) as exc:
             self._publish_answer(command, status="error", message=str(exc))
             return
         self._publish_answer(command, status="ok", answer=answer,
@@ -402,9 +606,8 @@ class VlmRosNode(Node):
         phrase = (result.instruction.target.text if result.instruction
                   and result.instruction.target else "") or target.label
         try:
-            with self._pipeline_lock:
-                relevance = self.backend.relevance_map(frame.rgb, phrase)
-        except BackendError as exc:
+            relevance = self._run_model(lambda: self.backend.relevance_map(frame.rgb, phrase))
+        except (BackendError, ModelUnavailable) as exc:
             self.get_logger().warning(f"no relevance map: {exc}")
             return
         self.relevance_pub.publish(array_to_image(overlay_heatmap(frame.rgb, relevance),
@@ -419,9 +622,10 @@ class VlmRosNode(Node):
         if frame.stamp <= self._follow_last_frame:
             return  # no new frame since the last follow goal
         self._follow_last_frame = frame.stamp
-        with self._pipeline_lock:
-            result = self.pipeline.ground(instruction, frame)
-        self._stamp_result(result, frame)
+        result = self._ground(instruction, frame)
+        if result is None:
+            self._follow = None  # a backend that cannot answer cannot keep a target in view
+            return self._publish_unavailable(instruction, frame, command)
         self._publish(result, frame, command)
 
     def _stamp_result(self, result: GroundingResult, frame: Frame) -> None:
@@ -444,10 +648,10 @@ class VlmRosNode(Node):
                 with self._lock:
                     info = self._infos[-1].msg if self._infos else None
                 frame = self._to_frame(request.image, None, info)
-            with self._pipeline_lock:
-                result = self.pipeline.handle(request.command, frame)
-        except ConversionError as exc:
-            result = GroundingResult(status="error", message=f"bad camera input: {exc}",
+            result = self._run_model(lambda: self.pipeline.handle(request.command, frame))
+        except (ConversionError, ModelUnavailable) as exc:
+            why = f"bad camera input: {exc}" if isinstance(exc, ConversionError) else str(exc)
+            result = GroundingResult(status="error", message=why,
                                      instruction=Instruction(text=request.command[:200]),
                                      backend=self.backend.name)
         header = self._publish(result, frame, command)
@@ -609,7 +813,28 @@ class VlmRosNode(Node):
         with self._lock:
             self._lock.notify_all()
         self._worker.join(timeout=2.0)
+        self._model.shutdown(wait=False, cancel_futures=True)  # a stuck call must not block exit
         super().destroy_node()
+
+
+def _out_of_memory(backend: str, exc: BaseException) -> str:
+    return (f"backend {backend} ran out of memory ({exc}); no goal from this command (a smaller "
+            f"model, dtype or image size, or device:=cpu, avoids it)")
+
+
+def _changed_since_stated(result: GroundingResult, awaiting: _Awaiting, max_shift_m: float) -> str:
+    """Why a confirmed plan no longer holds on the fresh frame ('' when it still does)."""
+    if result.status != "ok" or not result.goals:
+        return f"the target is no longer found as stated ({result.status}: {result.message})"
+    target = result.targets[0] if result.targets else result.destination
+    point = target.point_base if target is not None else None
+    if awaiting.target_point is None or point is None:
+        return ""
+    shift = math.dist(point, awaiting.target_point)
+    if shift > max_shift_m:
+        return (f"the target moved {shift:.2f} m since I asked (more than "
+                f"confirm_max_shift_m = {max_shift_m:g} m); say the command again")
+    return ""
 
 
 def _target_pose(goal_msg: PoseStamped, point_base: tuple[float, float, float]) -> PoseStamped:

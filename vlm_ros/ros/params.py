@@ -61,6 +61,15 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                              "published (node clock vs stamp); covers the model's own time"),
     "allowed_actions": (["pick", "place", "navigate", "look", "find", "follow", "stop"],
                         "actions that may produce goals"),
+    "confirm_before_motion": (False, "state what will move on ~/result and wait for yes/"
+                                     "confirm/确认 (or no) on ~/command before any goal"),
+    "confirm_actions": (["pick", "place", "navigate", "follow"],
+                        "actions that need a confirmation when confirm_before_motion is on"),
+    "confirm_timeout_s": (15.0, "an unanswered confirmation expires after this; nothing moves"),
+    "confirm_max_shift_m": (0.10, "on yes the target is grounded again on a fresh frame; if it "
+                                  "moved farther than this from what was stated, nothing moves"),
+    "model_timeout_s": (30.0, "a backend call that takes longer is answered with an error (the "
+                              "node keeps serving); 0 = wait forever"),
     "publish_debug_image": (True, "publish ~/debug_image"),
     "publish_markers": (True, "publish ~/markers"),
     "publish_relevance": (True, "publish ~/relevance_image for backends with relevance maps"),

@@ -1,0 +1,108 @@
+"""Confirm-before-motion over DDS against the node process (issue #5).
+
+The node states what will move, publishes no goal until "yes"/"confirm"/"确认", then grounds
+again on a fresh frame; "no", a timeout, a new command or stop cancel it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from ros_harness import RosGraph
+
+from vlm_ros import scenes
+
+CAMERA = ["-p", "camera_pose_in_base:=[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]",
+          "-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=0.0",
+          "-p", "publish_debug_image:=false"]
+
+
+@pytest.fixture(scope="module")
+def confirming():
+    graph = RosGraph([*CAMERA, "-p", "confirm_before_motion:=true",
+                      "-p", "confirm_timeout_s:=2.0"])
+    graph.show(*scenes.coffee())
+    yield graph
+    graph.close()
+
+
+def _grasps(graph: RosGraph) -> int:
+    return graph.listener.count("grasp_pose")
+
+
+def _ask(graph: RosGraph) -> dict:
+    grasps = _grasps(graph)
+    result = graph.say("grab the red cup")
+    assert result["status"] == "awaiting_confirmation", result
+    assert result["goals"] == []
+    assert "I will pick the cup at (" in result["message"] and "base_link" in result["message"]
+    time.sleep(0.3)
+    assert _grasps(graph) == grasps  # stating the plan moves nothing
+    return result
+
+
+@pytest.mark.parametrize("yes", ["yes", "confirm", "确认"])
+def test_confirmed_plan_publishes_the_grasp(confirming: RosGraph, yes: str) -> None:
+    _ask(confirming)
+    grasps = _grasps(confirming)
+    result = confirming.say(yes)
+    assert result["status"] == "ok" and result["message"].startswith("confirmed:"), result
+    assert result["goals"] and confirming.wait_for("grasp_pose", grasps + 1)
+
+
+def test_no_cancels_and_nothing_moves(confirming: RosGraph) -> None:
+    _ask(confirming)
+    grasps = _grasps(confirming)
+    result = confirming.say("no")
+    assert result["status"] == "ok" and result["message"].startswith("cancelled"), result
+    assert confirming.say("yes")["message"] == "nothing to confirm"
+    time.sleep(0.3)
+    assert _grasps(confirming) == grasps
+
+
+def test_unanswered_confirmation_expires(confirming: RosGraph) -> None:
+    _ask(confirming)
+    grasps = _grasps(confirming)
+    time.sleep(3.0)  # confirm_timeout_s is 2 s
+    late = confirming.say("yes")
+    assert late["status"] == "rejected" and late["message"] == "nothing to confirm", late
+    time.sleep(0.3)
+    assert _grasps(confirming) == grasps
+
+
+def test_stop_cancels_a_pending_confirmation(confirming: RosGraph) -> None:
+    _ask(confirming)
+    grasps = _grasps(confirming)
+    stopped = confirming.say("stop")
+    assert "confirmations" in stopped["message"]
+    assert confirming.say("yes")["message"] == "nothing to confirm"
+    time.sleep(0.3)
+    assert _grasps(confirming) == grasps
+
+
+def test_a_new_command_supersedes_the_pending_one(confirming: RosGraph) -> None:
+    _ask(confirming)
+    result = confirming.say("grab the blue cup")  # not in the photo: not_found, nothing held
+    assert result["status"] == "not_found"
+    assert confirming.say("yes")["message"] == "nothing to confirm"
+
+
+def test_target_moved_since_the_question_is_refused(confirming: RosGraph) -> None:
+    rgb, depth, intrinsics = scenes.coffee()
+    _ask(confirming)
+    grasps = _grasps(confirming)
+    # The same cup, 30 cm farther away by the time the operator says yes.
+    confirming.show(rgb, depth + 0.3, intrinsics)
+    try:
+        result = confirming.say("yes")
+        assert result["status"] == "rejected" and "moved" in result["message"], result
+        time.sleep(0.3)
+        assert _grasps(confirming) == grasps
+    finally:
+        confirming.show(rgb, depth, intrinsics)
+
+
+def test_confirmation_words_without_a_question(confirming: RosGraph) -> None:
+    result = confirming.say("yes")
+    assert result["status"] == "rejected" and result["message"] == "nothing to confirm"
