@@ -8,6 +8,7 @@
     vlm-ros demo [--out DIR] [--photo]     # the README's main job (the MuJoCo closed loop)
     vlm-ros eval sim --scenes N --seed S --json   # score the chain against sim ground truth
     vlm-ros soak --minutes M --json        # load/soak the node (30 Hz RGB-D + command burst)
+    vlm-ros bench [--backend B] --json     # per-stage latency, first goal, tracked goal rate
     vlm-ros describe --image PATH          # caption (VLM backends)
     vlm-ros ask --image PATH --question Q  # visual question answering (VLM backends)
     vlm-ros backends                       # what is installed and usable
@@ -198,6 +199,21 @@ def cmd_soak(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from vlm_ros.ros.bench import BenchConfig, format_report, run_bench
+
+    config = BenchConfig(seconds=args.seconds, commands=args.commands, rate_hz=args.rate_hz,
+                         backend=args.backend, model=args.model, device=args.device,
+                         dtype=args.dtype, backend_options=args.backend_options)
+    report = run_bench(config)
+    text = json.dumps(report, ensure_ascii=False)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+    print(text if args.json else format_report(report))
+    return 0 if report.get("ok") else 1
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     return _image_question(args, None)
 
@@ -382,6 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--commands-per-s", type=float, default=50.0)
     soak.add_argument("--json", action="store_true")
 
+    bench = sub.add_parser("bench", help="benchmark the node over DDS: stages, first goal, "
+                                         "tracked goal rate, dropped frames")
+    bench.add_argument("--seconds", type=float, default=20.0, help="length of the follow phase")
+    bench.add_argument("--commands", type=int, default=20, help="'grab the red cup' commands")
+    bench.add_argument("--rate-hz", type=float, default=30.0, help="camera frames per second")
+    bench.add_argument("--backend", default="", help="the node's backend (default: its own)")
+    bench.add_argument("--model", default="")
+    bench.add_argument("--device", default="", help="auto | cpu | cuda")
+    bench.add_argument("--dtype", default="")
+    bench.add_argument("--backend-options", default="",
+                       help="the node's backend_options, e.g. '{tiles: 2}'")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument("--out", metavar="FILE", help="also write the JSON report here")
+
     for name, helptext in (("describe", "caption an image with a VLM backend"),
                            ("ask", "answer a question about an image with a VLM backend")):
         vqa = sub.add_parser(name, help=helptext)
@@ -407,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"ground": cmd_ground, "say": cmd_say, "camera": cmd_camera, "demo": cmd_demo,
                 "describe": cmd_describe, "ask": cmd_ask, "backends": cmd_backends,
-                "eval": cmd_eval, "soak": cmd_soak, "transcribe": cmd_transcribe,
+                "eval": cmd_eval, "soak": cmd_soak, "bench": cmd_bench,
+                "transcribe": cmd_transcribe,
                 "listen": cmd_listen}
     return handlers[args.command_name](args)
 

@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import random
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -34,12 +30,18 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from vlm_ros import scenes
-from vlm_ros.ros.photo_camera import PhotoCamera
+from vlm_ros.ros.rig import (
+    BASE_NODE_ARGS,
+    CountingCamera,
+    NodeProcess,
+    coffee_scene,
+    counters,
+    node_status,
+    read_rss_mb,
+    wait_until,
+)
 
-CAMERA_POSE = "[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]"  # 1 m up, looking along base +x: goals exist
-NODE_ARGS = ["-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=0.0",
-             "-p", "publish_debug_image:=false", "-p", f"camera_pose_in_base:={CAMERA_POSE}"]
+NODE_ARGS = [*BASE_NODE_ARGS, "-p", "follow_rate_hz:=0.0"]
 
 # The command mix, cycled in order; every JUNK_EVERY-th command is a 2 KB junk string instead.
 COMMANDS = ("grab the red cup", "grab the blue cup", "go to the cup", "hello", "the left one",
@@ -52,24 +54,11 @@ STARTUP_TIMEOUT_S = 90.0  # model load + warm-up + DDS discovery
 WARMUP_S = 5.0  # full load before the start RSS is read, so allocator pools are already filled
 DRAIN_TIMEOUT_S = 20.0  # queue of 8 x per-command time, plus command_frame_timeout_s
 RSS_SAMPLE_EVERY_S = 10.0
-_DIAGNOSTICS_NAME = "vlm_ros: grounding"
 
 
 def _match_key(text: str) -> str:
     """The part of a command that its result echoes back."""
     return text if len(text) <= _REJECTED_PREFIX else text[:_REJECTED_PREFIX]
-
-
-def read_rss_mb(pid: int) -> float | None:
-    """Resident memory of process ``pid`` in MiB (None once it has gone)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None
 
 
 def percentiles_ms(latencies_s: list[float]) -> dict[str, float | None]:
@@ -134,16 +123,6 @@ class CommandLedger:
             return sum(len(q) for q in self.outstanding.values())
 
 
-class CountingCamera(PhotoCamera):
-    """A PhotoCamera that counts what it published, to compare with what the node received."""
-
-    published = 0
-
-    def publish_once(self) -> None:
-        super().publish_once()
-        self.published += 1
-
-
 class SoakClient(Node):
     """Sends commands, collects ~/result and the node's /diagnostics counters."""
 
@@ -172,23 +151,16 @@ class SoakClient(Node):
         self.ledger.record_result(result, now)
 
     def _on_diagnostics(self, array: DiagnosticArray) -> None:
-        for status in array.status:
-            if status.name == _DIAGNOSTICS_NAME:
-                counts = {kv.key: int(kv.value) for kv in status.values if kv.value.isdigit()}
-                self.counts = counts
-                self.max_queued = max(self.max_queued, counts.get("queued_commands", 0))
-                self.diagnostics_seen += 1
+        values = node_status(array)
+        if values is not None:
+            counts = counters(values)
+            self.counts = counts
+            self.max_queued = max(self.max_queued, counts.get("queued_commands", 0))
+            self.diagnostics_seen += 1
 
     def send(self, text: str) -> None:
         self.ledger.record_send(text, time.monotonic())
         self.command_pub.publish(String(data=text))
-
-
-def _scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray, Any]:
-    """The coffee photo at the stream's resolution, with a tabletop depth to match."""
-    rgb, _depth, _intrinsics = scenes.coffee()
-    rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-    return rgb, scenes.tabletop_depth(width, height), scenes.intrinsics_for(width, height)
 
 
 def _command_stream(seed: int = 0):
@@ -205,49 +177,8 @@ def _command_stream(seed: int = 0):
             yield COMMANDS[index % len(COMMANDS)]
 
 
-class _NodeProcess:
-    """The node as a user starts it; its log is drained (bounded) so the pipe never blocks."""
-
-    def __init__(self, node_args: list[str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "vlm_ros.cli", "node", "--ros-args", *node_args],
-            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.log: collections.deque[str] = collections.deque(maxlen=40)
-        threading.Thread(target=self._read_log, daemon=True).start()
-
-    def _read_log(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.log.append(line.rstrip())
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-def _wait_until(condition, timeout_s: float, poll_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(poll_s)
-    return False
-
-
 def _send_paced(client: SoakClient, commands, commands_per_s: float, duration_s: float,
-                node: _NodeProcess, on_tick=None) -> None:
+                node: NodeProcess, on_tick=None) -> None:
     """Send at a steady rate for ``duration_s`` (stops early if the node dies)."""
     period = 1.0 / commands_per_s if commands_per_s > 0 else None
     start = time.monotonic()
@@ -291,15 +222,15 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
     executor = SingleThreadedExecutor()
     camera = client = node = None
     try:
-        node = _NodeProcess(NODE_ARGS)
-        rgb, depth, intrinsics = _scene(width, height)
+        node = NodeProcess(NODE_ARGS)
+        rgb, depth, intrinsics = coffee_scene(width, height)
         camera = CountingCamera(rgb, depth, intrinsics, rate_hz=rate_hz, name="vlm_ros_soak_cam")
         client = SoakClient(ledger)
         executor.add_node(camera)
         executor.add_node(client)
         threading.Thread(target=executor.spin, daemon=True).start()
 
-        came_up = _wait_until(
+        came_up = wait_until(
             lambda: (not node.alive()) or (
                 client.command_pub.get_subscription_count() > 0
                 and client.count_publishers(client.result_topic) > 0
@@ -333,10 +264,10 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
         counts_end = dict(client.counts)
 
         drain_started = time.monotonic()
-        _wait_until(lambda: ledger.pending() == 0 or not node.alive(), DRAIN_TIMEOUT_S)
+        wait_until(lambda: ledger.pending() == 0 or not node.alive(), DRAIN_TIMEOUT_S)
         drain_s = time.monotonic() - drain_started
         seen = client.diagnostics_seen  # one more /diagnostics: the node's final command count
-        _wait_until(lambda: client.diagnostics_seen > seen, 3.0)
+        wait_until(lambda: client.diagnostics_seen > seen, 3.0)
         alive = node.alive()
 
         def delta(key: str, end: dict[str, int]) -> int:

@@ -1,0 +1,133 @@
+"""The rig that `vlm-ros soak` and `vlm-ros bench` share: the node under test as its own process,
+a counting camera, the coffee scene at stream resolution, and readers for the node's /diagnostics
+and /proc figures.
+
+The node runs exactly as a user starts it (`vlm-ros node --ros-args ...`) so its RSS and CPU time
+are its own and a crash shows up as a dead process.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+
+from vlm_ros import scenes
+from vlm_ros.core.types import CameraIntrinsics
+from vlm_ros.ros.photo_camera import PhotoCamera
+
+CAMERA_POSE = "[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]"  # 1 m up, looking along base +x: goals exist
+# Reliable images (PhotoCamera publishes reliable; large best-effort samples get lost on UDP), no
+# debug image (a visualisation option that would add an annotate + 0.9 MB publish per result).
+BASE_NODE_ARGS = ["-p", "image_reliability:=reliable", "-p", "publish_debug_image:=false",
+                  "-p", f"camera_pose_in_base:={CAMERA_POSE}"]
+DIAGNOSTICS_NAME = "vlm_ros: grounding"
+
+
+class NodeProcess:
+    """The node as a user starts it; its log is drained (bounded) so the pipe never blocks."""
+
+    def __init__(self, node_args: list[str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vlm_ros.cli", "node", "--ros-args", *node_args],
+            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.log: collections.deque[str] = collections.deque(maxlen=40)
+        threading.Thread(target=self._read_log, daemon=True).start()
+
+    def _read_log(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log.append(line.rstrip())
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+class CountingCamera(PhotoCamera):
+    """A PhotoCamera that counts what it published, to compare with what the node received.
+
+    ``paused`` holds the stream (the timer keeps running, nothing is sent): the frame counters of
+    both sides can then be read once every frame in flight has arrived.
+    """
+
+    published = 0
+    paused = False
+
+    def publish_once(self) -> None:
+        if self.paused:
+            return
+        super().publish_once()
+        self.published += 1
+
+
+def coffee_scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray, CameraIntrinsics]:
+    """The coffee photo at the stream's resolution, with a tabletop depth to match."""
+    rgb, _depth, _intrinsics = scenes.coffee()
+    rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    return rgb, scenes.tabletop_depth(width, height), scenes.intrinsics_for(width, height)
+
+
+def node_status(array: DiagnosticArray) -> dict[str, str] | None:
+    """The node's key/values from one /diagnostics message (None if it is another node's)."""
+    for status in array.status:
+        if status.name == DIAGNOSTICS_NAME:
+            return {kv.key: kv.value for kv in status.values}
+    return None
+
+
+def counters(values: dict[str, str]) -> dict[str, int]:
+    """The integer counters among a status's values (rgb_frames, commands, ...)."""
+    return {key: int(value) for key, value in values.items() if value.isdigit()}
+
+
+def read_rss_mb(pid: int) -> float | None:
+    """Resident memory of process ``pid`` in MiB (None once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def read_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time process ``pid`` has used, all threads (None once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            # The command name (field 2) may hold spaces: count fields after its closing ')'.
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until(condition: Callable[[], Any], timeout_s: float, poll_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(poll_s)
+    return False
