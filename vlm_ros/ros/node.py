@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
@@ -43,7 +44,8 @@ from vlm_ros.core.annotate import annotate, overlay_heatmap
 from vlm_ros.core.geometry import StaticFrameResolver, depth_to_meters
 from vlm_ros.core.instruction import is_confirmation, parse_instruction
 from vlm_ros.core.pipeline import Pipeline
-from vlm_ros.core.types import Frame, GroundingResult, Instruction
+from vlm_ros.core.tracking import TargetTracker, TrackerConfig
+from vlm_ros.core.types import Candidate, Frame, GroundingResult, Instruction
 from vlm_ros.ros import messages
 from vlm_ros.ros.convert import (
     ConversionError,
@@ -61,8 +63,14 @@ _COMMAND_QUEUE_SIZE = 8
 _COMMAND_HISTORY = 100  # DDS history depth of ~/command and ~/result
 _FRAME_BUFFER = 6  # messages kept per camera stream for stamp matching
 _DEPTH_WAIT_S = 0.5  # how long a colour frame waits for its depth before going alone
+_TRACK_FRAME_WAIT_S = 0.05  # a tracking worker polls its command queue at least this often
+# Per-stage timings kept for /diagnostics (and `vlm-ros bench`): the last N samples per stage.
+STAGES = ("receive", "convert", "sync", "model", "reasoning", "geometry", "track", "publish")
+_STAGE_SAMPLES = 300
 
 T = TypeVar("T")
+# Actions whose target is tracked for track_target_s after the grounding (follow: until stop).
+_TRACKED_ACTIONS = frozenset({"pick", "look", "navigate", "find"})
 
 
 class ModelUnavailable(Exception):
@@ -81,7 +89,24 @@ class _Command:
     text: str
     received: float
     stop_epoch: int
-    kind: str = "command"  # command | follow (re-ground the followed target) | ask | describe
+    kind: str = "command"  # command | ask | describe
+
+
+@dataclass
+class _Track:
+    """A grounded target followed frame to frame between model passes (vlm_ros.core.tracking).
+
+    ``until`` is a time.monotonic() deadline, None for `follow` (tracked until stop or a new
+    command).  ``regrounding`` is the model pass in flight and the frame it looks at.
+    """
+
+    instruction: Instruction
+    tracker: TargetTracker
+    stop_epoch: int
+    until: float | None
+    last_received: float  # arrival time of the last frame tracked
+    last_goal_point: tuple[float, float, float] | None = None
+    regrounding: tuple[concurrent.futures.Future[GroundingResult], Frame, float] | None = None
 
 
 @dataclass
@@ -187,8 +212,8 @@ class VlmRosNode(Node):
         self._pipeline_lock = threading.Lock()  # the worker and the ~/ground service share it
         self._commands: queue.Queue[_Command] = queue.Queue(maxsize=_COMMAND_QUEUE_SIZE)
         self._stop_epoch = 0
-        self._follow: Instruction | None = None
-        self._follow_last_frame = -1.0
+        self._track: _Track | None = None  # owned by the worker; stop only clears it
+        self._stages = {name: collections.deque(maxlen=_STAGE_SAMPLES) for name in STAGES}
         self._awaiting: _Awaiting | None = None  # owned by the worker; stop only clears it
         # Model calls run on their own thread so a hung backend costs one error, not the node:
         # the worker waits at most model_timeout_s, and while the stuck call is still running
@@ -205,9 +230,6 @@ class VlmRosNode(Node):
         self._counts = collections.Counter()
         self.diagnostics_pub = self._output(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
-        rate = float(self.settings.follow_rate_hz)
-        if rate > 0:
-            self.create_timer(1.0 / rate, self._on_follow_tick)
 
         log.info(
             f"vlm_ros ready: backend={self.backend.name}, base_frame={self.settings.base_frame}, "
@@ -250,16 +272,20 @@ class VlmRosNode(Node):
 
     # ------------------------------------------------------------------ callbacks (store only)
     def _on_rgb(self, msg: Image | CompressedImage) -> None:
+        started = time.perf_counter()
         self._counts["rgb_frames"] += 1
         with self._lock:
             self._rgb.append(_Stamped(msg, time.monotonic(), stamp_to_seconds(msg.header.stamp)))
             self._lock.notify_all()
+        self._record("receive", started)
 
     def _on_depth(self, msg: Image) -> None:
+        started = time.perf_counter()
         self._counts["depth_frames"] += 1
         with self._lock:
             self._depth.append(_Stamped(msg, time.monotonic(), stamp_to_seconds(msg.header.stamp)))
             self._lock.notify_all()
+        self._record("receive", started)
 
     def _on_info(self, msg: CameraInfo) -> None:
         self._counts["camera_infos"] += 1
@@ -280,7 +306,18 @@ class VlmRosNode(Node):
         keys = ("rgb_frames", "depth_frames", "camera_infos", "commands", "results")
         status.values = [KeyValue(key=k, value=str(counts.get(k, 0))) for k in keys]
         status.values.append(KeyValue(key="queued_commands", value=str(self._commands.qsize())))
-        status.values.append(KeyValue(key="following", value=str(self._follow is not None)))
+        track = self._track
+        status.values.append(KeyValue(key="following", value=str(
+            track is not None and track.instruction.action == "follow")))
+        status.values.append(KeyValue(key="tracking", value=str(track is not None)))
+        status.values.append(KeyValue(key="tracked_goal_updates",
+                                      value=str(counts.get("tracked_goal_updates", 0))))
+        for stage, samples in self._stages.items():
+            values = np.asarray(samples, dtype=float)
+            for key, value in (("p50", 50), ("p95", 95)):
+                text = f"{np.percentile(values, value):.3f}" if values.size else "nan"
+                status.values.append(KeyValue(key=f"{stage}_ms_{key}", value=text))
+            status.values.append(KeyValue(key=f"{stage}_count", value=str(values.size)))
         status.values.append(KeyValue(key="awaiting_confirmation",
                                       value=str(self._awaiting is not None)))
         array = DiagnosticArray(status=[status])
@@ -317,19 +354,15 @@ class VlmRosNode(Node):
             self._publish_answer(command, status="rejected",
                                  message="busy: too many requests waiting; try again")
 
-    def _on_follow_tick(self) -> None:
-        if self._follow is not None and self._commands.empty():
-            try:
-                self._commands.put_nowait(_Command("", time.monotonic(), self._stop_epoch,
-                                                   kind="follow"))
-            except queue.Full:
-                pass
+    def _record(self, stage: str, started: float) -> None:
+        """Add one sample (ms since ``started``, a perf_counter value) to a stage's timings."""
+        self._stages[stage].append((time.perf_counter() - started) * 1000.0)
 
     # ------------------------------------------------------------------ stop preempts
     def _stop(self, text: str) -> None:
         # Follow first, then the epoch: a follow tick queued in between carries the old epoch
         # (its goals are suppressed) and one queued after finds nothing to follow.
-        self._follow = None
+        self._track = None
         self._stop_epoch += 1
         self.pipeline.pending = None
         self._awaiting = None
@@ -350,14 +383,11 @@ class VlmRosNode(Node):
     def _work(self) -> None:
         while self._running:
             self._expire_confirmation()
-            try:
-                command = self._commands.get(timeout=0.2)
-            except queue.Empty:
+            command = self._next_command()
+            if command is None:
                 continue
             try:
-                if command.kind == "follow":
-                    self._follow_step(command)
-                elif command.kind in ("ask", "describe"):
+                if command.kind in ("ask", "describe"):
                     self._answer(command)
                 else:
                     self._handle(command)
@@ -371,6 +401,24 @@ class VlmRosNode(Node):
                 except Exception as publish_exc:  # pragma: no cover - last line of defence
                     self.get_logger().error(f"could not report the failure: {publish_exc!r}")
 
+    def _next_command(self) -> _Command | None:
+        """The next queued command; while a target is tracked, track it in between."""
+        if self._track is None:
+            try:
+                return self._commands.get(timeout=0.2)
+            except queue.Empty:
+                return None
+        try:
+            return self._commands.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            self._track_step()
+        except Exception as exc:  # a tracking failure ends the track, never the worker
+            self.get_logger().error(f"tracking failed: {exc!r}")
+            self._end_track("error", f"tracking failed: {exc}")
+        return None
+
     def _handle(self, command: _Command) -> None:
         answer = is_confirmation(command.text)
         if answer is not None:
@@ -378,6 +426,7 @@ class VlmRosNode(Node):
             return
         if self._awaiting is not None:
             self._drop_confirmation("superseded by a new command; nothing will move")
+        self._track = None  # a new command replaces whatever was tracked or followed
         try:
             self._raise_if_stuck()  # parsing needs the pipeline, which the stuck call holds
         except ModelUnavailable as exc:
@@ -424,6 +473,9 @@ class VlmRosNode(Node):
             self._unavailable = str(exc)
             return None
         result.timing_ms["total"] = (time.perf_counter() - started) * 1000.0
+        for stage in ("model", "reasoning", "geometry"):
+            if stage in result.timing_ms:
+                self._stages[stage].append(result.timing_ms[stage])
         self._stamp_result(result, frame)
         return result
 
@@ -435,12 +487,143 @@ class VlmRosNode(Node):
                       frame, command)
 
     def _start_following(self, result: GroundingResult, frame: Frame, command: _Command) -> None:
+        """Track the grounded target: `follow` until stop, other actions for track_target_s."""
         instruction = result.instruction
-        following = (result.status == "ok" and instruction is not None
-                     and instruction.action == "follow"
-                     and command.stop_epoch == self._stop_epoch)  # no stop arrived meanwhile
-        self._follow = instruction if following else None
-        self._follow_last_frame = frame.stamp
+        self._track = None
+        if (result.status != "ok" or not result.targets or instruction is None
+                or command.stop_epoch != self._stop_epoch):  # a stop arrived meanwhile
+            return
+        action = instruction.action
+        window = float(self.settings.track_target_s)
+        if action != "follow" and (action not in _TRACKED_ACTIONS or window <= 0):
+            return
+        tracker = TargetTracker(self._tracker_config())
+        target = result.targets[0]
+        if not tracker.start(frame, target.bbox, target.label):
+            return
+        received = self._latest_received()
+        self._track = _Track(instruction, tracker, command.stop_epoch,
+                             None if action == "follow" else time.monotonic() + window,
+                             received, target.point_base)
+
+    def _tracker_config(self) -> TrackerConfig:
+        rate = float(self.settings.follow_rate_hz)
+        return TrackerConfig(reground_interval_s=1.0 / rate if rate > 0 else math.inf)
+
+    # ------------------------------------------------------------------ tracking
+    def _track_step(self) -> None:
+        """One camera frame of tracking: cheap update, goals if the target moved, and a model
+        re-grounding in the background when the tracker asks for one."""
+        track = self._track
+        assert track is not None
+        if track.until is not None and time.monotonic() > track.until:
+            self._track = None
+            return
+        self._collect_reground(track)
+        snapshot = self._wait_for_frame(track.last_received, timeout_s=_TRACK_FRAME_WAIT_S,
+                                        wait_for_depth=False)
+        if snapshot is None or self._track is not track:
+            return
+        track.last_received = self._latest_received()
+        started = time.perf_counter()
+        frame = self._to_frame(*snapshot)
+        update = track.tracker.update(frame)
+        if update.lost:
+            if track.regrounding is None:  # the model pass in flight may still find it
+                self._end_track("not_found", f"lost the {track.tracker.label}: {update.reason}")
+            return
+        candidate = Candidate(0, track.tracker.label, update.confidence, update.bbox)
+        result = self.pipeline.result_for_box(track.instruction, candidate, frame)
+        self._record("track", started)
+        if update.needs_reground and track.regrounding is None:
+            self._start_reground(track, frame)
+        if result.status != "ok" or not result.goals:
+            return
+        self._stamp_result(result, frame)
+        point = result.targets[0].point_base
+        moved = (point is None or track.last_goal_point is None
+                 or math.dist(point, track.last_goal_point)
+                 > float(self.settings.track_goal_shift_m))
+        self._publish_tracked(result, frame, track, goals=moved)
+
+    def _start_reground(self, track: _Track, frame: Frame) -> None:
+        instruction = track.instruction
+
+        def reground() -> GroundingResult:
+            # Only the candidates matter here: the conversation state stays as it was.
+            saved = self.pipeline.pending, self.pipeline.last_target
+            try:
+                return self.pipeline.ground(instruction, frame)
+            finally:
+                self.pipeline.pending, self.pipeline.last_target = saved
+
+        try:
+            track.regrounding = (self._submit_model(reground), frame, time.monotonic())
+        except ModelUnavailable as exc:
+            self._end_track("error", str(exc))
+
+    def _collect_reground(self, track: _Track) -> None:
+        """Use a finished model pass: re-associate the track with its candidates."""
+        if track.regrounding is None:
+            return
+        future, frame, submitted = track.regrounding
+        if not future.done():
+            limit = float(self.settings.model_timeout_s)
+            if limit > 0 and time.monotonic() - submitted > limit:
+                self._stuck_call, self._stuck_since = future, submitted
+                self._end_track("error", f"backend {self.backend.name} did not answer within "
+                                         f"{limit:g} s while tracking")
+            return
+        track.regrounding = None
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001 - reported, the node keeps serving
+            self._end_track("error", f"backend {self.backend.name} failed while tracking: {exc}")
+            return
+        for stage in ("model", "reasoning"):
+            if stage in result.timing_ms:
+                self._stages[stage].append(result.timing_ms[stage])
+        # The tracked object among the model's candidates - not simply its top choice, which
+        # may be a look-alike that scores higher on this frame.
+        chosen = track.tracker.reassociate(frame, result.candidates)
+        if chosen is None:
+            if not track.tracker.active:
+                self._end_track("not_found", f"lost the {track.tracker.label}: the model no "
+                                             f"longer finds it where it was tracked")
+            return  # a single missed detection: the appearance track carries on
+        if self._track is track and track.instruction.action == "follow":
+            # A model-confirmed goal is always re-sent (even for a still target): the robot
+            # following it keeps a fresh goal.
+            confirmed = self.pipeline.result_for_box(track.instruction, chosen, frame)
+            self._stamp_result(confirmed, frame)
+            if confirmed.status == "ok" and confirmed.goals:
+                self._publish_tracked(confirmed, frame, track, goals=True)
+
+    def _end_track(self, status: str, message: str) -> None:
+        track, self._track = self._track, None
+        if track is None:
+            return
+        result = GroundingResult(status=status, instruction=track.instruction, message=message,
+                                 backend=self.backend.name)
+        self.get_logger().warning(message)
+        self.result_pub.publish(String(data=messages.result_to_json(result)))
+
+    def _publish_tracked(self, result: GroundingResult, frame: Frame, track: _Track,
+                         goals: bool) -> None:
+        """Goals and markers for a tracked update: no ~/result per frame (results answer
+        commands); goals only when the target moved or the model confirmed it."""
+        if track.stop_epoch != self._stop_epoch or self._track is not track:
+            return  # a stop or a new command arrived while this update was computed
+        started = time.perf_counter()
+        header = _header(result.frame_id, frame.stamp)
+        sent = self._send_goals(result, header, goals_too=goals)
+        if sent and goals:
+            track.last_goal_point = result.targets[0].point_base if result.targets else None
+            self._counts["tracked_goal_updates"] += 1
+        if self.settings.publish_markers and result.status == "ok":
+            self.marker_pub.publish(messages.result_to_markers(
+                result, header, self.settings.base_frame))
+        self._record("publish", started)
 
     # ------------------------------------------------------------------ the model, guarded
     def _raise_if_stuck(self) -> None:
@@ -455,19 +638,23 @@ class VlmRosNode(Node):
         self._stuck_call = None
         self.get_logger().info(f"backend {self.backend.name} answers again")
 
-    def _run_model(self, call: Callable[[], T]) -> T:
-        """``call()`` (a backend/pipeline call) on the model thread, with a deadline.
-
-        Raises ModelUnavailable when the call times out, when an earlier timed-out call is
-        still running, or when the model ran out of memory; BackendErrors pass through.
-        """
+    def _submit_model(self, call: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Start ``call()`` on the model thread (ModelUnavailable while a call is stuck)."""
         self._raise_if_stuck()
 
         def guarded() -> T:
             with self._pipeline_lock:
                 return call()
 
-        future = self._model.submit(guarded)
+        return self._model.submit(guarded)
+
+    def _run_model(self, call: Callable[[], T]) -> T:
+        """``call()`` (a backend/pipeline call) on the model thread, with a deadline.
+
+        Raises ModelUnavailable when the call times out, when an earlier timed-out call is
+        still running, or when the model ran out of memory; BackendErrors pass through.
+        """
+        future = self._submit_model(call)
         limit = float(self.settings.model_timeout_s)
         try:
             return future.result(timeout=limit if limit > 0 else None)
@@ -613,21 +800,6 @@ class VlmRosNode(Node):
         self.relevance_pub.publish(array_to_image(overlay_heatmap(frame.rgb, relevance),
                                                   "rgb8", header))
 
-    def _follow_step(self, command: _Command) -> None:
-        instruction = self._follow
-        snapshot = self._latest_frame()
-        if instruction is None or snapshot is None:
-            return
-        frame = self._to_frame(*snapshot)
-        if frame.stamp <= self._follow_last_frame:
-            return  # no new frame since the last follow goal
-        self._follow_last_frame = frame.stamp
-        result = self._ground(instruction, frame)
-        if result is None:
-            self._follow = None  # a backend that cannot answer cannot keep a target in view
-            return self._publish_unavailable(instruction, frame, command)
-        self._publish(result, frame, command)
-
     def _stamp_result(self, result: GroundingResult, frame: Frame) -> None:
         result.backend = self.backend.name
         result.frame_id = frame.frame_id
@@ -669,30 +841,34 @@ class VlmRosNode(Node):
                 best, best_dt = item.msg, dt
         return best
 
-    def _latest_frame(self) -> tuple[Any, Any, CameraInfo | None] | None:
+    def _latest_received(self) -> float:
         with self._lock:
-            if not self._rgb:
-                return None
-            rgb = self._rgb[-1]
-            return rgb.msg, self._match(self._depth, rgb), self._match(self._infos, rgb)
+            return self._rgb[-1].received if self._rgb else 0.0
 
-    def _wait_for_frame(self, after: float) -> tuple[Any, Any, CameraInfo | None] | None:
+    def _wait_for_frame(self, after: float, timeout_s: float | None = None,
+                        wait_for_depth: bool = True) -> tuple[Any, Any, CameraInfo | None] | None:
         """The newest frame that arrived after ``after``, with its depth when depth is flowing.
 
         Depth often lags colour (it is a separate, large message), so a colour frame without a
-        matching depth waits up to ``_DEPTH_WAIT_S`` for one before it is used alone.
+        matching depth waits up to ``_DEPTH_WAIT_S`` for one before it is used alone (tracking
+        does not wait: the next frame comes soon and the tracker copes without depth).
         """
         now = time.monotonic()
-        deadline = now + float(self.settings.command_frame_timeout_s)
+        limit = float(self.settings.command_frame_timeout_s) if timeout_s is None else timeout_s
+        deadline = now + limit
         depth_deadline: float | None = None
         with self._lock:
             while self._running:
                 now = time.monotonic()
                 if self._rgb and self._rgb[-1].received > after:
                     rgb = self._rgb[-1]
+                    started = time.perf_counter()
                     depth = self._match(self._depth, rgb)
-                    if depth is not None or not self.settings.use_depth or not self._depth:
-                        return rgb.msg, depth, self._match(self._infos, rgb)
+                    if (depth is not None or not wait_for_depth or not self.settings.use_depth
+                            or not self._depth):
+                        info = self._match(self._infos, rgb)
+                        self._record("sync", started)
+                        return rgb.msg, depth, info
                     if depth_deadline is None:
                         depth_deadline = now + _DEPTH_WAIT_S
                     if now >= depth_deadline:
@@ -703,6 +879,12 @@ class VlmRosNode(Node):
         return None
 
     def _to_frame(self, rgb_msg: Any, depth_msg: Any, info: CameraInfo | None) -> Frame:
+        started = time.perf_counter()
+        frame = self._convert(rgb_msg, depth_msg, info)
+        self._record("convert", started)
+        return frame
+
+    def _convert(self, rgb_msg: Any, depth_msg: Any, info: CameraInfo | None) -> Frame:
         if isinstance(rgb_msg, CompressedImage):
             rgb = compressed_to_array(rgb_msg)
         else:
@@ -752,11 +934,8 @@ class VlmRosNode(Node):
             result.goals = []
             result.status = "rejected"
             result.message = "superseded by stop"
-        header = Header()
-        header.frame_id = result.frame_id
-        if frame is not None:
-            sec = int(frame.stamp)
-            header.stamp.sec, header.stamp.nanosec = sec, int((frame.stamp - sec) * 1e9)
+        started = time.perf_counter()
+        header = _header(result.frame_id, frame.stamp if frame is not None else None)
         goal_msgs = self._send_goals(result, header)
         self.result_pub.publish(String(data=messages.result_to_json(result)))
         self._counts["results"] += 1
@@ -781,13 +960,16 @@ class VlmRosNode(Node):
             self.get_logger().info(line)
         else:
             self.get_logger().warning(line)
+        self._record("publish", started)
         return header
 
-    def _send_goals(self, result: GroundingResult, header: Header) -> list[PoseStamped]:
+    def _send_goals(self, result: GroundingResult, header: Header,
+                    goals_too: bool = True) -> list[PoseStamped]:
         """The only code that touches the goal publishers: every goal passes the safety gate.
 
         A refusal empties ``result.goals`` and says why (status "rejected"); tests check that no
-        other method publishes on a goal publisher.
+        other method publishes on a goal publisher.  ``goals_too=False`` (a tracked target that
+        has not moved) passes the same gate but sends only ~/target_pose.
         """
         if not result.goals:
             return []
@@ -800,7 +982,7 @@ class VlmRosNode(Node):
         goal_msgs = [pose_to_msg(goal, header.stamp) for goal in result.goals]
         for goal, msg in zip(result.goals, goal_msgs):
             publisher = self.goal_pubs.get(goal.kind)
-            if publisher is not None:
+            if publisher is not None and goals_too:
                 publisher.publish(msg)
         target = result.targets[0] if result.targets else None
         if (target is not None and target.point_base is not None
@@ -815,6 +997,15 @@ class VlmRosNode(Node):
         self._worker.join(timeout=2.0)
         self._model.shutdown(wait=False, cancel_futures=True)  # a stuck call must not block exit
         super().destroy_node()
+
+
+def _header(frame_id: str, stamp: float | None) -> Header:
+    header = Header()
+    header.frame_id = frame_id
+    if stamp is not None:
+        sec = int(stamp)
+        header.stamp.sec, header.stamp.nanosec = sec, int((stamp - sec) * 1e9)
+    return header
 
 
 def _out_of_memory(backend: str, exc: BaseException) -> str:

@@ -46,7 +46,13 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "pregrasp_offset": (0.10, "pre-grasp pose this far above the grasp (m)"),
     "place_height": (0.05, "place pose this far above the destination (m)"),
     "standoff_distance": (0.8, "navigation goal this far short of the target (m)"),
-    "follow_rate_hz": (2.0, "re-grounding rate while following"),
+    "follow_rate_hz": (2.0, "model re-grounding rate while a target is tracked (the tracker "
+                            "updates goals at camera rate in between); 0 = only when the "
+                            "tracker's confidence drops or every 45 frames"),
+    "track_target_s": (3.0, "after pick/look/navigate/find, track the target this long and "
+                            "re-send goals when it moves; follow tracks until stop; 0 = off"),
+    "track_goal_shift_m": (0.02, "a tracked target must move this far before its goals are "
+                                 "re-sent (~/target_pose follows every frame)"),
     "command_frame_timeout_s": (3.0, "how long a command waits for a frame newer than itself"),
     "max_command_length": (1000, "longer commands are rejected"),
     # --- the safety gate every goal passes (vlm_ros/core/safety.py)
