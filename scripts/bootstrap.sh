@@ -16,8 +16,8 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-if [[ ",${extras}," == *",vlm,"* ]] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  # Pin torch first: an unpinned torch pulls a multi-GB CUDA build.  2.13.0 resolves to the
+if [[ ",${extras}," == *",vlm,"* || ",${extras}," == *",voice,"* ]] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  # Pin torch first (the VLM backends and silero-vad need it): an unpinned torch pulls a multi-GB CUDA build.  2.13.0 resolves to the
   # CPU wheel on CI machines; on a GPU machine install the torch you want before this script.
   .venv/bin/python -m pip install -q "torch==2.13.0"
 fi

@@ -219,8 +219,10 @@ def test_cmake_installs_node_launch_and_config() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_node_script_is_an_executable_entry_for_node_main() -> None:
-    script = ROOT / "scripts" / "vlm_node"
+@pytest.mark.parametrize("name, module", [("vlm_node", "vlm_ros.ros.node"),
+                                          ("vlm_voice", "vlm_ros.ros.voice_node")])
+def test_node_script_is_an_executable_entry_for_node_main(name: str, module: str) -> None:
+    script = ROOT / "scripts" / name
     assert script.stat().st_mode & stat.S_IXUSR, "install(PROGRAMS) keeps the mode: must be +x"
     text = script.read_text()
     assert text.startswith("#!/usr/bin/env python3\n")
@@ -228,8 +230,10 @@ def test_node_script_is_an_executable_entry_for_node_main() -> None:
         (n.module, [a.name for a in n.names])
         for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ImportFrom)
     ]
-    assert ("vlm_ros.ros.node", ["main"]) in imports
-    assert "vlm_node=vlm_ros.ros.node:main" in (ROOT / "setup.py").read_text()
+    assert (module, ["main"]) in imports
+    assert f"{name}={module}:main" in (ROOT / "setup.py").read_text()
+    assert re.search(rf"install\s*\(\s*PROGRAMS scripts/{name} DESTINATION "
+                     r"lib/\$\{PROJECT_NAME\}", _cmake_text())
 
 
 def test_node_main_exists() -> None:
