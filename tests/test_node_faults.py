@@ -8,6 +8,8 @@ keeps serving.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -82,3 +84,12 @@ def test_unknown_plugin_backend_fails_to_start_with_a_clear_message() -> None:
         create_backend("no_such_module:Thing")
     with pytest.raises(BackendError, match="not a vlm_ros Backend"):
         create_backend("os.path:join")
+
+
+def test_node_with_an_unloadable_backend_exits_2_with_one_clear_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "vlm_ros.cli", "node", "--ros-args", "-p", "backend:=no_such"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "vlm_ros: backend failed to load: unknown backend 'no_such'" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
@@ -28,7 +27,6 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.executors import (
     Executor,
-    ExternalShutdownException,
     MultiThreadedExecutor,
     SingleThreadedExecutor,
 )
@@ -58,6 +56,7 @@ from vlm_ros.ros.convert import (
 )
 from vlm_ros.ros.frames import Tf2FrameResolver, tf2_available
 from vlm_ros.ros.params import PARAMETERS, NodeSettings
+from vlm_ros.ros.run import run_node
 
 _COMMAND_QUEUE_SIZE = 8
 _COMMAND_HISTORY = 100  # DDS history depth of ~/command and ~/result
@@ -991,11 +990,19 @@ class VlmRosNode(Node):
         return goal_msgs
 
     def destroy_node(self) -> None:
+        # Also called by rclpy's shutdown for a node whose __init__ failed half-way (a backend
+        # that cannot load): only stop what was started.
         self._running = False
-        with self._lock:
-            self._lock.notify_all()
-        self._worker.join(timeout=2.0)
-        self._model.shutdown(wait=False, cancel_futures=True)  # a stuck call must not block exit
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            with lock:
+                lock.notify_all()
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.join(timeout=2.0)
+        model = getattr(self, "_model", None)
+        if model is not None:  # a stuck call must not block exit
+            model.shutdown(wait=False, cancel_futures=True)
         super().destroy_node()
 
 
@@ -1069,22 +1076,7 @@ def make_executor(node: VlmRosNode) -> Executor:
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = VlmRosNode()
-        # Threads for cameras, commands and the ~/ground service (which waits for a frame).
-        rclpy.spin(node, executor=make_executor(node))
-    except BackendError as exc:
-        print(f"vlm_ros: backend failed to load: {exc}")
-        raise SystemExit(2) from exc
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(VlmRosNode, make_executor, (BackendError,), "vlm_ros: backend failed to load", args)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,13 @@ import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Int16MultiArray, String
 
+from vlm_ros.ros.run import run_node
 from vlm_ros.voice.audio import AudioError, pcm_to_float, read_wav_native, to_mono
 from vlm_ros.voice.frontend import VoiceFrontEnd, VoiceResult
 from vlm_ros.voice.gate import GateConfig
@@ -269,21 +269,10 @@ class VoiceNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = VoiceNode()
-        rclpy.spin(node, executor=MultiThreadedExecutor(num_threads=2))
-    except (VoiceError, VadError, AudioError) as exc:  # AudioError covers MicrophoneError
-        print(f"vlm_voice: cannot start: {exc}", flush=True)
-        raise SystemExit(2) from exc
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    # Two threads: ~/talk and the audio topic must not wait behind each other.
+    run_node(VoiceNode, lambda _node: MultiThreadedExecutor(num_threads=2),
+             (VoiceError, VadError, AudioError),  # AudioError covers MicrophoneError
+             "vlm_voice: cannot start", args)
 
 
 if __name__ == "__main__":
