@@ -148,3 +148,20 @@ def test_a_command_flood_is_answered_in_full(graph: RosGraph) -> None:
     assert statuses <= {"ok", "rejected"}
     assert any("busy" in a["message"] for a in answers if a["status"] == "rejected")
     _still_serving(graph)
+
+
+@pytest.mark.parametrize("text, status", [
+    ("grab the 红色 cup", "ok"),  # mixed script that still means something
+    ("抓取红色的cup", "ok"),
+    # Mixed script naming nothing we know: an unknown object (open-vocabulary backends may look
+    # for it), never a guess.
+    ("抓取 the ✈ ☃ Ωμέγα кружка", "not_found"),
+])
+def test_mixed_script_commands(graph: RosGraph, text: str, status: str) -> None:
+    graph.show(*scenes.coffee())
+    grasps = _grasps(graph)
+    result = graph.say(text)
+    assert result["status"] == status, result
+    if status != "ok":
+        assert result["goals"] == [] and _grasps(graph) == grasps
+    _still_serving(graph)
