@@ -53,7 +53,7 @@ def test_short_bench_measures_every_figure() -> None:
     follow = report["follow"]
     assert follow["status"] == "ok"
     assert follow["first_goal_ms"] is not None
-    # The cup moves ~2 cm per frame: the tracker publishes goals between model passes.
+    # The cup moves ~3 cm per frame: the tracker publishes goals between model passes.
     assert follow["goal_updates"] > 0 and follow["tracked_goal_updates"] > 0
     assert follow["goals_after_stop"] is not None
 
@@ -67,8 +67,9 @@ def test_short_bench_measures_every_figure() -> None:
 
 
 def test_the_camera_sweep_moves_the_scene_sideways_and_back() -> None:
-    rgb = np.zeros((48, 160, 3), np.uint8)
-    rgb[:, 70:90] = 255  # a bright bar in the middle
+    width = 2 * AMPLITUDE_PX + 100
+    rgb = np.zeros((48, width, 3), np.uint8)
+    rgb[:, width // 2 - 10:width // 2 + 10] = 255  # a bright bar in the middle
     sweep = shifted_frames(rgb)
     positions = [int(np.flatnonzero(frame[24, :, 0] > 127).mean()) for frame in sweep]
     steps = np.diff(positions + positions[:1])  # the loop closes on itself

@@ -3,8 +3,8 @@
 The node runs as its own process (as a user starts it, with whatever backend is asked for) and is
 driven over DDS exactly as a robot would drive it: a 640x480 RGB-D stream at ``rate_hz`` and text
 commands.  The scene is the coffee photo (a red cup, synthetic tabletop depth) slid sideways
-``STEP_PX`` pixels per frame, back and forth, so a followed cup really moves (~2 cm per frame at
-its depth) and the tracker has something to follow.
+``STEP_PX`` pixels per frame, back and forth, so a followed cup really moves (~3 cm per frame at
+its depth, more than the node's track_goal_shift_m) and every frame is worth a tracked goal.
 
 Phases, in order:
 
@@ -42,6 +42,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.utilities import get_rmw_implementation_identifier
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
@@ -73,9 +74,11 @@ MAX_OVERHEAD_MS = 5.0
 MIN_TRACKED_HZ = 15.0
 
 # The cup slides STEP_PX per frame between -AMPLITUDE_PX and +AMPLITUDE_PX: at 640x480, 60 deg
-# horizontal FOV and the cup's ~0.8 m depth, 12 px is ~1.9 cm, over the node's ~1 cm "moved" bar.
-STEP_PX = 12
-AMPLITUDE_PX = 60
+# horizontal FOV and the cup's ~0.8 m depth, 20 px is ~3 cm (0.9 m/s at 30 Hz), over the node's
+# track_goal_shift_m (2 cm): every frame is worth a new goal, so the rate measures the node,
+# not the threshold.
+STEP_PX = 20
+AMPLITUDE_PX = 100
 
 STARTUP_TIMEOUT_S = 120.0  # model load + warm-up pass + DDS discovery (VLMs load for a while)
 WARMUP_S = 2.0
@@ -84,6 +87,8 @@ COMMAND_TIMEOUT_S = 30.0  # one VLM answer on a slow device
 SETTLE_S = 0.3  # after a pause, frames still in flight have arrived by then
 STOP_GRACE_S = 1.0  # goals counted after "stop" was answered
 WRITER_HISTORY = 10  # camera writer depth (see MovingTargetCamera)
+IDLE_MODEL_PASSES = 1.5  # after a stop, wait this many (last) model passes ...
+IDLE_MARGIN_S = 0.1  # ... plus this, before a measured command
 POLL_S = 0.01  # how often the main thread looks for an answer (not part of any latency)
 
 
@@ -327,7 +332,7 @@ def machine(config: BenchConfig) -> dict[str, Any]:
             gpu = None
     return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu,
             "python": platform.python_version(), "os": platform.platform(terse=True),
-            "device": config.device or "auto"}
+            "rmw": get_rmw_implementation_identifier(), "device": config.device or "auto"}
 
 
 class _Bench:
@@ -335,6 +340,8 @@ class _Bench:
 
     def __init__(self, config: BenchConfig) -> None:
         self.config = config
+        self.last_model_ms = 500.0  # until a command reports its own
+        self.wall_minus_monotonic = time.time() - time.monotonic()
         self.node = NodeProcess(config.node_args())
         rgb, depth, intrinsics = coffee_scene(config.width, config.height)
         self.camera = MovingTargetCamera(rgb, depth, intrinsics, config.rate_hz)
@@ -375,10 +382,13 @@ class _Bench:
 
         The node keeps tracking a pick target for a while after answering, publishing grasp
         goals at camera rate; a "stop" first ends that, so the first grasp goal after the send
-        is this command's own answer, not the previous command's tracker.
+        is this command's own answer, not the previous command's tracker.  A background
+        re-grounding already on the model thread still runs to its end after the stop, so the
+        bench also waits out one model pass: the command then finds the model free.
         """
         stop_sent = self.client.send(STOP)
         self.client.result_for(STOP, stop_sent, COMMAND_TIMEOUT_S)
+        time.sleep(IDLE_MARGIN_S + IDLE_MODEL_PASSES * self.last_model_ms / 1000.0)
         # A random phase against the camera: the wait for the next frame is then sampled
         # over the whole frame period, as a command from a user would be.
         time.sleep(rng.uniform(0.0, 1.0 / self.config.rate_hz))
@@ -387,15 +397,20 @@ class _Bench:
         if answer is None:
             return {"answered": False}
         received, result = answer
-        first_goal = None
+        first_goal = frame_wait = None
         if result.get("goals"):
             stamp = float(result.get("stamp") or 0.0)
             wait_until(lambda: self.client.goal_with_stamp("grasp", stamp, sent) is not None, 1.0,
                        POLL_S)
             goal_at = self.client.goal_with_stamp("grasp", stamp, sent)
             first_goal = None if goal_at is None else (goal_at - sent) * 1000.0
+            # The frame's stamp is the camera's wall clock at publishing (same machine): how
+            # long after the command the frame it was grounded on was taken.
+            frame_wait = (stamp - (sent + self.wall_minus_monotonic)) * 1000.0
+        self.last_model_ms = float((result.get("timing_ms") or {}).get("model",
+                                                                       self.last_model_ms))
         return {"answered": True, "status": result.get("status"), "first_goal_ms": first_goal,
-                "result_ms": (received - sent) * 1000.0,
+                "frame_wait_ms": frame_wait, "result_ms": (received - sent) * 1000.0,
                 "timing_ms": result.get("timing_ms") or {}}
 
     def follow(self, seconds: float) -> dict[str, Any]:
@@ -481,6 +496,14 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
                          for s in sorted({str(g.get("status")) for g in grabs if g["answered"]})},
             "first_goal_ms": percentiles([g["first_goal_ms"] for g in grabs
                                           if g.get("first_goal_ms") is not None]),
+            # first_goal_ms split at the grounded frame's stamp: the camera's part (waiting for
+            # a frame newer than the command) and the node's (that frame -> goal received).
+            "frame_wait_ms": percentiles([g["frame_wait_ms"] for g in grabs
+                                          if g.get("frame_wait_ms") is not None]),
+            "frame_to_goal_ms": percentiles([g["first_goal_ms"] - g["frame_wait_ms"]
+                                             for g in grabs
+                                             if g.get("first_goal_ms") is not None
+                                             and g.get("frame_wait_ms") is not None]),
             "result_ms": percentiles([g["result_ms"] for g in grabs if g["answered"]]),
             "timing_ms": {key: percentiles([g["timing_ms"][key] for g in grabs
                                             if key in g.get("timing_ms", {})])
@@ -521,7 +544,7 @@ def format_report(report: dict[str, Any]) -> str:
         return json.dumps(report, indent=2, ensure_ascii=False)
     m, c = report["machine"], report["config"]
     lines = [f"machine  {m['cpu']}, {m['cores']} cores, GPU {m['gpu'] or 'none'}, "
-             f"Python {m['python']}",
+             f"Python {m['python']}, {m['rmw']}",
              f"node     backend {m.get('backend') or c['backend']}, device {c['device']}, "
              f"{c['image_size'][0]}x{c['image_size'][1]} RGB-D at {c['rate_hz']:g} Hz",
              "", f"{'stage':<12}{'p50 ms':>10}{'p95 ms':>10}{'samples':>10}"]
@@ -537,6 +560,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"({_percent(over['ratio_of_model'])} of model time)",
         f"command -> first grasp goal    p50 {first['p50']} ms, p95 {first['p95']} ms "
         f"({cmd['answered']}/{cmd['sent']} answered, {cmd['statuses']})",
+        f"  = wait for a newer frame     p50 {cmd['frame_wait_ms']['p50']} ms",
+        f"  + that frame -> goal         p50 {cmd['frame_to_goal_ms']['p50']} ms "
+        f"(model p50 {cmd['timing_ms'].get('model', {}).get('p50')} ms)",
         f"follow: first goal             {fol['first_goal_ms']} ms",
         f"follow: goal updates           {fol['goal_update_hz']} Hz "
         f"({fol['goal_updates']} in {fol['seconds']:g} s; tracker counted "
