@@ -60,7 +60,10 @@ from vlm_ros.ros.rig import (
 )
 
 # The node's per-stage timers, as its /diagnostics names them (<stage>_ms_p50 ...).
-STAGES = ("receive", "convert", "sync", "model", "reasoning", "geometry", "track", "publish")
+STAGES = ("receive", "convert", "sync", "model", "reasoning", "geometry", "track", "publish",
+          "frame_wait", "depth_wait")
+# frame_wait / depth_wait are waiting, not work: a command's wait for a colour frame newer than
+# itself, and that frame's wait for its depth.  They explain command -> first goal latency.
 # The node's own work per frame around the model.  "track" is left out: it is the tracker's
 # camera-rate work that replaces model passes while following, reported on its own line.
 OVERHEAD_STAGES = ("receive", "convert", "sync", "reasoning", "geometry", "publish")

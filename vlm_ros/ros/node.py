@@ -64,7 +64,9 @@ _FRAME_BUFFER = 6  # messages kept per camera stream for stamp matching
 _DEPTH_WAIT_S = 0.5  # how long a colour frame waits for its depth before going alone
 _TRACK_FRAME_WAIT_S = 0.05  # a tracking worker polls its command queue at least this often
 # Per-stage timings kept for /diagnostics (and `vlm-ros bench`): the last N samples per stage.
-STAGES = ("receive", "convert", "sync", "model", "reasoning", "geometry", "track", "publish")
+STAGES = ("receive", "convert", "sync", "model", "reasoning", "geometry", "track", "publish",
+          # Waiting, not work: command arrival -> a newer colour frame, and that frame -> its depth.
+          "frame_wait", "depth_wait")
 _STAGE_SAMPLES = 300
 
 T = TypeVar("T")
@@ -867,6 +869,9 @@ class VlmRosNode(Node):
                             or not self._depth):
                         info = self._match(self._infos, rgb)
                         self._record("sync", started)
+                        if timeout_s is None:  # a command's wait (tracking polls)
+                            self._stages["frame_wait"].append((rgb.received - after) * 1000.0)
+                            self._stages["depth_wait"].append((now - rgb.received) * 1000.0)
                         return rgb.msg, depth, info
                     if depth_deadline is None:
                         depth_deadline = now + _DEPTH_WAIT_S
