@@ -43,7 +43,6 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import get_rmw_implementation_identifier
-from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from vlm_ros.ros.convert import array_to_image, stamp_to_seconds
@@ -89,7 +88,6 @@ WARMUP_COMMANDS = 2
 COMMAND_TIMEOUT_S = 30.0  # one VLM answer on a slow device
 SETTLE_S = 0.3  # after a pause, frames still in flight have arrived by then
 STOP_GRACE_S = 1.0  # goals counted after "stop" was answered
-WRITER_HISTORY = 10  # camera writer depth (see MovingTargetCamera)
 IDLE_MODEL_PASSES = 1.5  # after a stop, wait this many (last) model passes ...
 IDLE_MARGIN_S = 0.1  # ... plus this, before a measured command
 POLL_S = 0.01  # how often the main thread looks for an answer (not part of any latency)
@@ -134,23 +132,11 @@ def shifted_frames(rgb: np.ndarray, step_px: int = STEP_PX,
 
 
 class MovingTargetCamera(CountingCamera):
-    """Publishes the sweep of ``shifted_frames`` in a loop (messages built once, up front).
-
-    Its writers keep WRITER_HISTORY samples, not PhotoCamera's 2: with 2, Fast DDS loses about
-    a quarter of 640x480 RGB-D frames at 30 Hz even to an idle reader (a reliable writer's
-    samples are replaced before they are acknowledged), and the bench would count the camera's
-    losses as the node's.
-    """
+    """Publishes the sweep of ``shifted_frames`` in a loop (messages built once, up front)."""
 
     def __init__(self, rgb: np.ndarray, depth_m: np.ndarray, intrinsics: Any,
                  rate_hz: float, name: str = "vlm_ros_bench_cam") -> None:
         super().__init__(rgb, depth_m, intrinsics, rate_hz=rate_hz, name=name)
-        qos = QoSProfile(depth=WRITER_HISTORY, reliability=ReliabilityPolicy.RELIABLE)
-        for attribute, msg_type, topic in (("image_pub", Image, "camera/image"),
-                                           ("depth_pub", Image, "camera/depth"),
-                                           ("info_pub", CameraInfo, "camera/camera_info")):
-            self.destroy_publisher(getattr(self, attribute))  # nothing sent yet: no one spins
-            setattr(self, attribute, self.create_publisher(msg_type, topic, qos))
         self._sweep = [array_to_image(frame, "rgb8") for frame in shifted_frames(rgb)]
 
     def publish_once(self) -> None:
