@@ -685,14 +685,16 @@ class VlmRosNode(Node):
                           command: _Command) -> None:
         instruction = result.instruction
         assert instruction is not None  # _needs_confirmation checked it
-        target = result.targets[0] if result.targets else result.destination
-        point = target.point_base if target is not None else None
+        stated = _stated_object(result)
+        point = stated.point_base if stated is not None else None
         where = ("" if point is None else
                  f" at ({point[0]:.2f}, {point[1]:.2f}, {point[2]:.2f}) m in "
                  f"{self.settings.base_frame}")
-        summary = f"{instruction.action} the {target.label if target else 'target'}{where}"
-        if result.destination is not None and instruction.action == "place":
-            summary += f", onto the {result.destination.label}"
+        if instruction.action == "place":
+            held = result.targets[0].label if result.targets else "what the gripper holds"
+            summary = f"place the {held} on the {stated.label if stated else 'target'}{where}"
+        else:
+            summary = f"{instruction.action} the {stated.label if stated else 'target'}{where}"
         timeout = float(self.settings.confirm_timeout_s)
         self._awaiting = _Awaiting(instruction, summary, point, time.monotonic() + timeout,
                                    command.stop_epoch)
@@ -1025,12 +1027,21 @@ def _out_of_memory(backend: str, exc: BaseException) -> str:
             f"model, dtype or image size, or device:=cpu, avoids it)")
 
 
+def _stated_object(result: GroundingResult) -> Candidate | None:
+    """The object whose position a confirmation states: the destination of a place, else the
+    target."""
+    action = result.instruction.action if result.instruction else None
+    if action == "place" and result.destination is not None:
+        return result.destination
+    return result.targets[0] if result.targets else result.destination
+
+
 def _changed_since_stated(result: GroundingResult, awaiting: _Awaiting, max_shift_m: float) -> str:
     """Why a confirmed plan no longer holds on the fresh frame ('' when it still does)."""
     if result.status != "ok" or not result.goals:
         return f"the target is no longer found as stated ({result.status}: {result.message})"
-    target = result.targets[0] if result.targets else result.destination
-    point = target.point_base if target is not None else None
+    stated = _stated_object(result)
+    point = stated.point_base if stated is not None else None
     if awaiting.target_point is None or point is None:
         return ""
     shift = math.dist(point, awaiting.target_point)
