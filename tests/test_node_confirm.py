@@ -62,9 +62,17 @@ def test_no_cancels_and_nothing_moves(confirming: RosGraph) -> None:
 
 
 def test_unanswered_confirmation_expires(confirming: RosGraph) -> None:
+    results = confirming.client.results
+    seen = len(results)
     _ask(confirming)
     grasps = _grasps(confirming)
-    time.sleep(3.0)  # confirm_timeout_s is 2 s
+    # confirm_timeout_s is 2 s: the node says the plan expired, unprompted.
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and not any(
+            "no answer within 2 s" in r.get("message", "") for r in results[seen:]):
+        time.sleep(0.1)
+    expired = [r for r in results[seen:] if "no answer within 2 s" in r.get("message", "")]
+    assert expired and expired[0]["status"] == "rejected", results[seen:]
     late = confirming.say("yes")
     assert late["status"] == "rejected" and late["message"] == "nothing to confirm", late
     time.sleep(0.3)

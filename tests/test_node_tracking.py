@@ -116,13 +116,19 @@ def test_followed_target_is_tracked_at_camera_rate_and_stays_on_the_red_cup(
     assert listener.count("target_pose") == after_stop
 
 
-def test_a_still_pick_target_is_not_re_sent_while_tracked(graph: RosGraph) -> None:
-    graph.show(*scenes.coffee())
-    grasps = graph.listener.count("grasp_pose")
-    poses = graph.listener.count("target_pose")
+def test_a_moving_pick_target_moves_its_target_pose_but_not_its_grasp(graph: RosGraph) -> None:
+    # By default a picked object that moves (it may be moving because the robot lifted it)
+    # updates ~/target_pose, never the grasp already sent (track_resend_goals is false).
+    rgb, depth, intrinsics = scenes.two_cups()
+    graph.show(rgb, depth, intrinsics)
+    listener = graph.listener
+    grasps, poses = listener.count("grasp_pose"), listener.count("target_pose")
     result = graph.say("grab the red cup")
     assert result["status"] == "ok" and result["goals"]
-    time.sleep(1.5)  # inside track_target_s (3 s): the tracker runs on every frame
-    assert graph.listener.count("target_pose") > poses + 5  # the target pose follows frames
-    # The cup does not move, so its grasp is sent once (goals are re-sent only on motion).
-    assert graph.listener.count("grasp_pose") == grasps + 1
+    with _Pan(graph):
+        time.sleep(1.5)  # inside track_target_s (3 s)
+    tracked = listener.received["target_pose"][poses:]
+    assert len(tracked) > 5
+    us = [_pixel_u(msg, intrinsics) for msg in tracked]
+    assert max(us) - min(us) > 20  # the target pose moved with the cup
+    assert listener.count("grasp_pose") == grasps + 1

@@ -545,7 +545,10 @@ class VlmRosNode(Node):
         moved = (point is None or track.last_goal_point is None
                  or math.dist(point, track.last_goal_point)
                  > float(self.settings.track_goal_shift_m))
-        self._publish_tracked(result, frame, track, goals=moved)
+        # Outside follow, a target that moves may be moving because the robot acts on it (a
+        # lifted cup): its goals are re-sent only when asked for; ~/target_pose always follows.
+        resend = track.instruction.action == "follow" or bool(self.settings.track_resend_goals)
+        self._publish_tracked(result, frame, track, goals=moved and resend)
 
     def _start_reground(self, track: _Track, frame: Frame) -> None:
         instruction = track.instruction
@@ -705,6 +708,7 @@ class VlmRosNode(Node):
         self._publish(result, frame, command)
 
     def _answer_confirmation(self, command: _Command, yes: bool) -> None:
+        self._expire_confirmation()  # a yes that arrives after the deadline confirms nothing
         awaiting, self._awaiting = self._awaiting, None
         said = Instruction(text=command.text[:200])
         if awaiting is None or awaiting.stop_epoch != self._stop_epoch:

@@ -49,8 +49,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "follow_rate_hz": (2.0, "model re-grounding rate while a target is tracked (the tracker "
                             "updates goals at camera rate in between); 0 = only when the "
                             "tracker's confidence drops or every 45 frames"),
-    "track_target_s": (3.0, "after pick/look/navigate/find, track the target this long and "
-                            "re-send goals when it moves; follow tracks until stop; 0 = off"),
+    "track_target_s": (3.0, "after pick/look/navigate/find, track the target this long "
+                            "(~/target_pose follows it); follow tracks until stop; 0 = off"),
+    "track_resend_goals": (False, "also re-send pick/look/navigate/find goals when the tracked "
+                                  "target moves (off: a lifted cup moves because of the robot)"),
     "track_goal_shift_m": (0.02, "a tracked target must move this far before its goals are "
                                  "re-sent (~/target_pose follows every frame)"),
     "command_frame_timeout_s": (3.0, "how long a command waits for a frame newer than itself"),
