@@ -374,11 +374,12 @@ class VlmRosNode(Node):
                 break
         self.stop_pub.publish(Empty())
         result = GroundingResult(status="ok", instruction=parse_instruction(text),
-                                 message="stopping: pending commands, confirmations and follow "
-                                         "cancelled, no further goals",
+                                 message="stopping: pending commands, confirmations, tracking "
+                                         "and follow cancelled, no further goals",
                                  backend=self.backend.name)
         self.result_pub.publish(String(data=messages.result_to_json(result)))
-        self.get_logger().info("stop: cancelled pending commands and follow")
+        self.get_logger().info(
+            "stop: cancelled pending commands, confirmations, tracking and follow")
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:

@@ -9,22 +9,17 @@ Every step is printed; annotated images and an animated GIF of the run are writt
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from vlm_ros.ros.convert import image_to_array
-from vlm_ros.ros.node import VlmRosNode
-from vlm_ros.ros.teleop import CommandClient, print_answer
+from vlm_ros.ros.local_graph import LocalGraph
+from vlm_ros.ros.teleop import print_answer
 from vlm_ros.sim.ros_node import SimNode
 from vlm_ros.sim.scene import generate_scene
 from vlm_ros.sim.world import SimWorld
@@ -72,51 +67,40 @@ def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOG
     world = SimWorld(spec, on_step=recorder)
     recorder.world = world
 
-    rclpy.init()
-    node = VlmRosNode(parameter_overrides=[
-        Parameter("camera_pose_in_base", value=list(spec.camera.pose_in_base)),
-        Parameter("image_reliability", value="reliable"),
-        # Frames carry the sim clock (/clock from SimNode); the safety gate's frame age needs
-        # the node on the same clock.
-        Parameter("use_sim_time", value=True)])
-    sim = SimNode(world)
-    client = CommandClient("/vlm_ros", name="vlm_ros_demo")
+    graph = LocalGraph({"camera_pose_in_base": list(spec.camera.pose_in_base),
+                        "image_reliability": "reliable",
+                        # Frames carry the sim clock (/clock from SimNode); the safety gate's
+                        # frame age needs the node on the same clock.
+                        "use_sim_time": True},
+                       lambda: [SimNode(world)], client_name="vlm_ros_demo")
     statuses: list[dict[str, Any]] = []
     debug: list[Any] = []
-    client.create_subscription(String, "/vlm_ros_sim/robot_status",
-                               lambda m: statuses.append(json.loads(m.data)), 10)
-    client.create_subscription(Image, "/vlm_ros/debug_image", debug.append, 10)
-    executor = MultiThreadedExecutor(num_threads=3)
-    for n in (node, sim):
-        executor.add_node(n)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    client_executor = SingleThreadedExecutor()
-    client_executor.add_node(client)
+    graph.client.create_subscription(String, "/vlm_ros_sim/robot_status",
+                                     lambda m: statuses.append(json.loads(m.data)), 10)
+    graph.client.create_subscription(Image, "/vlm_ros/debug_image", debug.append, 10)
     failures = 0
     print(f"scene {seed}: " + ", ".join(f"{o.color_name} {o.category}" for o in spec.objects))
     try:
-        if not client.wait_for_node(client_executor, 30.0):
+        if not graph.wait_for_node(30.0):
             print("demo: the vlm_ros node did not come up")
             return 1
         log = (out / "results.jsonl").open("w", encoding="utf-8")
         for step, text in enumerate(dialogue, start=1):
             seen_status, seen_debug = len(statuses), len(debug)
             print(f"\n[{step}] you: {text}")
-            result = client.send(text, client_executor, timeout_s=30.0)
+            result = graph.send(text, timeout_s=30.0)
             if result is None:
                 print("    (no answer within 30 s)")
                 failures += 1
                 continue
             log.write(json.dumps(result, ensure_ascii=False) + "\n")
             print_answer(result)
-            moving = [g for g in result["goals"] if g["kind"] in ("grasp", "place")]
-            deadline = time.monotonic() + 30.0
-            while moving and len(statuses) == seen_status and time.monotonic() < deadline:
-                client_executor.spin_once(timeout_sec=0.05)
+            if any(g["kind"] in ("grasp", "place") for g in result["goals"]):
+                graph.spin_until(lambda: len(statuses) > seen_status, 30.0)
             for status in statuses[seen_status:]:
                 print(f"    robot (physics): {status['detail']}")
-            while len(debug) == seen_debug and time.monotonic() < deadline and text != "stop":
-                client_executor.spin_once(timeout_sec=0.05)
+            if text != "stop":
+                graph.spin_until(lambda: len(debug) > seen_debug, 30.0)
             if len(debug) > seen_debug:
                 image, _ = image_to_array(debug[-1])
                 cv2.imwrite(str(out / f"step{step}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -125,10 +109,6 @@ def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOG
         print(f"\nannotated images, results.jsonl and run.gif ({len(recorder.frames)} frames) "
               f"written to {out}/")
     finally:
-        executor.shutdown()
-        client_executor.shutdown()
-        for n in (client, sim, node):
-            n.destroy_node()
-        rclpy.shutdown()
+        graph.close()
         world.close()
     return 1 if failures else 0

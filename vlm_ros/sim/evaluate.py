@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -44,7 +43,6 @@ MATCH_IOU = 0.5
 FRESH_FRAMES_S = 0.5  # sim frames of a new scene to publish before a command is sent
 MAX_FAILURES_LISTED = 10
 SIM_NODE = "vlm_ros_sim"
-SHUTDOWN_TIMEOUT_S = 30.0
 NO_PICK_NAMESPACE = "/vlm_ros_eval_no_pick"  # SimNode listens here when picks are off: never
 
 
@@ -172,46 +170,35 @@ def summarize(outcomes: Sequence[CaseOutcome], scenes: int, backend: str,
 
 
 class _Harness:
-    """The three nodes of the demo, spun in the background; the client waits in the caller."""
+    """The node, the simulator and a client in this process (LocalGraph); the client waits in
+    the caller."""
 
     def __init__(self, first: SimWorld, pick: bool, backend: str | None,
                  backend_options: str = "", propose_from_depth: bool = False) -> None:
-        import rclpy
-        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
-        from rclpy.parameter import Parameter
         from rosgraph_msgs.msg import Clock
         from std_msgs.msg import String
 
         from vlm_ros.ros.convert import stamp_to_seconds
-        from vlm_ros.ros.node import VlmRosNode
-        from vlm_ros.ros.teleop import CommandClient
+        from vlm_ros.ros.local_graph import LocalGraph
         from vlm_ros.sim.ros_node import SimNode
 
-        self._owns_rclpy = not rclpy.ok()
-        if self._owns_rclpy:
-            rclpy.init()
-        self.nodes: list[Any] = []
-        self.executor = MultiThreadedExecutor(num_threads=3)
-        # The SimNode renders on one thread of its own (GL contexts are per thread).
-        self.sim_executor = SingleThreadedExecutor()
-        self.client_executor = SingleThreadedExecutor()
-        overrides = [Parameter("camera_pose_in_base", value=list(first.spec.camera.pose_in_base)),
-                     Parameter("image_reliability", value="reliable"),
-                     Parameter("publish_debug_image", value=False),
-                     Parameter("use_sim_time", value=True)]  # frames carry the sim clock
+        parameters: dict[str, Any] = {
+            "camera_pose_in_base": list(first.spec.camera.pose_in_base),
+            "image_reliability": "reliable", "publish_debug_image": False,
+            "use_sim_time": True}  # frames carry the sim clock
         if backend:
-            overrides.append(Parameter("backend", value=backend))
+            parameters["backend"] = backend
         if backend_options:
-            overrides.append(Parameter("backend_options", value=backend_options))
+            parameters["backend_options"] = backend_options
         if propose_from_depth:
-            overrides.append(Parameter("propose_from_depth", value=True))
-        self.node = VlmRosNode(parameter_overrides=overrides)
-        self.nodes.append(self.node)
-        self.sim = SimNode(first, vlm_node="/vlm_ros" if pick else NO_PICK_NAMESPACE,
-                           name=SIM_NODE)
-        self.nodes.append(self.sim)
-        self.client = CommandClient("/vlm_ros", name="vlm_ros_eval")
-        self.nodes.append(self.client)
+            parameters["propose_from_depth"] = True
+        self.graph = LocalGraph(
+            parameters,
+            lambda: [SimNode(first, vlm_node="/vlm_ros" if pick else NO_PICK_NAMESPACE,
+                             name=SIM_NODE)],
+            client_name="vlm_ros_eval")
+        self.node, self.sim, self.client = self.graph.node, self.graph.feeders[0], self.graph.client
+        self.client_executor = self.graph.client_executor
         self.statuses: list[dict[str, Any]] = []
         self.clock = 0.0
         self.client.create_subscription(String, f"/{SIM_NODE}/robot_status",
@@ -221,25 +208,13 @@ class _Harness:
             self.clock = stamp_to_seconds(msg.clock)
 
         self.client.create_subscription(Clock, "/clock", on_clock, 10)
-        self.executor.add_node(self.node)
-        self.sim_executor.add_node(self.sim)
-        self._spinners = [threading.Thread(target=e.spin, daemon=True)
-                          for e in (self.executor, self.sim_executor)]
-        for spinner in self._spinners:
-            spinner.start()
-        self.client_executor.add_node(self.client)
 
     @property
     def backend_name(self) -> str:
         return str(self.node.backend.name)
 
     def spin_until(self, done: Any, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if done():
-                return True
-            self.client_executor.spin_once(timeout_sec=0.05)
-        return bool(done())
+        return self.graph.spin_until(done, timeout_s)
 
     def new_world(self, spec: SceneSpec) -> tuple[SimWorld, _GroundTruth]:
         """Load ``spec`` and render its ground truth while the SimNode renders nothing."""
@@ -256,16 +231,7 @@ class _Harness:
         return self.spin_until(lambda: self.clock >= start + FRESH_FRAMES_S, timeout_s)
 
     def close(self) -> None:
-        import rclpy
-
-        for executor in (self.executor, self.sim_executor, self.client_executor):
-            executor.shutdown()
-        for spinner in self._spinners:  # a grasp in progress finishes first
-            spinner.join(timeout=SHUTDOWN_TIMEOUT_S)
-        for n in reversed(self.nodes):
-            n.destroy_node()
-        if self._owns_rclpy and rclpy.ok():
-            rclpy.shutdown()
+        self.graph.close()
         self.sim.close()
 
 
