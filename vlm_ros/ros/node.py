@@ -314,7 +314,7 @@ class VlmRosNode(Node):
         status.values.append(KeyValue(key="tracked_goal_updates",
                                       value=str(counts.get("tracked_goal_updates", 0))))
         for stage, samples in self._stages.items():
-            values = np.asarray(samples, dtype=float)
+            values = np.asarray(tuple(samples), dtype=float)  # one C-level copy: other threads append
             for key, value in (("p50", 50), ("p95", 95)):
                 text = f"{np.percentile(values, value):.3f}" if values.size else "nan"
                 status.values.append(KeyValue(key=f"{stage}_ms_{key}", value=text))
