@@ -46,23 +46,24 @@ from rclpy.utilities import get_rmw_implementation_identifier
 from std_msgs.msg import String
 
 from vlm_ros.ros.convert import array_to_image, stamp_to_seconds
+from vlm_ros.ros.node import STAGES
 from vlm_ros.ros.rig import (
     BASE_NODE_ARGS,
-    DIAGNOSTICS_NAME,
     CountingCamera,
     NodeProcess,
     coffee_scene,
     counters,
+    find_node_status,
+    parse_result,
     read_cpu_seconds,
     read_rss_mb,
     wait_until,
 )
 
-# The node's per-stage timers, as its /diagnostics names them (<stage>_ms_p50 ...).
-STAGES = ("receive", "convert", "sync", "model", "reasoning", "geometry", "track", "publish",
-          "frame_wait", "depth_wait")
-# frame_wait / depth_wait are waiting, not work: a command's wait for a colour frame newer than
-# itself, and that frame's wait for its depth.  They explain command -> first goal latency.
+# STAGES (imported from the node): its per-stage timers, as /diagnostics names them
+# (<stage>_ms_p50 ...).  frame_wait / depth_wait are waiting, not work: a command's wait for a
+# colour frame newer than itself, and that frame's wait for its depth; they explain command ->
+# first goal latency.
 # The node's own work per frame around the model.  "track" is left out: it is the tracker's
 # camera-rate work that replaces model passes while following, reported on its own line.
 OVERHEAD_STAGES = ("receive", "convert", "sync", "reasoning", "geometry", "publish")
@@ -175,10 +176,7 @@ class BenchClient(Node):
 
     def _on_result(self, msg: String) -> None:
         now = time.monotonic()
-        try:
-            result = json.loads(msg.data)
-        except json.JSONDecodeError:
-            result = {}
+        result = parse_result(msg)
         with self.lock:
             self.results.append((now, result))
 
@@ -190,12 +188,13 @@ class BenchClient(Node):
         return store
 
     def _on_diagnostics(self, array: DiagnosticArray) -> None:
-        for status in array.status:
-            if status.name == DIAGNOSTICS_NAME:
-                with self.lock:
-                    self.diagnostics = {kv.key: kv.value for kv in status.values}
-                    self.diagnostics_stamp = stamp_to_seconds(array.header.stamp)
-                    self.backend_name = status.hardware_id  # the node reports backend.name
+        status = find_node_status(array)
+        if status is None:
+            return
+        with self.lock:
+            self.diagnostics = {kv.key: kv.value for kv in status.values}
+            self.diagnostics_stamp = stamp_to_seconds(array.header.stamp)
+            self.backend_name = status.hardware_id  # the node reports backend.name
 
     def linked(self) -> bool:
         """The node is there: it reads our commands and every topic we read has its publisher."""

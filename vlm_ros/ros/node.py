@@ -223,7 +223,6 @@ class VlmRosNode(Node):
             max_workers=1, thread_name_prefix="vlm_ros_model")
         self._stuck_call: concurrent.futures.Future[Any] | None = None
         self._stuck_since = 0.0
-        self._unavailable = ""  # why the last model call could not be made
         self._running = True
         self._worker = threading.Thread(target=self._work, name="vlm_ros_worker", daemon=True)
         self._worker.start()
@@ -355,6 +354,12 @@ class VlmRosNode(Node):
             self._publish_answer(command, status="rejected",
                                  message="busy: too many requests waiting; try again")
 
+    def _record_pipeline(self, result: GroundingResult) -> None:
+        """The pipeline's own stage timings of one model pass."""
+        for stage in ("model", "reasoning", "geometry"):
+            if stage in result.timing_ms:
+                self._stages[stage].append(result.timing_ms[stage])
+
     def _record(self, stage: str, started: float) -> None:
         """Add one sample (ms since ``started``, a perf_counter value) to a stage's timings."""
         self._stages[stage].append((time.perf_counter() - started) * 1000.0)
@@ -432,61 +437,57 @@ class VlmRosNode(Node):
         try:
             self._raise_if_stuck()  # parsing needs the pipeline, which the stuck call holds
         except ModelUnavailable as exc:
-            self._unavailable = str(exc)
-            return self._publish_unavailable(Instruction(text=command.text[:200]), None, command)
+            return self._publish_unavailable(exc, Instruction(text=command.text[:200]), None,
+                                             command)
         with self._pipeline_lock:
             instruction = self.pipeline.parse(command.text)
         if instruction.error:
-            self._publish(GroundingResult(status="rejected", instruction=instruction,
-                                          message=instruction.error,
-                                          backend=self.backend.name), None, command)
-            return
-        snapshot = self._wait_for_frame(command.received)
-        if snapshot is None:
-            self._publish(GroundingResult(
-                status="error", instruction=instruction, backend=self.backend.name,
-                message=f"no camera frame newer than the command within "
-                        f"{self.settings.command_frame_timeout_s} s (is camera/image "
-                        f"publishing?)"), None, command)
-            return
+            return self._reply("rejected", instruction, instruction.error, command)
+        frame, problem = self._frame_after(command)
+        if frame is None:
+            return self._reply("error", instruction, problem, command)
         try:
-            frame = self._to_frame(*snapshot)
-        except ConversionError as exc:
-            self.get_logger().error(f"bad camera input: {exc}")
-            self._publish(GroundingResult(status="error", instruction=instruction,
-                                          message=f"bad camera input: {exc}",
-                                          backend=self.backend.name), None, command)
-            return
-        result = self._ground(instruction, frame)
-        if result is None:
-            return self._publish_unavailable(instruction, frame, command)
+            result = self._ground(instruction, frame)
+        except ModelUnavailable as exc:
+            return self._publish_unavailable(exc, instruction, frame, command)
         if self._needs_confirmation(result) and command.stop_epoch == self._stop_epoch:
             self._ask_confirmation(result, frame, command)
             return
         self._start_following(result, frame, command)
         self._publish(result, frame, command)
 
-    def _ground(self, instruction: Instruction, frame: Frame) -> GroundingResult | None:
-        """The model pass for one instruction, or None when the backend is unavailable."""
-        started = time.perf_counter()
+    def _frame_after(self, command: _Command) -> tuple[Frame | None, str]:
+        """The first camera frame newer than ``command``, or None and why not."""
+        snapshot = self._wait_for_frame(command.received)
+        if snapshot is None:
+            return None, (f"no camera frame newer than the command within "
+                          f"{self.settings.command_frame_timeout_s} s (is camera/image "
+                          f"publishing?)")
         try:
-            result = self._run_model(lambda: self.pipeline.ground(instruction, frame))
-        except ModelUnavailable as exc:
-            self._unavailable = str(exc)
-            return None
+            return self._to_frame(*snapshot), ""
+        except ConversionError as exc:
+            self.get_logger().error(f"bad camera input: {exc}")
+            return None, f"bad camera input: {exc}"
+
+    def _reply(self, status: str, instruction: Instruction, message: str, command: _Command,
+               frame: Frame | None = None) -> None:
+        """A result that only says something (no target, no goal)."""
+        self._publish(GroundingResult(status=status, instruction=instruction, message=message,
+                                      backend=self.backend.name), frame, command)
+
+    def _ground(self, instruction: Instruction, frame: Frame) -> GroundingResult:
+        """The model pass for one instruction (ModelUnavailable when the backend cannot)."""
+        started = time.perf_counter()
+        result = self._run_model(lambda: self.pipeline.ground(instruction, frame))
         result.timing_ms["total"] = (time.perf_counter() - started) * 1000.0
-        for stage in ("model", "reasoning", "geometry"):
-            if stage in result.timing_ms:
-                self._stages[stage].append(result.timing_ms[stage])
+        self._record_pipeline(result)
         self._stamp_result(result, frame)
         return result
 
-    def _publish_unavailable(self, instruction: Instruction, frame: Frame | None,
-                             command: _Command) -> None:
-        self.get_logger().error(self._unavailable)
-        self._publish(GroundingResult(status="error", instruction=instruction,
-                                      message=self._unavailable, backend=self.backend.name),
-                      frame, command)
+    def _publish_unavailable(self, exc: ModelUnavailable, instruction: Instruction,
+                             frame: Frame | None, command: _Command) -> None:
+        self.get_logger().error(str(exc))
+        self._reply("error", instruction, str(exc), command, frame)
 
     def _start_following(self, result: GroundingResult, frame: Frame, command: _Command) -> None:
         """Track the grounded target: `follow` until stop, other actions for track_target_s."""
@@ -585,9 +586,7 @@ class VlmRosNode(Node):
         except Exception as exc:  # noqa: BLE001 - reported, the node keeps serving
             self._end_track("error", f"backend {self.backend.name} failed while tracking: {exc}")
             return
-        for stage in ("model", "reasoning"):
-            if stage in result.timing_ms:
-                self._stages[stage].append(result.timing_ms[stage])
+        self._record_pipeline(result)
         # The tracked object among the model's candidates - not simply its top choice, which
         # may be a look-alike that scores higher on this frame.
         chosen = track.tracker.reassociate(frame, result.candidates)
@@ -713,35 +712,22 @@ class VlmRosNode(Node):
         awaiting, self._awaiting = self._awaiting, None
         said = Instruction(text=command.text[:200])
         if awaiting is None or awaiting.stop_epoch != self._stop_epoch:
-            self._publish(GroundingResult(status="rejected", instruction=said,
-                                          message="nothing to confirm",
-                                          backend=self.backend.name), None, command)
-            return
+            return self._reply("rejected", said, "nothing to confirm", command)
         if not yes:
-            self._publish(GroundingResult(status="ok", instruction=said,
-                                          message=f"cancelled: will not {awaiting.summary}",
-                                          backend=self.backend.name), None, command)
-            return
+            return self._reply("ok", said, f"cancelled: will not {awaiting.summary}", command)
         # The plan was made on an older frame: ground it again on one newer than the "yes"
         # and move only if it is still the same target where the operator was told it is.
         # (The result echoes "<command> -> <answer>", as clarification answers do.)
         confirmed = dataclasses.replace(
             awaiting.instruction, text=f"{awaiting.instruction.text} -> {command.text.strip()}")
-        snapshot = self._wait_for_frame(command.received)
-        try:
-            frame = None if snapshot is None else self._to_frame(*snapshot)
-        except ConversionError as exc:
-            frame, problem = None, f"bad camera input: {exc}"
-        else:
-            problem = "no camera frame newer than the confirmation"
+        frame, problem = self._frame_after(command)
         if frame is None:
-            self._publish(GroundingResult(status="error", instruction=confirmed,
-                                          message=f"confirmed, but {problem}; nothing will move",
-                                          backend=self.backend.name), None, command)
-            return
-        result = self._ground(confirmed, frame)
-        if result is None:
-            return self._publish_unavailable(confirmed, frame, command)
+            return self._reply("error", confirmed, f"confirmed, but {problem}; nothing will move",
+                               command)
+        try:
+            result = self._ground(confirmed, frame)
+        except ModelUnavailable as exc:
+            return self._publish_unavailable(exc, confirmed, frame, command)
         why_not = _changed_since_stated(result, awaiting, float(self.settings.confirm_max_shift_m))
         if why_not:
             result.goals = []

@@ -9,6 +9,7 @@ are its own and a crash shows up as a dead process.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from std_msgs.msg import String
 
 from vlm_ros import scenes
 from vlm_ros.core.types import CameraIntrinsics
@@ -88,12 +90,26 @@ def coffee_scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray, Camer
     return rgb, scenes.tabletop_depth(width, height), scenes.intrinsics_for(width, height)
 
 
-def node_status(array: DiagnosticArray) -> dict[str, str] | None:
-    """The node's key/values from one /diagnostics message (None if it is another node's)."""
+def find_node_status(array: DiagnosticArray) -> DiagnosticStatus | None:
+    """The node's status in one /diagnostics message (None if it is another node's)."""
     for status in array.status:
         if status.name == DIAGNOSTICS_NAME:
-            return {kv.key: kv.value for kv in status.values}
+            return status
     return None
+
+
+def node_status(array: DiagnosticArray) -> dict[str, str] | None:
+    """The node's key/values from one /diagnostics message (None if it is another node's)."""
+    status = find_node_status(array)
+    return None if status is None else {kv.key: kv.value for kv in status.values}
+
+
+def parse_result(msg: String) -> dict[str, Any]:
+    """One ~/result as a dict ({} for text that is not JSON: still an answer, counted)."""
+    try:
+        return json.loads(msg.data)
+    except json.JSONDecodeError:
+        return {}
 
 
 def counters(values: dict[str, str]) -> dict[str, int]:

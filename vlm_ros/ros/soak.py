@@ -37,6 +37,7 @@ from vlm_ros.ros.rig import (
     coffee_scene,
     counters,
     node_status,
+    parse_result,
     read_rss_mb,
     wait_until,
 )
@@ -143,12 +144,7 @@ class SoakClient(Node):
         self.diagnostics_seen = 0
 
     def _on_result(self, msg: String) -> None:
-        now = time.monotonic()
-        try:
-            result = json.loads(msg.data)
-        except json.JSONDecodeError:
-            result = {}
-        self.ledger.record_result(result, now)
+        self.ledger.record_result(parse_result(msg), time.monotonic())
 
     def _on_diagnostics(self, array: DiagnosticArray) -> None:
         values = node_status(array)
