@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vlm_ros.core.attributes import box_problem, iou
+from vlm_ros.core.attributes import box_problem, clip_box, iou
 from vlm_ros.core.geometry import robust_depth
 from vlm_ros.core.types import BBox, Candidate, Frame
 
@@ -177,7 +177,7 @@ class TargetTracker:
         """The target's last box (visible part), or None when nothing was started."""
         if self._box is None or self._image_size is None:
             return None
-        return _clipped(self._box, *self._image_size)
+        return clip_box(self._box, *self._image_size)
 
     def reset(self) -> None:
         """Forget the target (a new command, a stop)."""
@@ -327,7 +327,7 @@ class TargetTracker:
             return None
         if box_problem(values, 1.0, frame.width, frame.height):
             return None
-        box = np.asarray(_clipped(np.asarray(values), frame.width, frame.height))
+        box = np.asarray(clip_box(np.asarray(values), frame.width, frame.height))
         if min(box[2] - box[0], box[3] - box[1]) < self.config.min_box_side_px:
             return None
         return box
@@ -440,7 +440,7 @@ class TargetTracker:
         visible = _visible_fraction(match.box, width, height)
         if visible < cfg.min_visible_fraction:
             return 0.0, f"target left the image ({visible:.0%} visible)", None
-        clipped = np.asarray(_clipped(match.box, width, height))
+        clipped = np.asarray(clip_box(match.box, width, height))
         colour = self._colour_similarity(frame, clipped)
         confidence = math.sqrt(match.appearance * colour)
         reason = f"appearance {match.appearance:.2f}, colour {colour:.2f}"
@@ -508,7 +508,7 @@ class TargetTracker:
                 reground.append(f"{self._frames_since_model} frames since the model looked")
         bbox = None
         if self._image_size is not None and self._box is not None:
-            bbox = _clipped(self._box, *self._image_size)
+            bbox = clip_box(self._box, *self._image_size)
         return TrackUpdate(
             bbox=bbox,
             confidence=0.0 if self._lost else float(self._confidence),
@@ -640,17 +640,11 @@ def _area(box: np.ndarray) -> float:
     return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
 
 
-def _clipped(box: np.ndarray, width: int, height: int) -> BBox:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return (min(max(x1, 0.0), width), min(max(y1, 0.0), height),
-            min(max(x2, 0.0), width), min(max(y2, 0.0), height))
-
-
 def _visible_fraction(box: np.ndarray, width: int, height: int) -> float:
     area = (box[2] - box[0]) * (box[3] - box[1])
     if area <= 0:
         return 0.0
-    x1, y1, x2, y2 = _clipped(box, width, height)
+    x1, y1, x2, y2 = clip_box(box, width, height)
     return max(0.0, x2 - x1) * max(0.0, y2 - y1) / area
 
 
