@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from vlm_ros.backends.base import Backend
+from vlm_ros.core.attributes import iou
 from vlm_ros.core.geometry import Transform, backproject_pixels
 from vlm_ros.core.types import BBox, Detection, Frame
 
@@ -200,14 +201,6 @@ MAX_CROPS = 6  # bounds the extra detector passes per frame
 KEEP_IOU = 0.3  # a crop detection must overlap its proposal this much to be kept
 
 
-def _iou(a: BBox, b: BBox) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _area(box: BBox) -> float:
     return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
 
@@ -215,7 +208,7 @@ def _area(box: BBox) -> float:
 def _explained(proposal: BBox, detections: Sequence[Detection]) -> bool:
     cx, cy = 0.5 * (proposal[0] + proposal[2]), 0.5 * (proposal[1] + proposal[3])
     for d in detections:
-        if _iou(proposal, d.bbox) >= EXPLAINED_IOU:
+        if iou(proposal, d.bbox) >= EXPLAINED_IOU:
             return True
         x1, y1, x2, y2 = d.bbox
         if (x1 <= cx <= x2 and y1 <= cy <= y2
@@ -267,7 +260,7 @@ def recover_missed(
         for d in backend.detect(np.ascontiguousarray(rgb[y1:y2, x1:x2]), list(queries)):
             bx1, by1, bx2, by2 = d.bbox
             box = (bx1 + x1, by1 + y1, bx2 + x1, by2 + y1)
-            if _iou(box, proposal) < KEEP_IOU:
+            if iou(box, proposal) < KEEP_IOU:
                 continue
             if d.label not in best or d.score > best[d.label].score:
                 mask = None
