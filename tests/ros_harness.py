@@ -7,9 +7,6 @@ CommandClient (text teleop) and listeners on every goal topic, spun by one backg
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -28,6 +25,7 @@ from visualization_msgs.msg import MarkerArray
 
 from vlm_ros.core.types import CameraIntrinsics
 from vlm_ros.ros.photo_camera import PhotoCamera
+from vlm_ros.ros.rig import NodeProcess
 from vlm_ros.ros.teleop import CommandClient
 
 GOAL_TOPICS = {
@@ -76,13 +74,8 @@ class RosGraph:
     """Node process + camera + client + listener."""
 
     def __init__(self, node_args: list[str], env: dict[str, str] | None = None) -> None:
-        # os.environ carries ROS_AUTOMATIC_DISCOVERY_RANGE and ROS_DOMAIN_ID.
-        env = {**os.environ, **(env or {})}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "vlm_ros.cli", "node", "--ros-args", *node_args],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.log: list[str] = []
-        threading.Thread(target=self._read_log, daemon=True).start()
+        # The environment carries ROS_AUTOMATIC_DISCOVERY_RANGE and ROS_DOMAIN_ID.
+        self.node = NodeProcess(node_args, env=env)
         rclpy.init()
         blank = np.zeros((48, 64, 3), np.uint8)
         self.camera = PhotoCamera(blank, np.ones((48, 64), np.float32), rate_hz=10.0)
@@ -95,7 +88,7 @@ class RosGraph:
         self._spinner.start()
         if not (self.client.wait_for_node(None, 60.0) and self._wait_for_links(30.0)):
             self.close()
-            raise RuntimeError("vlm_ros node did not come up:\n" + "\n".join(self.log[-40:]))
+            raise RuntimeError("vlm_ros node did not come up:\n" + self.node.tail(40))
 
     def _wait_for_links(self, timeout_s: float) -> bool:
         """Each topic is discovered on its own: wait until camera and goal topics are all linked."""
@@ -110,11 +103,6 @@ class RosGraph:
             time.sleep(0.05)
         return False
 
-    def _read_log(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.log.append(line.rstrip())
-
     def show(self, rgb: np.ndarray, depth_m: np.ndarray | None = None,
              intrinsics: CameraIntrinsics | None = None) -> None:
         """Put a new scene in front of the camera and let stale frames drain."""
@@ -124,7 +112,7 @@ class RosGraph:
     def say(self, text: str, timeout_s: float = 30.0) -> dict[str, Any]:
         result = self.client.send(text, None, timeout_s)
         assert result is not None, f"no result for {text!r}; node log:\n" + "\n".join(
-            self.log[-30:])
+            self.node.tail())
         return result
 
     def wait_for(self, key: str, count: int, timeout_s: float = 5.0) -> bool:
@@ -136,7 +124,7 @@ class RosGraph:
         return False
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.node.alive()
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -144,8 +132,4 @@ class RosGraph:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self.node.stop()

@@ -227,7 +227,7 @@ def test_say_gets_the_running_nodes_result(graph) -> None:
     graph.show(*scenes.coffee())
     # The subprocess inherits ROS_DOMAIN_ID / ROS_AUTOMATIC_DISCOVERY_RANGE from conftest.
     proc = run_cli("say", "grab the red cup", "--json", "--wait", "30", timeout_s=90.0)
-    assert proc.returncode == 0, proc.stderr + "\nnode log:\n" + "\n".join(graph.log[-30:])
+    assert proc.returncode == 0, proc.stderr + "\nnode log:\n" + graph.node.tail(30)
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1, proc.stdout
     result = json.loads(lines[0])

@@ -9,11 +9,7 @@ arrives over DDS: the voice node's ``~/result`` lines and the vlm_ros node's res
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +24,7 @@ from std_msgs.msg import Bool, Int16MultiArray, String
 from voice_speech import add_noise, pad, save, silence, speak
 
 from vlm_ros import scenes
+from vlm_ros.ros.rig import NodeProcess
 from vlm_ros.voice.audio import SAMPLE_RATE, resample
 
 pytestmark = [pytest.mark.slow, pytest.mark.ros]
@@ -71,33 +68,10 @@ class VoiceMonitor(Node):
             self.audio_pub.publish(Int16MultiArray(data=frames[offset:offset + step].tolist()))
 
 
-class VoiceProcess:
+def start_voice(*params: str) -> NodeProcess:
     """`vlm-ros voice --ros-args ...` in its own process, its log kept for failure messages."""
-
-    def __init__(self, *params: str) -> None:
-        args = [a for p in params for a in ("-p", p)]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "vlm_ros.cli", "voice", "--ros-args", *args],
-            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
-        self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.log.append(line.rstrip())
-
-    def tail(self) -> str:
-        return "\n".join(self.log[-30:])
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    return NodeProcess([a for p in params for a in ("-p", p)], subcommand="voice",
+                       env={"HF_HUB_OFFLINE": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +99,7 @@ def _node_result_for(graph: RosGraph, command: str, timeout_s: float = 30.0) -> 
                 return result
         time.sleep(0.05)
     raise AssertionError(f"the vlm_ros node never answered {command!r}; node log:\n"
-                         + "\n".join(graph.log[-20:]))
+                         + graph.node.tail(20))
 
 
 def test_spoken_grab_the_red_cup_becomes_a_pick_of_the_red_cup(
@@ -133,7 +107,7 @@ def test_spoken_grab_the_red_cup_becomes_a_pick_of_the_red_cup(
     graph.show(*scenes.coffee())
     grasps = graph.listener.count("grasp_pose")
     audio = add_noise(pad(speak("grab the red cup"), 1.0, 1.0), 15.0, seed=5)
-    voice = VoiceProcess(f"wav_path:={save(tmp_path / 'grab.wav', audio)}", "input:=wav",
+    voice = start_voice(f"wav_path:={save(tmp_path / 'grab.wav', audio)}", "input:=wav",
                          "wav_realtime:=false")
     try:
         heard = monitor.wait_for(lambda r: r.get("status") == "sent")
@@ -149,13 +123,13 @@ def test_spoken_grab_the_red_cup_becomes_a_pick_of_the_red_cup(
         end = monitor.wait_for(lambda r: r.get("status") == "end_of_input")
         assert end is not None and end["utterances"] == 1 and end["sent"] == 1
     finally:
-        voice.close()
+        voice.stop()
 
 
 def test_silence_only_wav_sends_no_command(graph: RosGraph, monitor: VoiceMonitor,
                                            tmp_path: Path) -> None:
     results_before = len(graph.client.results)
-    voice = VoiceProcess(f"wav_path:={save(tmp_path / 'quiet.wav', silence(3.0))}",
+    voice = start_voice(f"wav_path:={save(tmp_path / 'quiet.wav', silence(3.0))}",
                          "input:=wav", "wav_realtime:=false")
     try:
         end = monitor.wait_for(lambda r: r.get("status") == "end_of_input")
@@ -165,7 +139,7 @@ def test_silence_only_wav_sends_no_command(graph: RosGraph, monitor: VoiceMonito
         time.sleep(1.0)  # anything sent would have been answered by now
         assert len(graph.client.results) == results_before
     finally:
-        voice.close()
+        voice.stop()
 
 
 def test_spoken_stop_interrupts_following_over_an_audio_topic(
@@ -174,7 +148,7 @@ def test_spoken_stop_interrupts_following_over_an_audio_topic(
     h, w = rgb.shape[:2]
     graph.show(rgb, scenes.tabletop_depth(w, h, near_m=2.0, far_m=8.0),
                scenes.intrinsics_for(w, h))
-    voice = VoiceProcess("input:=topic", "audio_topic:=/mic/audio", "audio_sample_rate:=48000",
+    voice = start_voice("input:=topic", "audio_topic:=/mic/audio", "audio_sample_rate:=48000",
                          "audio_channels:=2", "audio_reliability:=reliable")
     try:
         deadline = time.monotonic() + 60.0
@@ -201,13 +175,13 @@ def test_spoken_stop_interrupts_following_over_an_audio_topic(
         assert graph.listener.count("goal_pose") == after_stop
         assert voice.process.poll() is None
     finally:
-        voice.close()
+        voice.stop()
 
 
 def test_push_to_talk_release_ends_the_utterance(graph: RosGraph,
                                                  monitor: VoiceMonitor) -> None:
     graph.show(*scenes.coffee())
-    voice = VoiceProcess("input:=topic", "audio_topic:=/mic/audio", "push_to_talk:=true",
+    voice = start_voice("input:=topic", "audio_topic:=/mic/audio", "push_to_talk:=true",
                          "audio_sample_rate:=48000", "audio_channels:=2",
                          "audio_reliability:=reliable")
     try:
@@ -227,18 +201,18 @@ def test_push_to_talk_release_ends_the_utterance(graph: RosGraph,
         assert _node_result_for(graph, heard["command"])["instruction"]["action"] == "pick"
         assert all("table" not in r.get("text", "").lower() for r in monitor.results)
     finally:
-        voice.close()
+        voice.stop()
 
 
 def test_bad_parameters_stop_the_voice_node_with_a_clear_message() -> None:
-    voice = VoiceProcess("input:=telepathy")
+    voice = start_voice("input:=telepathy")
     try:
         assert voice.process.wait(timeout=60) == 2
         time.sleep(0.2)
         assert any("input must be one of microphone, wav, topic" in line for line in voice.log)
         assert not any("Traceback" in line for line in voice.log)
     finally:
-        voice.close()
+        voice.stop()
 
 
 def test_readme_documents_every_voice_parameter_with_its_default() -> None:

@@ -35,19 +35,27 @@ DIAGNOSTICS_NAME = "vlm_ros: grounding"
 
 
 class NodeProcess:
-    """The node as a user starts it; its log is drained (bounded) so the pipe never blocks."""
+    """`vlm-ros <subcommand> --ros-args ...` as a user starts it (the grounding node by default,
+    or e.g. the voice node); its output is drained into a bounded log so the pipe never blocks.
+    ``env`` adds to this process's environment (which carries the ROS discovery settings)."""
 
-    def __init__(self, node_args: list[str]) -> None:
+    def __init__(self, node_args: list[str], subcommand: str = "node",
+                 env: dict[str, str] | None = None, log_lines: int = 40) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vlm_ros.cli", "node", "--ros-args", *node_args],
-            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.log: collections.deque[str] = collections.deque(maxlen=40)
+            [sys.executable, "-m", "vlm_ros.cli", subcommand, "--ros-args", *node_args],
+            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        self.log: collections.deque[str] = collections.deque(maxlen=log_lines)
         threading.Thread(target=self._read_log, daemon=True).start()
 
     def _read_log(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.log.append(line.rstrip())
+
+    def tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of output, for failure messages."""
+        return "\n".join(list(self.log)[-lines:])
 
     @property
     def pid(self) -> int:
