@@ -26,6 +26,7 @@ from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.florence2 import Florence2Backend
 from vlm_ros.core.pipeline import Pipeline
+from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame
 
 IMAGE_SIDE = 64  # the tiny DaViT sees 64 x 64: 2 x 2 final feature map + 1 pooled token
@@ -172,7 +173,7 @@ def test_describe_returns_a_string(backend):
 
 
 def test_pipeline_gives_a_valid_status(backend):
-    result = Pipeline(backend).handle("grab the red cup", Frame(rgb=load_photo("coffee")))
+    result = CommandSession(Pipeline(backend)).run("grab the red cup", Frame(rgb=load_photo("coffee")))
     assert result.status in ("ok", "not_found", "ambiguous")
 
 

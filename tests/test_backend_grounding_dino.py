@@ -37,6 +37,7 @@ from vlm_ros.backends.grounding_dino import (  # noqa: E402
     prompt_phrase,
 )
 from vlm_ros.core.pipeline import Pipeline  # noqa: E402
+from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame  # noqa: E402
 
 WORDS = ("a", "red", "cup", "person", "dog", "the", "man", "tie", "coffee", "bowl", "##s")
@@ -180,7 +181,7 @@ def test_relevance_map_covers_the_image(backend: GroundingDinoBackend) -> None:
 
 
 def test_pipeline_grounds_a_command(backend: GroundingDinoBackend, zidane: np.ndarray) -> None:
-    result = Pipeline(backend).handle("grab the cup", Frame(rgb=zidane))
+    result = CommandSession(Pipeline(backend)).run("grab the cup", Frame(rgb=zidane))
     assert result.status in ("ok", "not_found", "ambiguous"), result.message
     for cand in result.candidates:
         assert cand.label == "cup"

@@ -31,6 +31,7 @@ from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.openai import OpenAiBackend, match_query
 from vlm_ros.core.pipeline import Pipeline
+from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame
 
 KEY_ENV = "VLM_ROS_TEST_OPENAI_KEY"
@@ -311,7 +312,7 @@ def test_pipeline_grounds_the_served_box(no_key: None) -> None:
     frame = Frame(rgb=rgb, depth_m=depth, intrinsics=intrinsics)
     with ChatServer(cup_in_sent_pixels) as server:
         backend = backend_for(server, max_image_side=512)
-        result = Pipeline(backend).handle("grab the red cup", frame)
+        result = CommandSession(Pipeline(backend)).run("grab the red cup", frame)
     assert result.status == "ok", result.message
     # The VLM got the whole referring expression and its "cup" answers it.
     assert '"the red cup"' in server.seen[0].prompt

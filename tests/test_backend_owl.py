@@ -32,6 +32,7 @@ from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.owl import OwlBackend
 from vlm_ros.core.pipeline import Pipeline
+from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import STATUSES, Frame
 
 IMAGE_SIZE = 64
@@ -201,7 +202,7 @@ def test_detect_by_example_finds_boxes_in_the_image(backend: OwlBackend, zidane:
 
 def test_pipeline_handles_a_command(backend: OwlBackend) -> None:
     frame = Frame(rgb=load_photo("coffee"))
-    result = Pipeline(backend).handle("grab the cup", frame)
+    result = CommandSession(Pipeline(backend)).run("grab the cup", frame)
     assert result.status in {"ok", "not_found", "ambiguous"}
     assert result.status in STATUSES
 

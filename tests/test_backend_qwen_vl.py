@@ -25,6 +25,7 @@ from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.qwen_vl import QwenVlBackend, chatml_prompt
 from vlm_ros.core.pipeline import Pipeline
+from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -163,7 +164,7 @@ def test_describe_and_ask_return_strings(backend):
 
 def test_pipeline_gives_a_valid_status(backend):
     rgb = load_photo("coffee")
-    result = Pipeline(backend).handle("grab the red cup", Frame(rgb=rgb))
+    result = CommandSession(Pipeline(backend)).run("grab the red cup", Frame(rgb=rgb))
     assert result.status in ("ok", "not_found", "ambiguous")
     assert result.backend in ("", "qwen_vl")
 

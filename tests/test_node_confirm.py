@@ -117,8 +117,8 @@ def test_confirmation_words_without_a_question(confirming: RosGraph) -> None:
 
 
 def test_a_place_confirmation_states_the_destination() -> None:
+    from vlm_ros.core.session import stated_object
     from vlm_ros.core.types import Candidate, GroundingResult, Instruction
-    from vlm_ros.ros.node import _stated_object
 
     cup = Candidate(0, "cup", 0.9, (0, 0, 10, 10), point_base=(0.5, 0.0, 0.1))
     bowl = Candidate(1, "bowl", 0.9, (20, 0, 40, 10), point_base=(0.6, 0.2, 0.05))
@@ -128,5 +128,5 @@ def test_a_place_confirmation_states_the_destination() -> None:
     picking = GroundingResult(status="ok", instruction=Instruction(text="grab the cup",
                                                                    action="pick"),
                               targets=[cup])
-    assert _stated_object(placing) is bowl
-    assert _stated_object(picking) is cup
+    assert stated_object(placing) is bowl
+    assert stated_object(picking) is cup

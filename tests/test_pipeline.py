@@ -20,6 +20,7 @@ from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.ssd_coco import SsdCocoBackend
 from vlm_ros.core.geometry import StaticFrameResolver, Transform, camera_extrinsics
 from vlm_ros.core.pipeline import Pipeline, PipelineConfig
+from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Detection, Frame, GroundingResult
 
 BASE = "base_link"
@@ -39,8 +40,8 @@ def resolver() -> StaticFrameResolver:
 
 
 @pytest.fixture
-def pipeline(backend: SsdCocoBackend, resolver: StaticFrameResolver) -> Pipeline:
-    return Pipeline(backend, None, resolver)
+def session(backend: SsdCocoBackend, resolver: StaticFrameResolver) -> CommandSession:
+    return CommandSession(Pipeline(backend, None, resolver))
 
 
 def coffee_frame(depth: bool = True, intrinsics: bool = True) -> Frame:
@@ -65,10 +66,10 @@ def center_x(result: GroundingResult) -> float:
 # ---------------------------------------------------------------------------- 3D goals
 
 
-def test_red_cup_grasp_and_pregrasp_in_the_base_frame(pipeline: Pipeline,
+def test_red_cup_grasp_and_pregrasp_in_the_base_frame(session: CommandSession,
                                                       resolver: StaticFrameResolver) -> None:
     frame = coffee_frame()
-    result = pipeline.handle("grab the red cup", frame)
+    result = session.run("grab the red cup", frame)
     assert result.status == "ok", result.message
     assert result.instruction is not None and result.instruction.action == "pick"
     target = result.targets[0]
@@ -95,7 +96,7 @@ def test_red_cup_grasp_and_pregrasp_in_the_base_frame(pipeline: Pipeline,
 
 
 def test_without_a_frame_resolver_there_is_no_goal(backend: SsdCocoBackend) -> None:
-    result = Pipeline(backend, None, frames=None).handle("grab the red cup", coffee_frame())
+    result = CommandSession(Pipeline(backend, None, frames=None)).run("grab the red cup", coffee_frame())
     assert result.status == "ok", result.message
     assert result.targets[0].label == "cup"
     assert result.goals == []
@@ -105,16 +106,16 @@ def test_without_a_frame_resolver_there_is_no_goal(backend: SsdCocoBackend) -> N
     assert result.targets[0].point_base is None
 
 
-def test_without_depth_there_is_no_goal(pipeline: Pipeline) -> None:
-    result = pipeline.handle("grab the red cup", coffee_frame(depth=False))
+def test_without_depth_there_is_no_goal(session: CommandSession) -> None:
+    result = session.run("grab the red cup", coffee_frame(depth=False))
     assert result.status == "ok", result.message
     assert result.goals == []
     assert "no 3D goal" in result.message and "no depth image" in result.message
     assert result.targets[0].point_camera is None
 
 
-def test_without_intrinsics_there_is_no_goal(pipeline: Pipeline) -> None:
-    result = pipeline.handle("grab the red cup", coffee_frame(intrinsics=False))
+def test_without_intrinsics_there_is_no_goal(session: CommandSession) -> None:
+    result = session.run("grab the red cup", coffee_frame(intrinsics=False))
     assert result.status == "ok", result.message
     assert result.goals == []
     assert "no 3D goal" in result.message and "no camera intrinsics" in result.message
@@ -123,7 +124,7 @@ def test_without_intrinsics_there_is_no_goal(pipeline: Pipeline) -> None:
 def test_unresolvable_camera_frame_never_gets_a_goal(backend: SsdCocoBackend) -> None:
     # The resolver knows some other camera; the frame comes from ours.
     other = StaticFrameResolver(BASE, "wrist_camera_optical_frame", TABLE_CAMERA)
-    result = Pipeline(backend, None, other).handle("grab the red cup", coffee_frame())
+    result = CommandSession(Pipeline(backend, None, other)).run("grab the red cup", coffee_frame())
     assert result.status == "ok", result.message
     assert result.goals == []
     assert result.targets[0].point_base is None
@@ -134,7 +135,7 @@ def test_depth_outside_the_configured_range_gives_no_goal(backend: SsdCocoBacken
                                                         resolver: StaticFrameResolver) -> None:
     # The table in the coffee scene is 0.55 .. 0.95 m away: a 0.5 m limit excludes the cup.
     config = PipelineConfig(max_depth_m=0.5)
-    result = Pipeline(backend, config, resolver).handle("grab the red cup", coffee_frame())
+    result = CommandSession(Pipeline(backend, config, resolver)).run("grab the red cup", coffee_frame())
     assert result.status == "ok", result.message
     assert result.goals == []
     assert result.targets[0].point_base is None
@@ -148,8 +149,8 @@ def _far_coffee_frame() -> Frame:
     return frame
 
 
-def test_depth_beyond_the_default_range_says_outside(pipeline: Pipeline) -> None:
-    result = pipeline.handle("grab the red cup", _far_coffee_frame())
+def test_depth_beyond_the_default_range_says_outside(session: CommandSession) -> None:
+    result = session.run("grab the red cup", _far_coffee_frame())
     assert result.goals == []
     assert "outside" in result.message
 
@@ -157,7 +158,7 @@ def test_depth_beyond_the_default_range_says_outside(pipeline: Pipeline) -> None
 def test_a_wider_configured_depth_range_is_honoured(backend: SsdCocoBackend,
                                                     resolver: StaticFrameResolver) -> None:
     config = PipelineConfig(max_depth_m=30.0)
-    result = Pipeline(backend, config, resolver).handle("grab the red cup", _far_coffee_frame())
+    result = CommandSession(Pipeline(backend, config, resolver)).run("grab the red cup", _far_coffee_frame())
     assert result.status == "ok", result.message
     assert {g.kind for g in result.goals} == {"grasp", "pregrasp"}
 
@@ -165,44 +166,44 @@ def test_a_wider_configured_depth_range_is_honoured(backend: SsdCocoBackend,
 # ---------------------------------------------------------------------------- dialogue
 
 
-def test_ambiguity_then_answer(pipeline: Pipeline) -> None:
+def test_ambiguity_then_answer(session: CommandSession) -> None:
     frame = two_cups_frame()
-    first = pipeline.handle("grab the cup", frame)
+    first = session.run("grab the cup", frame)
     assert first.status == "ambiguous"
     assert first.clarification
     assert len(first.candidates) >= 2 and first.goals == []
-    assert pipeline.pending is not None
+    assert session.pending is not None
 
-    answer = pipeline.handle("the right one", frame)
+    answer = session.run("the right one", frame)
     assert answer.status == "ok", answer.message
     assert answer.targets[0].label == "cup"
     assert center_x(answer) > frame.width / 2  # the recoloured copy on the right
     assert answer.goals
-    assert pipeline.pending is None
+    assert session.pending is None
 
 
-def test_answer_with_nothing_pending_is_rejected(pipeline: Pipeline) -> None:
-    result = pipeline.handle("the left one", two_cups_frame())
+def test_answer_with_nothing_pending_is_rejected(session: CommandSession) -> None:
+    result = session.run("the left one", two_cups_frame())
     assert result.status == "rejected"
     assert result.goals == []
     assert "pending" in result.message
 
 
-def test_it_refers_to_the_last_target(pipeline: Pipeline) -> None:
+def test_it_refers_to_the_last_target(session: CommandSession) -> None:
     frame = coffee_frame()
-    first = pipeline.handle("grab the red cup", frame)
+    first = session.run("grab the red cup", frame)
     assert first.status == "ok", first.message
-    again = pipeline.handle("pick it up", frame)
+    again = session.run("pick it up", frame)
     assert again.status == "ok", again.message
     assert again.targets[0].label == "cup"
     assert again.targets[0].bbox == pytest.approx(first.targets[0].bbox)
     assert set(goals_by_kind(again)) == {"grasp", "pregrasp"}
 
 
-def test_put_it_on_the_table_is_a_place_goal_only(pipeline: Pipeline) -> None:
+def test_put_it_on_the_table_is_a_place_goal_only(session: CommandSession) -> None:
     frame = coffee_frame()
-    assert pipeline.handle("grab the red cup", frame).status == "ok"
-    result = pipeline.handle("put it on the table", frame)
+    assert session.run("grab the red cup", frame).status == "ok"
+    result = session.run("put it on the table", frame)
     assert result.status == "ok", result.message
     assert result.instruction is not None and result.instruction.action == "place"
     assert result.destination is not None and result.destination.label == "dining table"
@@ -210,20 +211,20 @@ def test_put_it_on_the_table_is_a_place_goal_only(pipeline: Pipeline) -> None:
     assert result.goals[0].frame_id == BASE
 
 
-def test_stop_clears_pending_and_needs_no_frame(pipeline: Pipeline) -> None:
-    assert pipeline.handle("grab the cup", two_cups_frame()).status == "ambiguous"
-    assert pipeline.pending is not None
-    result = pipeline.handle("stop", None)
+def test_stop_clears_pending_and_needs_no_frame(session: CommandSession) -> None:
+    assert session.run("grab the cup", two_cups_frame()).status == "ambiguous"
+    assert session.pending is not None
+    result = session.run("stop", None)
     assert result.status == "ok", result.message
     assert result.instruction is not None and result.instruction.action == "stop"
     assert result.goals == [] and result.targets == []
-    assert pipeline.pending is None
+    assert session.pending is None
     # With the question withdrawn, an answer has nothing to answer.
-    assert pipeline.handle("the right one", two_cups_frame()).status == "rejected"
+    assert session.run("the right one", two_cups_frame()).status == "rejected"
 
 
-def test_commands_other_than_stop_need_a_frame(pipeline: Pipeline) -> None:
-    result = pipeline.handle("grab the red cup", None)
+def test_commands_other_than_stop_need_a_frame(session: CommandSession) -> None:
+    result = session.run("grab the red cup", None)
     assert result.status == "error"
     assert "no camera frame" in result.message
     assert result.goals == []
@@ -244,7 +245,7 @@ class FailingSsdBackend(SsdCocoBackend):
 
 
 def test_backend_failure_is_an_error_result(resolver: StaticFrameResolver) -> None:
-    result = Pipeline(FailingSsdBackend(), None, resolver).handle("grab the red cup",
+    result = CommandSession(Pipeline(FailingSsdBackend(), None, resolver)).run("grab the red cup",
                                                                   coffee_frame())
     assert result.status == "error"
     assert "ssd_coco" in result.message and "simulated inference failure" in result.message
@@ -260,7 +261,7 @@ def test_go_to_the_dog_stops_short_and_faces_it(backend: SsdCocoBackend) -> None
     frame = Frame(rgb=rgb, depth_m=scenes.tabletop_depth(w, h, 2.0, 8.0),
                   intrinsics=scenes.intrinsics_for(w, h), frame_id=CAMERA)
     frames = StaticFrameResolver(BASE, CAMERA, camera_extrinsics(0, 0, 1, 0, 0, 0))
-    result = Pipeline(backend, None, frames).handle("go to the dog", frame)
+    result = CommandSession(Pipeline(backend, None, frames)).run("go to the dog", frame)
     assert result.status == "ok", result.message
     assert result.targets[0].label == "dog"
     dog = result.targets[0].point_base

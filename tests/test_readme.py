@@ -19,9 +19,10 @@ def test_every_parameter_is_documented_with_its_default() -> None:
 
 
 def test_every_topic_the_node_uses_is_documented() -> None:
-    node_source = (Path(__file__).resolve().parents[1] / "vlm_ros" / "ros" / "node.py").read_text()
+    ros = Path(__file__).resolve().parents[1] / "vlm_ros" / "ros"
+    node_source = "".join((ros / name).read_text() for name in ("node.py", "outputs.py"))
     topics = set(re.findall(r'"(~/[a-z_]+|camera/[a-z_/]+|goal_pose)"', node_source))
-    assert topics, "no topics found in node.py"
+    assert topics, "no topics found in node.py / outputs.py"
     for topic in topics:
         assert f"`{topic}`" in README or topic in README, f"{topic} missing from the README"
 

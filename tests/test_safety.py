@@ -50,25 +50,22 @@ def test_refusals_say_why_and_remove_every_goal(result, now, config, why) -> Non
     assert why in result.message
 
 
-def test_frame_older_than_the_command_is_refused() -> None:
-    decision = safety.check(_result("grasp", (0.5, 0.0, 0.8)), SafetyConfig(), now=100.1,
-                            command_time=100.05)
-    assert not decision.allowed and "older than the command" in decision.reason
-
-
 def test_only_the_gated_method_touches_goal_publishers() -> None:
-    """Static proof for the node: `goal_pubs` is used in __init__ (creation) and in
-    _send_goals, which calls safety.check before publishing - nowhere else."""
-    source = (Path(__file__).resolve().parents[1] / "vlm_ros" / "ros" / "node.py").read_text()
-    tree = ast.parse(source)
+    """Static proof for the node: `goal_pubs` is used in Outputs.__init__ (creation) and in
+    Outputs.send_goals, which calls safety.check before publishing - nowhere else in the
+    ROS shell."""
+    ros = Path(__file__).resolve().parents[1] / "vlm_ros" / "ros"
     users = set()
-    for func in ast.walk(tree):
-        if isinstance(func, ast.FunctionDef):
-            if any(isinstance(n, ast.Attribute) and n.attr == "goal_pubs" for n in ast.walk(func)):
-                users.add(func.name)
-    assert users == {"__init__", "_send_goals"}
+    for path in sorted(ros.glob("*.py")):
+        for func in ast.walk(ast.parse(path.read_text())):
+            if isinstance(func, ast.FunctionDef) and any(
+                    isinstance(n, ast.Attribute) and n.attr == "goal_pubs"
+                    for n in ast.walk(func)):
+                users.add(f"{path.name}:{func.name}")
+    assert users == {"outputs.py:__init__", "outputs.py:send_goals"}
+    tree = ast.parse((ros / "outputs.py").read_text())
     send = next(f for f in ast.walk(tree)
-                if isinstance(f, ast.FunctionDef) and f.name == "_send_goals")
+                if isinstance(f, ast.FunctionDef) and f.name == "send_goals")
     calls = [n for n in ast.walk(send) if isinstance(n, ast.Call)
              and isinstance(n.func, ast.Attribute)]
     first_check = min(n.lineno for n in calls if n.func.attr == "check")

@@ -21,6 +21,7 @@ from vlm_ros.backends.ssd_coco import SsdCocoBackend  # noqa: E402
 from vlm_ros.core.attributes import iou  # noqa: E402
 from vlm_ros.core.geometry import StaticFrameResolver  # noqa: E402
 from vlm_ros.core.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from vlm_ros.core.session import CommandSession
 from vlm_ros.core.tabletop import (  # noqa: E402
     MIN_CROP_PX,
     crop_around,
@@ -103,10 +104,10 @@ def test_pipeline_grounds_a_missed_object_only_with_depth_proposals(
         backend: SsdCocoBackend, seed: int, command: str, name: str) -> None:
     _, frame, gt, to_base = _observe(seed, n_objects=4, categories=["ball", "bowl"])
     frames = StaticFrameResolver("base_link", frame.frame_id, to_base)
-    without = Pipeline(backend, PipelineConfig(), frames=frames).handle(command, frame)
+    without = CommandSession(Pipeline(backend, PipelineConfig(), frames=frames)).run(command, frame)
     assert without.status == "not_found"
-    result = Pipeline(backend, PipelineConfig(propose_from_depth=True),
-                      frames=frames).handle(command, frame)
+    result = CommandSession(Pipeline(backend, PipelineConfig(propose_from_depth=True),
+                      frames=frames)).run(command, frame)
     assert result.status == "ok", result.message
     assert iou(result.targets[0].bbox, gt[name]) >= 0.5
     assert "grasp" in [g.kind for g in result.goals]

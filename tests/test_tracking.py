@@ -36,6 +36,7 @@ from vlm_ros.backends.ssd_coco import SsdCocoBackend  # noqa: E402
 from vlm_ros.core.attributes import iou  # noqa: E402
 from vlm_ros.core.geometry import StaticFrameResolver  # noqa: E402
 from vlm_ros.core.pipeline import Pipeline  # noqa: E402
+from vlm_ros.core.session import CommandSession  # noqa: E402
 from vlm_ros.core.tracking import TargetTracker, TrackerConfig, TrackUpdate  # noqa: E402
 from vlm_ros.core.types import BBox, CameraIntrinsics, Candidate, Frame  # noqa: E402
 from vlm_ros.scenes import recolor_reds  # noqa: E402
@@ -265,7 +266,7 @@ def test_sim_red_mug_sliding_past_a_blue_mug_is_followed_with_model_regrounding(
 
     slide(0)
     frame, truth = scene.render(0)
-    grounding = pipeline.handle("follow the red mug", frame)
+    grounding = CommandSession(pipeline).run("follow the red mug", frame)
     assert grounding.status == "ok", grounding.message
     assert iou(grounding.targets[0].bbox, truth[red.name]) >= 0.5
     instruction = grounding.instruction
@@ -523,7 +524,7 @@ def test_result_for_box_gives_3d_and_goals_without_the_model(backend: SsdCocoBac
     resolver = StaticFrameResolver(BASE, frame.frame_id,
                                    camera_extrinsics(0.0, 0.0, 0.6, 0.0, 0.6, 0.0))
     pipeline = Pipeline(backend, None, resolver)
-    grounded = pipeline.handle("pick up the red cup", frame)
+    grounded = CommandSession(pipeline).run("pick up the red cup", frame)
     assert grounded.status == "ok"
 
     class NoModel:  # the tracked path must not touch the backend
@@ -540,7 +541,6 @@ def test_result_for_box_gives_3d_and_goals_without_the_model(backend: SsdCocoBac
     assert result.targets[0].point_base == pytest.approx(grounded.targets[0].point_base)
     assert [g.kind for g in result.goals] == [g.kind for g in grounded.goals]
     assert box.point_base is None  # the caller's candidate is not modified
-    assert tracked.last_target is None and tracked.pending is None
 
     bad = tracked.result_for_box(grounded.instruction, Candidate(0, "cup", 0.9,
                                                                  (float("nan"), 0, 5, 5)), frame)

@@ -74,6 +74,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
     from vlm_ros.core.goals import GoalConfig
     from vlm_ros.core.io import InputError, load_camera_info, load_depth, load_image
     from vlm_ros.core.pipeline import Pipeline, PipelineConfig
+    from vlm_ros.core.session import CommandSession
     from vlm_ros.core.types import Frame
 
     try:
@@ -94,7 +95,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
                                  camera_extrinsics(*args.camera_pose))
     pipeline = Pipeline(backend, config, frames)
     frame = Frame(rgb=rgb, depth_m=depth, intrinsics=intrinsics, frame_id=args.frame_id)
-    result = pipeline.handle(args.command, frame)
+    result = CommandSession(pipeline).run(args.command, frame)
     if args.annotate:
         from vlm_ros.core.annotate import annotate
 

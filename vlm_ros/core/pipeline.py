@@ -1,9 +1,10 @@
-"""Text + frame -> GroundingResult: the one entry point the CLI, the node and the simulator call.
+"""Instruction + frame -> GroundingResult: the grounding engine the session, CLI and simulator use.
 
-The pipeline chains the pure stages (parse -> detect once -> ground target/destination -> 3D ->
-frame transform -> goals) and keeps the little dialogue state a conversation needs: the command
-awaiting a clarification, and the last target (so "put it in the bowl" knows what "it" is).
-It never raises for bad input: every failure becomes a result with status "rejected" or "error".
+The pipeline chains the pure stages (detect once -> ground target/destination -> 3D -> frame
+transform -> goals).  It holds no conversation: which command awaits a clarification and what
+"it" refers to live in :class:`vlm_ros.core.session.CommandSession`, which passes the last
+target in.  It never raises for bad input: every failure becomes a result with status
+"rejected" or "error".
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from vlm_ros.core.grounding import (
     detection_queries,
     ground_query,
 )
-from vlm_ros.core.instruction import merge_followup, parse_instruction
 from vlm_ros.core.tabletop import recover_missed, support_and_clusters
 from vlm_ros.core.types import (
     Candidate,
@@ -52,9 +52,10 @@ class PipelineConfig:
 
 
 class Pipeline:
-    """Stateful (one conversation) wrapper around the stateless grounding stages.
+    """The grounding stages with their configuration, the backend and the frame resolver.
 
-    Not thread-safe by design: the node serialises commands through one worker thread.
+    No dialogue state: ``ground`` and ``result_for_box`` depend only on their arguments, so a
+    tracked box can be located while a model pass runs on another thread.
     """
 
     def __init__(
@@ -66,52 +67,23 @@ class Pipeline:
         self.backend = backend
         self.config = config or PipelineConfig()
         self.frames = frames
-        self.pending: Instruction | None = None  # awaiting a clarification answer
-        self.last_target: Candidate | None = None
-
-    # ---------------------------------------------------------------- text in
-    def parse(self, text: str) -> Instruction:
-        """Parse ``text``, resolving a clarification answer against the pending command."""
-        instruction = parse_instruction(text)
-        if instruction.error or not instruction.is_followup:
-            return instruction
-        if self.pending is None:
-            instruction.error = "that sounds like an answer, but no question is pending"
-            return instruction
-        merged = merge_followup(self.pending, instruction)
-        merged.text = f"{self.pending.text} -> {text.strip()}"
-        return merged
-
-    def handle(self, text: str, frame: Frame | None) -> GroundingResult:
-        """One command, start to finish."""
-        started = time.perf_counter()
-        instruction = self.parse(text)
-        parse_ms = (time.perf_counter() - started) * 1000.0
-        if instruction.error:
-            return self._finish(
-                GroundingResult(status="rejected", instruction=instruction,
-                                message=instruction.error),
-                frame, {"parse": parse_ms}, started)
-        if instruction.action == "stop":
-            self.pending = None
-            return self._finish(
-                GroundingResult(status="ok", instruction=instruction,
-                                message="stopping: no further goals"),
-                frame, {"parse": parse_ms}, started)
-        if frame is None:
-            return self._finish(
-                GroundingResult(status="error", instruction=instruction,
-                                message="no camera frame received yet"),
-                frame, {"parse": parse_ms}, started)
-        result = self.ground(instruction, frame)
-        result.timing_ms = {"parse": parse_ms, **result.timing_ms}
-        return self._finish(result, frame, {}, started)
 
     # ---------------------------------------------------------------- frame in
-    def ground(self, instruction: Instruction, frame: Frame) -> GroundingResult:
-        """Ground an already parsed instruction on ``frame`` (also used to re-issue follow goals)."""
+    def ground(self, instruction: Instruction, frame: Frame,
+               last_target: Candidate | None = None) -> GroundingResult:
+        """Ground a parsed instruction on ``frame``; ``last_target`` is what "it" refers to.
+
+        The result is stamped with the frame and the backend, and ``timing_ms`` holds the
+        stages and their ``total``.
+        """
+        started = time.perf_counter()
+        result = self._ground(instruction, frame, last_target)
+        return self._seal(result, frame, started)
+
+    def _ground(self, instruction: Instruction, frame: Frame,
+                last_target: Candidate | None) -> GroundingResult:
         timing: dict[str, float] = {}
-        target_query = self._resolve_pronoun(instruction)
+        target_query = self._resolve_pronoun(instruction, last_target)
         queries = [q for q in (target_query, instruction.destination) if q is not None]
         if not queries:
             return GroundingResult(status="rejected", instruction=instruction,
@@ -178,7 +150,8 @@ class Pipeline:
             t0 = time.perf_counter()
             self._add_geometry_and_goals(result, instruction, frame)
             timing["geometry"] = (time.perf_counter() - t0) * 1000.0
-        result = self._finish(result, frame, timing, started)
+        result.timing_ms = timing
+        result = self._seal(result, frame, started)
         result.timing_ms["total"] += timing.get("tracking", 0.0)
         return result
 
@@ -194,15 +167,16 @@ class Pipeline:
         proposals = support_and_clusters(frame, to_base)
         return recover_missed(frame.rgb, proposals, detections, self.backend, queries)
 
-    def _resolve_pronoun(self, instruction: Instruction) -> ObjectQuery | None:
+    def _resolve_pronoun(self, instruction: Instruction,
+                         last_target: Candidate | None) -> ObjectQuery | None:
         query = instruction.target
         if query is None or (query.noun or "").lower() not in _PRONOUNS:
             return query
         if instruction.action == "place":
             # Placing "it": the object is (or was) in the gripper; only the destination matters.
             return None
-        if self.last_target is not None:
-            return ObjectQuery(noun=self.last_target.label, text=query.text)
+        if last_target is not None:
+            return ObjectQuery(noun=last_target.label, text=query.text)
         return query
 
     def _union_queries(self, queries: list[ObjectQuery]) -> list[str]:
@@ -234,16 +208,11 @@ class Pipeline:
             if part == "destination":
                 result.candidates = outcome.candidates
             break
-        if result.status == "ambiguous":
-            self.pending = instruction
-            return result
-        self.pending = None
         if result.status != "ok":
             return result
         messages = []
         if target is not None and target.target is not None:
             result.targets = [target.target]
-            self.last_target = target.target
             messages.append(target.message)
         if destination is not None and destination.target is not None:
             result.destination = destination.target
@@ -304,15 +273,17 @@ class Pipeline:
             result.goals = []
             result.message += f"; no 3D goal possible ({exc})"
 
-    def _finish(self, result: GroundingResult, frame: Frame | None, timing: dict[str, float],
-                started: float) -> GroundingResult:
+    def stamp(self, result: GroundingResult, frame: Frame) -> GroundingResult:
+        """Say which backend and which frame (id, stamp, size) ``result`` comes from."""
         result.backend = self.backend.name
-        if frame is not None:
-            result.frame_id = frame.frame_id
-            result.stamp = frame.stamp
-            result.image_size = (frame.width, frame.height)
-        result.timing_ms = {**timing, **result.timing_ms,
-                            "total": (time.perf_counter() - started) * 1000.0}
+        result.frame_id = frame.frame_id
+        result.stamp = frame.stamp
+        result.image_size = (frame.width, frame.height)
+        return result
+
+    def _seal(self, result: GroundingResult, frame: Frame, started: float) -> GroundingResult:
+        self.stamp(result, frame)
+        result.timing_ms["total"] = (time.perf_counter() - started) * 1000.0
         for goal in result.goals:
             if not all(math.isfinite(v) for v in (*goal.pose.position, *goal.pose.orientation)):
                 # Defence in depth: a non-finite goal must never leave the core.

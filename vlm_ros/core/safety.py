@@ -3,8 +3,9 @@
 Grounding says *what* the user meant; the gate decides whether the robot may act on it now.
 It refuses (never clips or "fixes") a goal that is outside the manipulation workspace, too far to
 drive, inside a keep-out zone, grounded with too little confidence, computed from a stale frame
-(older than ``max_frame_age_s`` or older than the command), or for an action that is not allowed.
-Every refusal names its reason; the node turns it into ``status: "rejected"`` on ~/result.
+(older than ``max_frame_age_s``), or for an action that is not allowed.  Every refusal names its
+reason; the node turns it into ``status: "rejected"`` on ~/result.  (A frame older than the
+command never gets here: the node grounds a command only on a frame that arrived after it.)
 """
 
 from __future__ import annotations
@@ -67,10 +68,9 @@ def _goal_problem(goal: Goal, config: SafetyConfig) -> str | None:
     return None
 
 
-def check(result: GroundingResult, config: SafetyConfig, now: float,
-          command_time: float | None = None) -> GateDecision:
-    """May the goals in ``result`` be sent?  ``now`` and ``command_time`` share the clock of
-    ``result.stamp`` (the frame's stamp)."""
+def check(result: GroundingResult, config: SafetyConfig, now: float) -> GateDecision:
+    """May the goals in ``result`` be sent?  ``now`` is on the clock of ``result.stamp`` (the
+    frame's stamp)."""
     reasons: list[str] = []
     action = result.instruction.action if result.instruction else None
     if action is not None and action not in config.allowed_actions:
@@ -83,8 +83,6 @@ def check(result: GroundingResult, config: SafetyConfig, now: float,
     age = now - result.stamp
     if age > config.max_frame_age_s:
         reasons.append(f"frame is {age:.2f} s old (max_frame_age {config.max_frame_age_s} s)")
-    if command_time is not None and result.stamp < command_time:
-        reasons.append("frame is older than the command")
     reasons.extend(p for p in (_goal_problem(g, config) for g in result.goals) if p)
     return GateDecision(not reasons, reasons)
 

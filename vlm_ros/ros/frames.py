@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlm_ros.core.geometry import Transform
+from vlm_ros.core.geometry import FrameResolver, StaticFrameResolver, Transform
+from vlm_ros.ros.params import NodeSettings
 
 
 def tf2_available() -> bool:
@@ -47,3 +48,35 @@ class Tf2FrameResolver:
             return None
         t, r = msg.transform.translation, msg.transform.rotation
         return Transform((t.x, t.y, t.z), (r.x, r.y, r.z, r.w))
+
+
+def make_frame_resolver(node: Any, settings: NodeSettings) -> tuple[FrameResolver, bool]:
+    """tf2 at the image stamp when importable (and use_tf), else the static extrinsics; and
+    whether tf2 is used."""
+    if settings.use_tf and tf2_available():
+        return Tf2FrameResolver(node, settings.tf_timeout_s), True
+    if settings.use_tf:
+        node.get_logger().warning(
+            "use_tf is true but tf2_ros is not importable: using the static "
+            "camera_pose_in_base extrinsics for the image frame only")
+    return LazyStaticResolver(settings), False
+
+
+class LazyStaticResolver:
+    """StaticFrameResolver bound to the first camera frame it is asked about: it knows exactly
+    one camera frame (whatever frame the images carry, or camera_frame), so other frames are
+    refused, never guessed."""
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self._settings = settings
+        self._extrinsics = settings.camera_extrinsics()
+        self._resolver: StaticFrameResolver | None = None
+
+    def lookup(self, target_frame: str, source_frame: str, stamp: float) -> Any:
+        camera_frame = self._settings.camera_frame or source_frame
+        if not camera_frame:
+            return None
+        if self._resolver is None:
+            self._resolver = StaticFrameResolver(self._settings.base_frame, camera_frame,
+                                                 self._extrinsics)
+        return self._resolver.lookup(target_frame, source_frame, stamp)

@@ -1,0 +1,530 @@
+"""The command session: what the robot was asked, what it answers, and when it may move.
+
+ROS-free and single-threaded by design.  Its owner (the node's worker thread, the CLI, a test)
+hands it events - a command, a grounding that finished, a camera frame while a target is
+tracked, a clock tick, a stop - and carries out the typed effects it returns:
+
+* :class:`Reply` - publish this result (its goals still pass the safety gate where they leave);
+* :class:`Ground` - run the model for this request on a camera frame newer than the command
+  (or on the frame the request carries) and hand the outcome back to :meth:`grounded`;
+* :class:`TrackedUpdate` - a tracked target's new position, with goals only when it says so.
+
+The session owns the dialogue state: the command awaiting a clarification, the last target
+("put it in the bowl"), the plan awaiting a yes, the tracked target, and the stop epoch that
+voids every effect issued before a stop.  It never waits, sleeps, reads a clock or touches a
+thread: time comes in with the events (``now``, a monotonic clock for deadlines) and from the
+injected ``stamp_clock`` (the clock of frame stamps, for the safety gate's frame-age check).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from vlm_ros.core import safety
+from vlm_ros.core.instruction import is_confirmation, merge_followup, parse_instruction
+from vlm_ros.core.pipeline import Pipeline
+from vlm_ros.core.safety import SafetyConfig
+from vlm_ros.core.tracking import TargetTracker, TrackerConfig
+from vlm_ros.core.types import (
+    Action,
+    Candidate,
+    Frame,
+    GroundingResult,
+    Instruction,
+    Status,
+    Vec3,
+)
+
+# Actions whose target is tracked for track_target_s after the grounding (follow: until stop).
+TRACKED_ACTIONS: frozenset[Action] = frozenset({"pick", "look", "navigate", "find"})
+STOP_MESSAGE = ("stopping: pending commands, confirmations, tracking and follow cancelled, "
+                "no further goals")
+
+GroundPurpose = Literal["command", "confirmation", "reground"]
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    max_command_length: int = 1000
+    confirm_before_motion: bool = False
+    confirm_actions: frozenset[Action] = frozenset({"pick", "place", "navigate", "follow"})
+    confirm_timeout_s: float = 15.0
+    confirm_max_shift_m: float = 0.10
+    track_target_s: float = 3.0  # 0 = no tracking after pick/look/navigate/find
+    track_resend_goals: bool = False
+    track_goal_shift_m: float = 0.02
+    reground_interval_s: float = 0.5  # model re-grounding while tracking; inf = tracker's own
+    base_frame: str = "base_link"  # named in confirmation questions
+
+
+# ------------------------------------------------------------------------------------ events
+@dataclass(frozen=True)
+class Command:
+    """Text from an operator.  ``received`` is its arrival on the owner's monotonic clock (the
+    grounding frame must arrive after it); ``frame`` grounds on that image instead of the next
+    camera frame (a ~/ground request carrying an image); ``id`` lets the owner match replies."""
+
+    text: str
+    received: float = 0.0
+    id: int = 0
+    frame: Frame | None = None
+
+
+@dataclass(frozen=True)
+class GroundRequest:
+    """One model pass the session needs.  ``after``: ground on a frame that arrived after this
+    (monotonic) time, unless ``frame`` is given.  ``background`` requests (tracking re-groundings)
+    must not hold up the owner's next event."""
+
+    id: int
+    command: Command | None
+    instruction: Instruction
+    purpose: GroundPurpose
+    epoch: int
+    frame: Frame | None = None
+    last_target: Candidate | None = None  # what "it" refers to
+    parse_ms: float | None = None
+    stated_point: Vec3 | None = None  # confirmation: where the operator was told the target is
+
+    @property
+    def after(self) -> float:
+        return self.command.received if self.command is not None else 0.0
+
+    @property
+    def background(self) -> bool:
+        return self.purpose == "reground"
+
+
+# ----------------------------------------------------------------------------------- effects
+@dataclass(frozen=True)
+class Reply:
+    """Publish ``result`` (on ~/result; its goals, if any, through the safety gate).
+    ``command`` is the command it answers: None for a lost track or an expired confirmation."""
+
+    result: GroundingResult
+    command: Command | None
+    frame: Frame | None
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Ground:
+    request: GroundRequest
+
+    @property
+    def epoch(self) -> int:
+        return self.request.epoch
+
+
+@dataclass(frozen=True)
+class TrackedUpdate:
+    """A tracked target on a new frame: ~/target_pose and markers; goals only if ``send_goals``.
+    No ~/result: results answer commands."""
+
+    result: GroundingResult
+    frame: Frame
+    send_goals: bool
+    epoch: int
+
+
+Effect = Union[Reply, Ground, TrackedUpdate]
+
+
+# ----------------------------------------------------------------------------- state records
+@dataclass
+class _Track:
+    """A grounded target followed frame to frame between model passes.  ``until`` is a
+    monotonic deadline, None for follow (tracked until stop or a new command)."""
+
+    instruction: Instruction
+    tracker: TargetTracker
+    until: float | None
+    last_goal_point: Vec3 | None = None
+    regrounding: int | None = None  # the id of the model pass in flight
+
+
+@dataclass
+class _Awaiting:
+    """A grounded command held back until the operator confirms it."""
+
+    instruction: Instruction
+    summary: str
+    target_point: Vec3 | None  # base frame, as stated to the operator
+    deadline: float
+
+
+@dataclass
+class CommandSession:
+    """One conversation with one robot.  See the module docstring for the event/effect contract.
+
+    Not thread-safe by design: exactly one thread hands it events.
+    """
+
+    pipeline: Pipeline
+    config: SessionConfig = field(default_factory=SessionConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    stamp_clock: Callable[[], float] = time.time
+    epoch: int = 0  # bumped by every stop: effects from an older epoch are void
+    pending: Instruction | None = None  # the command awaiting a clarification answer
+    last_target: Candidate | None = None
+    _awaiting: _Awaiting | None = None
+    _track: _Track | None = None
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    # ------------------------------------------------------------------------------ queries
+    def is_stop(self, text: str) -> bool:
+        """Does ``text`` ask to stop?  Owners check this on arrival, so a stop overtakes
+        whatever is queued and can be signalled before the session sees it."""
+        return (isinstance(text, str) and len(text) <= self.config.max_command_length
+                and parse_instruction(text).action == "stop")
+
+    @property
+    def tracking(self) -> bool:
+        return self._track is not None
+
+    @property
+    def following(self) -> bool:
+        return self._track is not None and self._track.instruction.action == "follow"
+
+    @property
+    def awaiting_confirmation(self) -> bool:
+        return self._awaiting is not None
+
+    def current(self, effect: Effect) -> Effect | None:
+        """``effect`` as it may still be carried out now: effects issued before the latest stop
+        are void - a reply says it was superseded (and carries no goal), the rest is dropped."""
+        if effect.epoch == self.epoch:
+            return effect
+        if isinstance(effect, Reply) and effect.command is not None:
+            result = dataclasses.replace(effect.result, goals=[], status="rejected",
+                                         message="superseded by stop")
+            return dataclasses.replace(effect, result=result, epoch=self.epoch)
+        if isinstance(effect, Ground) and effect.request.command is not None:
+            request = effect.request  # a command that never reached the model still gets a reply
+            return self._reply("rejected", request.instruction, "superseded by stop",
+                               request.command)
+        return None
+
+    # ------------------------------------------------------------------------------- events
+    def command(self, command: Command, now: float) -> list[Effect]:
+        """A command (or an answer to a question the session asked)."""
+        text = command.text
+        limit = self.config.max_command_length
+        if not isinstance(text, str) or len(text) > limit:
+            return [self._reply("rejected", Instruction(text=str(text)[:80]),
+                                f"command longer than {limit} characters", command)]
+        started = time.perf_counter()
+        parsed = parse_instruction(text)
+        if parsed.action == "stop":
+            return self.stop(command, now)
+        answer = is_confirmation(text)
+        if answer is not None:
+            return self._answer_confirmation(command, answer, now)
+        effects = self._drop_confirmation("superseded by a new command; nothing will move")
+        self._track = None  # a new command replaces whatever was tracked or followed
+        instruction = self._resolve_followup(parsed, text)
+        parse_ms = (time.perf_counter() - started) * 1000.0
+        if instruction.error:
+            reply = self._reply("rejected", instruction, instruction.error, command)
+            reply.result.timing_ms["parse"] = parse_ms
+            return [*effects, reply]
+        return [*effects, Ground(self._request(command, instruction, "command",
+                                               parse_ms=parse_ms))]
+
+    def stop(self, command: Command, now: float) -> list[Effect]:
+        """Cancel everything: the question pending, the plan awaiting a yes, tracking, and every
+        effect issued before now (their epoch is over)."""
+        self.epoch += 1
+        self._track = None
+        self.pending = None
+        self._awaiting = None
+        instruction = parse_instruction(command.text)
+        return [self._reply("ok", instruction, STOP_MESSAGE, command)]
+
+    def grounded(self, request: GroundRequest, result: GroundingResult | None,
+                 frame: Frame | None, now: float, problem: str = "") -> list[Effect]:
+        """The outcome of a :class:`Ground`: a result, or why there is none (``problem``: no
+        frame, bad camera input, the model unavailable)."""
+        if request.purpose == "reground":
+            return self._regrounded(request, result, frame, problem)
+        if result is None:
+            why = problem or "no result"
+            if request.purpose == "confirmation":
+                why = f"confirmed, but {why}; nothing will move"
+            return [self._reply("error", request.instruction, why, request.command, frame,
+                                epoch=request.epoch)]
+        if request.parse_ms is not None:
+            result.timing_ms = {"parse": request.parse_ms, **result.timing_ms}
+        if request.epoch != self.epoch:  # a stop came first: nothing of this may act
+            return [Reply(result, request.command, frame, request.epoch)]
+        if request.purpose == "confirmation":
+            return self._confirmed(request, result, frame, now)
+        self.pending = result.instruction if result.status == "ambiguous" else None
+        if result.status == "ok" and result.targets:
+            self.last_target = result.targets[0]
+        if self._needs_confirmation(result):
+            return [self._ask_confirmation(request, result, frame, now)]
+        self._start_tracking(result, frame, now)
+        return [Reply(result, request.command, frame, self.epoch)]
+
+    def frame(self, frame: Frame, now: float) -> list[Effect]:
+        """A camera frame while a target is tracked: follow it without the model, re-send goals
+        when it moved (follow, or track_resend_goals), ask for a re-grounding when the tracker
+        needs one."""
+        track = self._track
+        if track is None:
+            return []
+        if track.until is not None and now > track.until:
+            self._track = None
+            return []
+        update = track.tracker.update(frame)
+        if update.lost:
+            if track.regrounding is None:  # the model pass in flight may still find it
+                return self._end_track("not_found", f"lost the {track.tracker.label}: "
+                                                    f"{update.reason}")
+            return []
+        effects: list[Effect] = []
+        if update.needs_reground and track.regrounding is None:
+            request = self._request(None, track.instruction, "reground", frame=frame)
+            track.regrounding = request.id
+            effects.append(Ground(request))
+        candidate = Candidate(0, track.tracker.label, update.confidence, update.bbox)
+        result = self.pipeline.result_for_box(track.instruction, candidate, frame)
+        if result.status != "ok" or not result.goals:
+            return effects
+        point = result.targets[0].point_base
+        moved = (point is None or track.last_goal_point is None
+                 or math.dist(point, track.last_goal_point) > self.config.track_goal_shift_m)
+        # Outside follow, a target that moves may be moving because the robot acts on it (a
+        # lifted cup): its goals are re-sent only when asked for; ~/target_pose always follows.
+        resend = track.instruction.action == "follow" or self.config.track_resend_goals
+        effects.append(self._tracked(track, result, frame, goals=moved and resend))
+        return effects
+
+    def tracking_failed(self, why: str) -> list[Effect]:
+        """The owner could not track (a frame it could not convert, a tracker fault)."""
+        return self._end_track("error", why)
+
+    def tick(self, now: float) -> list[Effect]:
+        """Time passes: an unanswered confirmation expires, a tracking window closes."""
+        track = self._track
+        if track is not None and track.until is not None and now > track.until:
+            self._track = None
+        awaiting = self._awaiting
+        if awaiting is not None and now > awaiting.deadline:
+            return self._drop_confirmation(
+                f"no answer within {self.config.confirm_timeout_s:g} s")
+        return []
+
+    # --------------------------------------------------------------- a synchronous driver
+    def run(self, text: str, frame: Frame | None) -> GroundingResult:
+        """One command on one frame, start to finish, on the calling thread (the CLI, the
+        tests): model passes run inline on ``frame``; the last reply is the answer."""
+        now = time.monotonic()
+        effects = self.command(Command(text, received=now, frame=frame), now)
+        answer: GroundingResult | None = None
+        while effects:
+            effect = effects.pop(0)
+            if isinstance(effect, Ground) and not effect.request.background:
+                request = effect.request
+                image = request.frame if request.frame is not None else frame
+                if image is None:
+                    outcome = self.grounded(request, None, None, now,
+                                            problem="no camera frame received yet")
+                else:
+                    grounding = self.pipeline.ground(request.instruction, image,
+                                                     last_target=request.last_target)
+                    outcome = self.grounded(request, grounding, image, now)
+                effects[:0] = outcome
+            elif isinstance(effect, Reply) and effect.command is not None:
+                answer = effect.result
+        assert answer is not None, "every command gets a reply"
+        return answer
+
+    # ---------------------------------------------------------------------------- internals
+    def _request(self, command: Command | None, instruction: Instruction,
+                 purpose: GroundPurpose, frame: Frame | None = None,
+                 parse_ms: float | None = None) -> GroundRequest:
+        image = frame if frame is not None else (command.frame if command else None)
+        return GroundRequest(next(self._ids), command, instruction, purpose, self.epoch,
+                             frame=image, last_target=self.last_target, parse_ms=parse_ms)
+
+    def _reply(self, status: Status, instruction: Instruction, message: str,
+               command: Command | None, frame: Frame | None = None,
+               epoch: int | None = None) -> Reply:
+        """A reply that only says something (no target, no goal)."""
+        result = GroundingResult(status=status, instruction=instruction, message=message,
+                                 backend=self.pipeline.backend.name)
+        if frame is not None:
+            self.pipeline.stamp(result, frame)
+        return Reply(result, command, frame, self.epoch if epoch is None else epoch)
+
+    def _resolve_followup(self, instruction: Instruction, text: str) -> Instruction:
+        """A clarification answer ("the left one") completes the command that asked for it."""
+        if instruction.error or not instruction.is_followup:
+            return instruction
+        if self.pending is None:
+            instruction.error = "that sounds like an answer, but no question is pending"
+            return instruction
+        merged = merge_followup(self.pending, instruction)
+        merged.text = f"{self.pending.text} -> {text.strip()}"
+        return merged
+
+    def _gate_allows(self, result: GroundingResult) -> bool:
+        return safety.check(result, self.safety, now=self.stamp_clock()).allowed
+
+    # ------------------------------------------------------------ confirm-before-motion
+    def _needs_confirmation(self, result: GroundingResult) -> bool:
+        config = self.config
+        if not (config.confirm_before_motion and result.goals and result.instruction):
+            return False
+        if result.instruction.action not in config.confirm_actions:
+            return False
+        return self._gate_allows(result)  # only a plan the gate would pass is worth asking about
+
+    def _ask_confirmation(self, request: GroundRequest, result: GroundingResult,
+                          frame: Frame | None, now: float) -> Reply:
+        instruction = result.instruction
+        assert instruction is not None  # _needs_confirmation checked it
+        stated = stated_object(result)
+        point = stated.point_base if stated is not None else None
+        where = ("" if point is None else
+                 f" at ({point[0]:.2f}, {point[1]:.2f}, {point[2]:.2f}) m in "
+                 f"{self.config.base_frame}")
+        if instruction.action == "place":
+            held = result.targets[0].label if result.targets else "what the gripper holds"
+            summary = f"place the {held} on the {stated.label if stated else 'target'}{where}"
+        else:
+            summary = f"{instruction.action} the {stated.label if stated else 'target'}{where}"
+        timeout = self.config.confirm_timeout_s
+        self._awaiting = _Awaiting(instruction, summary, point, now + timeout)
+        held_back = dataclasses.replace(
+            result, goals=[], status="awaiting_confirmation",  # nothing here is a goal
+            message=f"I will {summary}. Say yes (confirm / 确认) to go ahead or no to cancel, "
+                    f"within {timeout:g} s.")
+        return Reply(held_back, request.command, frame, self.epoch)
+
+    def _answer_confirmation(self, command: Command, yes: bool, now: float) -> list[Effect]:
+        expired = self.tick(now)  # a yes that arrives after the deadline confirms nothing
+        awaiting, self._awaiting = self._awaiting, None
+        said = Instruction(text=command.text[:200])
+        if awaiting is None:
+            return [*expired, self._reply("rejected", said, "nothing to confirm", command)]
+        if not yes:
+            return [self._reply("ok", said, f"cancelled: will not {awaiting.summary}", command)]
+        # The plan was made on an older frame: ground it again on one newer than the "yes" and
+        # move only if it is still the same target where the operator was told it is.  (The
+        # result echoes "<command> -> <answer>", as clarification answers do.)
+        confirmed = dataclasses.replace(
+            awaiting.instruction, text=f"{awaiting.instruction.text} -> {command.text.strip()}")
+        request = self._request(command, confirmed, "confirmation")
+        return [Ground(dataclasses.replace(request, stated_point=awaiting.target_point))]
+
+    def _confirmed(self, request: GroundRequest, result: GroundingResult, frame: Frame | None,
+                   now: float) -> list[Effect]:
+        why_not = changed_since_stated(result, request.stated_point,
+                                       self.config.confirm_max_shift_m)
+        if why_not:
+            result.goals = []
+            result.status, result.message = "rejected", f"confirmed, but {why_not}; nothing moved"
+        else:
+            result.message = f"confirmed: {result.message}"
+            self._start_tracking(result, frame, now)
+        return [Reply(result, request.command, frame, self.epoch)]
+
+    def _drop_confirmation(self, why: str) -> list[Effect]:
+        awaiting, self._awaiting = self._awaiting, None
+        if awaiting is None:
+            return []
+        return [self._reply("rejected", awaiting.instruction,
+                            f"not confirmed ({why}): will not {awaiting.summary}", None)]
+
+    # ----------------------------------------------------------------------------- tracking
+    def _start_tracking(self, result: GroundingResult, frame: Frame | None, now: float) -> None:
+        """Track the grounded target: follow until stop, other actions for track_target_s."""
+        self._track = None
+        instruction = result.instruction
+        if result.status != "ok" or not result.targets or instruction is None or frame is None:
+            return
+        action = instruction.action
+        window = self.config.track_target_s
+        if action != "follow" and (action not in TRACKED_ACTIONS or window <= 0):
+            return
+        tracker = TargetTracker(TrackerConfig(
+            reground_interval_s=self.config.reground_interval_s))
+        target = result.targets[0]
+        if tracker.start(frame, target.bbox, target.label):
+            self._track = _Track(instruction, tracker,
+                                 None if action == "follow" else now + window,
+                                 last_goal_point=target.point_base)
+
+    def _tracked(self, track: _Track, result: GroundingResult, frame: Frame,
+                 goals: bool) -> TrackedUpdate:
+        if goals and self._gate_allows(result):
+            track.last_goal_point = result.targets[0].point_base if result.targets else None
+        return TrackedUpdate(result, frame, goals, self.epoch)
+
+    def _regrounded(self, request: GroundRequest, result: GroundingResult | None,
+                    frame: Frame | None, problem: str) -> list[Effect]:
+        """A tracking re-grounding came back: re-associate the track with its candidates."""
+        track = self._track
+        if track is None or track.regrounding != request.id or request.epoch != self.epoch:
+            return []  # the track it was for has ended
+        track.regrounding = None
+        if result is None or frame is None:
+            return self._end_track("error", problem or "the model pass while tracking failed")
+        if result.status == "error":
+            return self._end_track("error", f"{result.message} (while tracking)")
+        # The tracked object among the model's candidates - not simply its top choice, which
+        # may be a look-alike that scores higher on this frame.
+        chosen = track.tracker.reassociate(frame, result.candidates)
+        if chosen is None:
+            if not track.tracker.active:
+                return self._end_track("not_found", f"lost the {track.tracker.label}: the model "
+                                                    f"no longer finds it where it was tracked")
+            return []  # a single missed detection: the appearance track carries on
+        if track.instruction.action != "follow":
+            return []
+        # A model-confirmed goal is always re-sent (even for a still target): the robot following
+        # it keeps a fresh goal.
+        confirmed = self.pipeline.result_for_box(track.instruction, chosen, frame)
+        if confirmed.status == "ok" and confirmed.goals:
+            return [self._tracked(track, confirmed, frame, goals=True)]
+        return []
+
+    def _end_track(self, status: Status, message: str) -> list[Effect]:
+        track, self._track = self._track, None
+        if track is None:
+            return []
+        return [self._reply(status, track.instruction, message, None)]
+
+
+def stated_object(result: GroundingResult) -> Candidate | None:
+    """The object whose position a confirmation states: the destination of a place, else the
+    target."""
+    action = result.instruction.action if result.instruction else None
+    if action == "place" and result.destination is not None:
+        return result.destination
+    return result.targets[0] if result.targets else result.destination
+
+
+def changed_since_stated(result: GroundingResult, stated_point: Vec3 | None,
+                         max_shift_m: float) -> str:
+    """Why a confirmed plan no longer holds on the fresh frame ('' when it still does)."""
+    if result.status != "ok" or not result.goals:
+        return f"the target is no longer found as stated ({result.status}: {result.message})"
+    stated = stated_object(result)
+    point = stated.point_base if stated is not None else None
+    if stated_point is None or point is None:
+        return ""
+    shift = math.dist(point, stated_point)
+    if shift > max_shift_m:
+        return (f"the target moved {shift:.2f} m since I asked (more than "
+                f"confirm_max_shift_m = {max_shift_m:g} m); say the command again")
+    return ""

@@ -1,0 +1,353 @@
+"""The worker: the one thread that talks to the command session, and carries out its effects.
+
+Callbacks (executor threads) only :meth:`Worker.submit`: commands and questions wait in a small
+queue, a stop overtakes them (it cancels the queue, is signalled on ~/stop at once, and reaches
+the session before anything else).  The worker hands the session one event at a time and does
+what it answers: publish (through :mod:`outputs`), run the model on a frame newer than the
+command (:mod:`model_guard`, interruptible by a stop), hand it tracked frames.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import itertools
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from vlm_ros.backends import BackendError
+from vlm_ros.core.pipeline import Pipeline
+from vlm_ros.core.session import (
+    Command,
+    CommandSession,
+    Effect,
+    Ground,
+    GroundRequest,
+    Reply,
+    TrackedUpdate,
+)
+from vlm_ros.core.types import Frame, GroundingResult, Instruction
+from vlm_ros.ros.convert import ConversionError
+from vlm_ros.ros.diagnostics import StageTimings
+from vlm_ros.ros.frame_buffer import FrameBuffer, Snapshot, to_frame
+from vlm_ros.ros.model_guard import ModelGuard, ModelUnavailable
+from vlm_ros.ros.outputs import Outputs, RelevanceMap
+from vlm_ros.ros.params import NodeSettings
+
+_QUEUE_SIZE = 8
+_TRACK_FRAME_WAIT_S = 0.05  # a tracking worker polls its queue at least this often
+_IDLE_WAIT_S = 0.2
+
+
+@dataclass
+class Request:
+    """What the worker takes from its queue: a command (topic or service), or a question."""
+
+    kind: Literal["command", "ask", "describe", "wake"]
+    command: Command
+    # ~/ground waits for the reply to its command here: (result, header, goal messages).
+    reply: concurrent.futures.Future | None = None
+
+
+class Worker:
+    def __init__(self, session: CommandSession, frames: FrameBuffer, outputs: Outputs,
+                 model: ModelGuard, timings: StageTimings, counts: Counter[str],
+                 settings: NodeSettings, logger: Any) -> None:
+        self.session = session
+        self._pipeline: Pipeline = session.pipeline
+        self._backend = session.pipeline.backend
+        self._frames = frames
+        self._outputs = outputs
+        self._model = model
+        self._timings = timings
+        self._counts = counts
+        self._settings = settings
+        self._log = logger
+        self._inbox: queue.Queue[Request] = queue.Queue(maxsize=_QUEUE_SIZE)
+        self._stops: collections.deque[Request] = collections.deque()
+        self._ids = itertools.count(1)
+        self._replies: dict[int, concurrent.futures.Future] = {}  # ~/ground, by command id
+        self._background: dict[int, tuple[GroundRequest, concurrent.futures.Future, float]] = {}
+        self._tracked_until = 0.0  # arrival time of the last frame handed to tracking
+        # What /diagnostics reports of the session (read from the timer's thread).
+        self.state = {"queued_commands": 0, "following": False, "tracking": False,
+                      "awaiting_confirmation": False}
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="vlm_ros_worker", daemon=True)
+        self._thread.start()
+
+    def command(self, text: str, frame: Frame | None = None) -> Command:
+        """A new command (ids match ~/ground calls with their replies)."""
+        return Command(text, time.monotonic(), next(self._ids), frame)
+
+    def answer_later(self, request: Request) -> concurrent.futures.Future:
+        """Submit a ~/ground command; the future gets (result, header, goal messages)."""
+        request.reply = concurrent.futures.Future()
+        self._replies[request.command.id] = request.reply
+        self.submit(request)
+        return request.reply
+
+    def forget(self, request: Request) -> None:
+        self._replies.pop(request.command.id, None)
+
+    def close(self) -> None:
+        self._running = False
+        self._frames.close()
+        self._thread.join(timeout=2.0)
+
+    def submit(self, request: Request) -> None:
+        """Queue a request for the worker; a stop overtakes and cancels whatever is queued."""
+        if request.kind == "command" and self.session.is_stop(request.command.text):
+            # Signal the stop now, not when the worker gets to it.  is_stop is a pure query.
+            self._outputs.publish_stop()
+            while True:  # nothing issued before a stop may move the robot
+                try:
+                    dropped = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                self._superseded(dropped)
+            self._stops.append(request)
+            self._frames.wake()
+            try:  # an idle worker waits on its queue: wake it for the stop
+                self._inbox.put_nowait(Request("wake", request.command))
+            except queue.Full:
+                pass
+            return
+        try:
+            self._inbox.put_nowait(request)
+        except queue.Full:
+            self._busy(request)
+
+    def _busy(self, request: Request) -> None:
+        if request.kind != "command":
+            self._outputs.publish_answer(request.kind, request.command.text, self._backend.name,
+                                        "rejected",
+                                        message="busy: too many requests waiting; try again")
+            return
+        result = GroundingResult(status="rejected", backend=self._backend.name,
+                                 message="busy: too many commands waiting; try again",
+                                 instruction=Instruction(text=request.command.text[:200]))
+        self._deliver(request.command, result, None)
+
+    def _superseded(self, request: Request) -> None:
+        if request.reply is not None:
+            result = GroundingResult(status="rejected", message="superseded by stop",
+                                     instruction=Instruction(text=request.command.text[:200]),
+                                     backend=self._backend.name)
+            self._deliver(request.command, result, None)
+
+    # ------------------------------------------------------------------ the worker
+    def _run(self) -> None:
+        while self._running:
+            try:
+                self._step()
+            except Exception as exc:  # the node keeps serving whatever goes wrong
+                self._log.error(f"worker step failed: {exc!r}")
+
+    def _step(self) -> None:
+        self._apply_stops()
+        self._collect_background()
+        self._execute(self.session.tick(time.monotonic()))
+        try:
+            request = self._next_request()
+            if request is None or request.kind == "wake":
+                return
+            try:
+                if request.kind == "command":
+                    self._execute(self.session.command(request.command, time.monotonic()))
+                else:
+                    self._answer(request)
+            except Exception as exc:  # reported as this command's result
+                self._log.error(f"command failed: {exc!r}")
+                failed = GroundingResult(status="error", message=f"internal error: {exc}",
+                                         instruction=Instruction(text=request.command.text[:200]),
+                                         backend=self._backend.name)
+                self._deliver(request.command, failed, None)
+        finally:
+            self.state.update(queued_commands=self._inbox.qsize(),
+                               following=self.session.following,
+                               tracking=self.session.tracking,
+                               awaiting_confirmation=self.session.awaiting_confirmation)
+
+    def _next_request(self) -> Request | None:
+        """The next queued request; while a target is tracked, track it in between."""
+        if not self.session.tracking:
+            try:
+                return self._inbox.get(timeout=_IDLE_WAIT_S)
+            except queue.Empty:
+                return None
+        try:
+            return self._inbox.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            self._track_frame()
+        except Exception as exc:  # a tracking failure ends the track, never the worker
+            self._log.error(f"tracking failed: {exc!r}")
+            self._execute(self.session.tracking_failed(f"tracking failed: {exc}"))
+        return None
+
+    def _apply_stops(self) -> None:
+        while self._stops:
+            request = self._stops.popleft()
+            self._execute(self.session.stop(request.command, time.monotonic()))
+            self._log.info(
+                "stop: cancelled pending commands, confirmations, tracking and follow")
+
+    def _execute(self, effects: list[Effect]) -> None:
+        """Carry out the session's effects in order; a stop that arrived meanwhile voids them."""
+        for effect in effects:
+            self._apply_stops()
+            current = self.session.current(effect)
+            if isinstance(current, Reply):
+                self._deliver(current.command, current.result, current.frame)
+            elif isinstance(current, TrackedUpdate):
+                if self._outputs.publish_tracked(current.result, current.frame,
+                                                current.send_goals):
+                    self._counts["tracked_goal_updates"] += 1
+            elif isinstance(current, Ground):
+                self._ground(current.request)
+
+    def _deliver(self, command: Command | None, result: GroundingResult,
+                 frame: Frame | None) -> None:
+        """Publish a result (goals through the gate) and answer a ~/ground call waiting on it."""
+        header, goal_msgs = self._outputs.publish_result(result, frame, self._relevance(frame))
+        if command is None:
+            return
+        self._counts["results"] += 1
+        reply = self._replies.pop(command.id, None)
+        if reply is not None:
+            reply.set_result((result, header, goal_msgs))
+
+    # ------------------------------------------------------------------ model passes
+    def _ground(self, request: GroundRequest) -> None:
+        """Run the model for ``request`` and hand the outcome back to the session."""
+        if request.background:
+            self._start_background(request)
+            return
+        frame, problem = request.frame, ""
+        if frame is None:
+            frame, problem = self._frame_after(request.after)
+        result = None
+        if frame is not None:
+            started = time.perf_counter()
+            try:
+                result = self._model.run(
+                    lambda: self._pipeline.ground(request.instruction, frame,
+                                                 last_target=request.last_target),
+                    while_waiting=self._apply_stops)
+                result.timing_ms["total"] = (time.perf_counter() - started) * 1000.0
+                self._timings.add_pipeline(result.timing_ms)
+            except ModelUnavailable as exc:
+                problem = str(exc)
+                self._log.error(problem)
+        self._execute(self.session.grounded(request, result, frame, time.monotonic(), problem))
+
+    def _frame_after(self, after: float) -> tuple[Frame | None, str]:
+        """The first camera frame that arrived after ``after``, or None and why not."""
+        timeout = self._settings.command_frame_timeout_s
+        snapshot = self._frames.wait_after(after, timeout, give_up=lambda: bool(self._stops))
+        if snapshot is None and self._stops:
+            return None, "a stop arrived while waiting for a camera frame"
+        if snapshot is None:
+            return None, (f"no camera frame newer than the command within {timeout} s (is "
+                          f"camera/image publishing?)")
+        # Tracking goes on from the frame a command was grounded on, never from an older one.
+        self._tracked_until = max(self._tracked_until, snapshot.received)
+        try:
+            return self._to_frame(snapshot), ""
+        except ConversionError as exc:
+            self._log.error(f"bad camera input: {exc}")
+            return None, f"bad camera input: {exc}"
+
+    def _to_frame(self, snapshot: Snapshot) -> Frame:
+        started = time.perf_counter()
+        frame = to_frame(snapshot.rgb, snapshot.depth, snapshot.info, self._settings.depth_scale,
+                         self._settings.camera_frame)
+        self._timings.record("convert", started)
+        return frame
+
+    def _start_background(self, request: GroundRequest) -> None:
+        frame = request.frame
+        assert frame is not None  # re-groundings look at the frame the tracker saw
+        try:
+            future = self._model.submit(lambda: self._pipeline.ground(request.instruction, frame))
+        except ModelUnavailable as exc:
+            self._execute(self.session.grounded(request, None, frame, time.monotonic(),
+                                                str(exc)))
+            return
+        self._background[request.id] = (request, future, time.monotonic())
+
+    def _collect_background(self) -> None:
+        """Hand finished (or overdue) tracking re-groundings back to the session."""
+        for request_id, (request, future, submitted) in list(self._background.items()):
+            result, problem = None, ""
+            if future.done():
+                try:
+                    result = self._model.result(future)
+                    self._timings.add_pipeline(result.timing_ms)
+                except Exception as exc:  # noqa: BLE001 - reported, the node keeps serving
+                    problem = f"backend {self._backend.name} failed while tracking: {exc}"
+            elif self._model.overdue(submitted):
+                self._model.mark_stuck(future, submitted)
+                problem = (f"backend {self._backend.name} did not answer within "
+                           f"{self._settings.model_timeout_s:g} s while tracking")
+            else:
+                continue
+            del self._background[request_id]
+            self._execute(self.session.grounded(request, result, request.frame,
+                                                time.monotonic(), problem))
+
+    def _track_frame(self) -> None:
+        """Hand the tracker the next camera frame (without waiting for its depth)."""
+        snapshot = self._frames.wait_after(self._tracked_until, _TRACK_FRAME_WAIT_S,
+                                          wait_for_depth=False,
+                                          give_up=lambda: bool(self._stops))
+        if snapshot is None:
+            return
+        self._tracked_until = snapshot.received
+        started = time.perf_counter()
+        effects = self.session.frame(self._to_frame(snapshot), time.monotonic())
+        self._timings.record("track", started)
+        self._execute(effects)
+
+    def _relevance(self, frame: Frame | None) -> RelevanceMap | None:
+        """The backend's relevance map for the published result's phrase, when it has one."""
+        if (frame is None or not self._settings.publish_relevance
+                or "relevance" not in self._backend.capabilities):
+            return None
+
+        def relevance(phrase: str) -> Any:
+            try:
+                return self._model.run(lambda: self._backend.relevance_map(frame.rgb, phrase))
+            except (BackendError, ModelUnavailable) as exc:
+                self._log.warning(f"no relevance map: {exc}")
+                return None
+
+        return relevance
+
+    def _answer(self, request: Request) -> None:
+        """~/ask and ~/describe: one answer about the next camera frame, on ~/answer."""
+        kind, question = request.kind, request.command.text
+
+        def answer(status: str, **fields: Any) -> None:
+            self._outputs.publish_answer(kind, question, self._backend.name, status, **fields)
+
+        if kind == "ask" and not question.strip():
+            return answer("rejected", message="empty question")
+        frame, problem = self._frame_after(request.command.received)
+        if frame is None:
+            return answer("error", message=problem or "no camera frame")
+        started = time.perf_counter()
+        try:
+            text = self._model.run(
+                lambda: self._backend.describe(frame.rgb) if kind == "describe"
+                else self._backend.ask(frame.rgb, question))
+        except (BackendError, ModelUnavailable) as exc:
+            return answer("error", message=str(exc))
+        answer("ok", answer=text, latency_ms=(time.perf_counter() - started) * 1000.0)
+
