@@ -506,6 +506,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
 def write_markdown(path: Path, block: str) -> None:
     """Replace the block between the result markers of ``path``, or write the block alone."""
     wrapped = f"{RESULTS_BEGIN}\n{block}{RESULTS_END}\n"
@@ -521,8 +526,14 @@ def write_markdown(path: Path, block: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------- run
-def run_benchmark(backends: list[str], dtypes: list[str], settings: Settings) -> dict[str, Any]:
-    """Every backend x dtype; a failure is recorded (with its reason) and the run goes on."""
+def run_benchmark(backends: list[str], dtypes: list[str], settings: Settings,
+                  progress: Callable[[dict[str, Any]], None] | None = None
+                  ) -> dict[str, Any]:
+    """Every backend x dtype; a failure is recorded (with its reason) and the run goes on.
+
+    ``progress`` gets the report so far (``"partial": true``) after each backend x dtype, so
+    a run killed at a time limit still leaves the figures it measured.
+    """
     device = settings.device
     sizes = "tiny random configs (smoke test only)" if settings.tiny else \
         "random weights of the real architectures"
@@ -552,7 +563,15 @@ def run_benchmark(backends: list[str], dtypes: list[str], settings: Settings) ->
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+            results[backend] = entry
+            if progress is not None:
+                progress({**_report(settings, notes, results), "partial": True})
         results[backend] = entry
+    return _report(settings, notes, results)
+
+
+def _report(settings: Settings, notes: list[str], results: dict[str, Any]) -> dict[str, Any]:
+    device = settings.device
     return {
         "device": device_name(device),
         "device_type": device.type,
@@ -613,12 +632,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(device=device, tiny=args.tiny, iterations=args.iterations,
                             warmup=warmup, generate_iterations=generate_iterations,
                             new_tokens=args.new_tokens, workdir=Path(workdir))
-        report = run_benchmark(backends, dtypes, settings)
+        report = run_benchmark(backends, dtypes, settings,
+                               progress=(lambda partial: write_json(args.json, partial))
+                               if args.json else None)
     block = render_markdown(report)
     print(block)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
     if args.markdown:
         write_markdown(args.markdown, block)
     return 0
