@@ -25,8 +25,8 @@ from visualization_msgs.msg import MarkerArray
 
 from vlm_ros.core.types import CameraIntrinsics
 from vlm_ros.ros.photo_camera import PhotoCamera
-from vlm_ros.ros.rig import NodeProcess
 from vlm_ros.ros.teleop import CommandClient
+from vlm_ros.tools.rig import NodeProcess
 
 GOAL_TOPICS = {
     "goal_pose": "/goal_pose",

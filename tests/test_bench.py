@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from vlm_ros.cli import build_parser
-from vlm_ros.ros.bench import (
+from vlm_ros.tools.bench import (
     AMPLITUDE_PX,
     OVERHEAD_STAGES,
     STAGES,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 
-from vlm_ros.ros.soak import CommandLedger, percentiles_ms, run_soak
+from vlm_ros.tools.soak import CommandLedger, percentiles_ms, run_soak
 
 
 def test_short_soak_answers_every_command_and_keeps_memory_flat() -> None:

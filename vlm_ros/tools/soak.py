@@ -30,7 +30,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from vlm_ros.ros.rig import (
+from vlm_ros.tools.rig import (
     BASE_NODE_ARGS,
     CountingCamera,
     NodeProcess,
@@ -313,7 +313,7 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m vlm_ros.ros.soak --minutes M [--json]` (the CLI wires `vlm-ros soak` here)."""
+    """`python -m vlm_ros.tools.soak --minutes M [--json]` (the CLI wires `vlm-ros soak` here)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -47,7 +47,7 @@ from std_msgs.msg import String
 
 from vlm_ros.ros.convert import array_to_image, stamp_to_seconds
 from vlm_ros.ros.node import STAGES
-from vlm_ros.ros.rig import (
+from vlm_ros.tools.rig import (
     BASE_NODE_ARGS,
     CountingCamera,
     NodeProcess,
