@@ -14,6 +14,8 @@ from vlm_ros import scenes
 from vlm_ros.ros.convert import array_to_image
 from vlm_ros.ros.photo_camera import camera_info_msg
 
+pytestmark = pytest.mark.ros  # every test here runs the node over DDS
+
 
 @pytest.fixture(scope="module")
 def graph():

@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
+
+# The bench module is an rclpy program; without rclpy even its pure helpers cannot be imported.
+pytest.importorskip("rclpy")
 
 from vlm_ros.cli import build_parser
-from vlm_ros.ros.bench import (
+from vlm_ros.tools.bench import (
     AMPLITUDE_PX,
     OVERHEAD_STAGES,
     STAGES,
@@ -27,6 +31,7 @@ from vlm_ros.ros.bench import (
 )
 
 
+@pytest.mark.ros
 def test_short_bench_measures_every_figure() -> None:
     report = run_bench(BenchConfig(seconds=4.0, commands=3))
     json.loads(json.dumps(report))  # the --json output

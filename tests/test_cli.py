@@ -223,6 +223,7 @@ def graph():
     graph.close()
 
 
+@pytest.mark.ros
 def test_say_gets_the_running_nodes_result(graph) -> None:
     graph.show(*scenes.coffee())
     # The subprocess inherits ROS_DOMAIN_ID / ROS_AUTOMATIC_DISCOVERY_RANGE from conftest.
@@ -237,6 +238,7 @@ def test_say_gets_the_running_nodes_result(graph) -> None:
     assert graph.alive()
 
 
+@pytest.mark.ros
 def test_say_without_a_node_fails_with_one_line() -> None:
     # A domain no test node lives on (conftest picks 100..200), so nothing can answer.
     empty_domain = "231" if os.environ.get("ROS_DOMAIN_ID") != "231" else "232"

@@ -6,8 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+pytest.importorskip("rclpy")  # skipped, not broken, where rclpy is missing
+
 from vlm_ros.demo import run_photo_demo
 from vlm_ros.sim.demo import run_sim_demo
+
+pytestmark = pytest.mark.ros  # both demos run a LocalGraph (rclpy, DDS)
 
 
 def _statuses(out: Path) -> list[str]:

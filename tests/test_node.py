@@ -15,6 +15,8 @@ from std_msgs.msg import String
 from vlm_ros import scenes
 from vlm_ros.ros.convert import array_to_image
 
+pytestmark = pytest.mark.ros  # every test here runs the node over DDS
+
 CAMERA_POSE = "[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]"  # 1 m up, looking along base +x
 
 

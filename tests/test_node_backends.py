@@ -23,6 +23,8 @@ from transformers import GroundingDinoConfig
 
 from vlm_ros import scenes
 
+pytestmark = pytest.mark.ros  # every test here runs the node over DDS
+
 VALID = {"ok", "not_found", "ambiguous"}
 
 

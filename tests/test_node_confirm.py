@@ -13,6 +13,8 @@ from ros_harness import RosGraph
 
 from vlm_ros import scenes
 
+pytestmark = pytest.mark.ros  # the node over DDS, or its module (which needs rclpy)
+
 CAMERA = ["-p", "camera_pose_in_base:=[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]",
           "-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=0.0",
           "-p", "publish_debug_image:=false"]

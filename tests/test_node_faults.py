@@ -11,11 +11,14 @@ import os
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import pytest
-from ros_harness import RosGraph
 
 from vlm_ros import scenes
+
+if TYPE_CHECKING:  # imported where used: the plugin-loading test runs without rclpy
+    from ros_harness import RosGraph
 
 CAMERA = ["-p", "camera_pose_in_base:=[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]",
           "-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=0.0",
@@ -33,6 +36,8 @@ def _grasps(graph: RosGraph) -> int:
 
 
 def _faulty_graph(fault: str, *extra: str) -> RosGraph:
+    from ros_harness import RosGraph
+
     options = f"'{{fault: {fault}, failures: 1, hang_s: 4.0}}'"
     graph = RosGraph([*CAMERA, "-p", "backend:=faulty_backend:FaultyBackend",
                       "-p", f"backend_options:={options}", "-p", "warmup:=false", *extra],
@@ -41,6 +46,7 @@ def _faulty_graph(fault: str, *extra: str) -> RosGraph:
     return graph
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize("fault, words", [
     ("raise", "model blew up"),
     ("oom", "ran out of memory"),
@@ -59,6 +65,7 @@ def test_backend_failure_is_an_error_and_the_node_keeps_serving(fault: str, word
         graph.close()
 
 
+@pytest.mark.ros
 def test_hung_backend_times_out_stop_still_works_and_it_recovers() -> None:
     graph = _faulty_graph("hang", "-p", "model_timeout_s:=1.0")
     try:
@@ -86,6 +93,7 @@ def test_unknown_plugin_backend_fails_to_start_with_a_clear_message() -> None:
         create_backend("os.path:join")
 
 
+@pytest.mark.ros
 def test_node_with_an_unloadable_backend_exits_2_with_one_clear_line() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "vlm_ros.cli", "node", "--ros-args", "-p", "backend:=no_such"],

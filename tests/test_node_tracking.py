@@ -19,6 +19,8 @@ from ros_harness import RosGraph
 from vlm_ros import scenes
 from vlm_ros.core.geometry import camera_extrinsics
 
+pytestmark = pytest.mark.ros  # every test here runs the node over DDS
+
 CAMERA_POSE = (0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
 PAN_PX = 60  # the scene pans this far each way
 STEP_PX = 3  # per frame at 30 Hz

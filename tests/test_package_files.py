@@ -267,6 +267,7 @@ def test_params_file_matches_the_nodes_declared_defaults() -> None:
     assert all(type(v) is float for v in params["camera_pose_in_base"])
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize("namespace", ["", "/robot1"])
 def test_rcl_applies_the_params_file_in_any_namespace(namespace: str) -> None:
     """rcl's own YAML parser reads the file and hands every parameter to a node named vlm_ros,

@@ -5,15 +5,18 @@ from __future__ import annotations
 import ast
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from photos import load_photo
-from ros_harness import RosGraph
 
 from vlm_ros import scenes
 from vlm_ros.core import safety
 from vlm_ros.core.safety import SafetyConfig
 from vlm_ros.core.types import Candidate, Goal, GroundingResult, Instruction, Pose
+
+if TYPE_CHECKING:  # imported where used: the core tests here run without rclpy
+    from ros_harness import RosGraph
 
 
 def _result(kind: str, xyz: tuple[float, float, float], score: float = 0.9,
@@ -75,6 +78,8 @@ def test_only_the_gated_method_touches_goal_publishers() -> None:
 
 @pytest.fixture(scope="module")
 def strict_graph():
+    from ros_harness import RosGraph
+
     graph = RosGraph(["-p", "camera_pose_in_base:=[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]",
                       "-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=0.0",
                       "-p", "workspace_max:=[0.3, 1.0, 1.8]", "-p", "max_nav_distance:=2.0"])
@@ -82,6 +87,7 @@ def strict_graph():
     graph.close()
 
 
+@pytest.mark.ros
 def test_node_refuses_a_grasp_outside_the_workspace(strict_graph: RosGraph) -> None:
     strict_graph.show(*scenes.coffee())
     result = strict_graph.say("grab the red cup")
@@ -92,6 +98,7 @@ def test_node_refuses_a_grasp_outside_the_workspace(strict_graph: RosGraph) -> N
     assert strict_graph.alive()
 
 
+@pytest.mark.ros
 def test_node_refuses_a_navigation_goal_too_far_away(strict_graph: RosGraph) -> None:
     rgb = load_photo("dog")
     h, w = rgb.shape[:2]

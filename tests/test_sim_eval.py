@@ -132,6 +132,7 @@ def test_relation_case_needs_a_clear_nearest(scenes):
     pytest.fail("no relation case in 30 scenes")
 
 
+@pytest.mark.ros
 def test_whole_chain_in_simulation():
     """Three scenes through the real node over DDS with the default SSD detector.
 

@@ -10,9 +10,15 @@ from __future__ import annotations
 import json
 import math
 
-from vlm_ros.ros.soak import CommandLedger, percentiles_ms, run_soak
+import pytest
+
+# The soak module is an rclpy program; without rclpy even its ledger cannot be imported.
+pytest.importorskip("rclpy")
+
+from vlm_ros.tools.soak import CommandLedger, percentiles_ms, run_soak
 
 
+@pytest.mark.ros
 def test_short_soak_answers_every_command_and_keeps_memory_flat() -> None:
     report = run_soak(0.2, rate_hz=15.0, commands_per_s=10.0, width=640, height=480)
     json.dumps(report)  # the --json output

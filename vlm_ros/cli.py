@@ -193,7 +193,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
-    from vlm_ros.ros.soak import run_soak
+    from vlm_ros.tools.soak import run_soak
 
     result = run_soak(args.minutes, rate_hz=args.rate, commands_per_s=args.commands_per_s)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
@@ -201,7 +201,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from vlm_ros.ros.bench import BenchConfig, format_report, run_bench
+    from vlm_ros.tools.bench import BenchConfig, format_report, run_bench
 
     config = BenchConfig(seconds=args.seconds, commands=args.commands, rate_hz=args.rate_hz,
                          backend=args.backend, model=args.model, device=args.device,

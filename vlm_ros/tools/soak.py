@@ -30,7 +30,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from vlm_ros.ros.rig import (
+from vlm_ros.tools.rig import (
     BASE_NODE_ARGS,
     CountingCamera,
     NodeProcess,
@@ -202,7 +202,7 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
              width: int = 640, height: int = 480) -> dict[str, Any]:
     """Soak the node for ``minutes`` and return a JSON-able report.
 
-    ``ok`` is the issue's target: the node is still alive, every command sent got a result
+    ``ok`` is the soak's pass criterion: the node is still alive, every command sent got a result
     (an explicit "busy"/"superseded" counts), and RSS grew less than 5 % after the warm-up.
     Every phase has a time limit; the node process is always terminated.
     """
@@ -313,7 +313,7 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m vlm_ros.ros.soak --minutes M [--json]` (the CLI wires `vlm-ros soak` here)."""
+    """`python -m vlm_ros.tools.soak --minutes M [--json]` (the CLI wires `vlm-ros soak` here)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -17,7 +17,8 @@ Phases, in order:
 5. final: the stream pauses again; frames dropped = frames published - frames the node counted,
    and the per-stage figures come from the node's last /diagnostics (its last 300 samples).
 
-Nothing here asserts a speed: the report states the issue's targets and whether they were met.
+Nothing here asserts a speed: the report states the speed targets (see ``targets``) and whether
+they were met.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from std_msgs.msg import String
 
 from vlm_ros.ros.convert import array_to_image, stamp_to_seconds
 from vlm_ros.ros.node import STAGES
-from vlm_ros.ros.rig import (
+from vlm_ros.tools.rig import (
     BASE_NODE_ARGS,
     CountingCamera,
     NodeProcess,
@@ -71,7 +72,8 @@ GRAB = "grab the red cup"
 FOLLOW = "follow the red cup"
 STOP = "stop"
 
-# Issue #6's targets (default backend, 2-core CPU).
+# Speed targets for the default backend on a 2-core CPU: the node's own work per frame at most
+# 10 % of a model pass and at most 5 ms, and at least 15 tracked goal updates per second.
 MAX_OVERHEAD_RATIO = 0.10
 MAX_OVERHEAD_MS = 5.0
 MIN_TRACKED_HZ = 15.0
@@ -281,7 +283,9 @@ def overhead(stages: dict[str, dict[str, Any]]) -> dict[str, float | None]:
 
 
 def targets(report: dict[str, Any]) -> dict[str, bool | None]:
-    """Issue #6's targets, each True/False, or None when the run could not measure it."""
+    """The speed targets, each True/False, or None when the run could not measure it: node
+    overhead <= 10 % of the model and <= 5 ms per frame, command -> first goal <= one model pass
+    plus one camera frame, and >= 15 tracked goal updates per second while following."""
     node = report["node_overhead"]
     # The commands' own model passes: /diagnostics' model figure also holds the re-groundings
     # made while following, which share the CPU with the tracker.
@@ -440,7 +444,7 @@ class _Bench:
 def run_bench(config: BenchConfig) -> dict[str, Any]:
     """Run every phase against a freshly started node; return a JSON-able report.
 
-    ``ok`` says the run itself worked (node alive, every command answered); whether the issue's
+    ``ok`` says the run itself worked (node alive, every command answered); whether the
     speed targets were met is in ``targets``.  The node process is always terminated.
     """
     report: dict[str, Any] = {"config": {

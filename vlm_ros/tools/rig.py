@@ -1,6 +1,6 @@
-"""The rig that `vlm-ros soak` and `vlm-ros bench` share: the node under test as its own process,
-a counting camera, the coffee scene at stream resolution, and readers for the node's /diagnostics
-and /proc figures.
+"""The rig that `vlm-ros soak`, `vlm-ros bench` and the integration tests share: the node
+under test as its own process, a counting camera, the coffee scene at stream resolution,
+and readers for the node's /diagnostics and /proc figures.
 
 The node runs exactly as a user starts it (`vlm-ros node --ros-args ...`) so its RSS and CPU time
 are its own and a crash shows up as a dead process.
