@@ -84,9 +84,9 @@ if [ -e "${wheels[0]}" ]; then
   fi
 fi
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$((120 + RANDOM % 90))
-if ! timeout -s KILL 60 "$PYTHON" -c "import rclpy, diagnostic_msgs.msg, vlm_ros.ros.bench" \
+if ! timeout -s KILL 60 "$PYTHON" -c "import rclpy, diagnostic_msgs.msg, vlm_ros.tools.bench" \
     >>"$LOG" 2>&1; then
-  say "B: skipped - rclpy / vlm_ros.ros.bench cannot be imported (see session.log)"
+  say "B: skipped - rclpy / vlm_ros.tools.bench cannot be imported (see session.log)"
 else
   model_dir=/tmp/vlm_gpu_session
   device=cuda dtype=float16

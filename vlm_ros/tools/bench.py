@@ -47,7 +47,7 @@ from rclpy.utilities import get_rmw_implementation_identifier
 from std_msgs.msg import String
 
 from vlm_ros.ros.convert import array_to_image, stamp_to_seconds
-from vlm_ros.ros.node import STAGES
+from vlm_ros.ros.diagnostics import STAGES
 from vlm_ros.tools.rig import (
     BASE_NODE_ARGS,
     CountingCamera,
@@ -61,7 +61,7 @@ from vlm_ros.tools.rig import (
     wait_until,
 )
 
-# STAGES (imported from the node): its per-stage timers, as /diagnostics names them
+# STAGES (the node's diagnostics module): its per-stage timers, as /diagnostics names them
 # (<stage>_ms_p50 ...).  frame_wait / depth_wait are waiting, not work: a command's wait for a
 # colour frame newer than itself, and that frame's wait for its depth; they explain command ->
 # first goal latency.
