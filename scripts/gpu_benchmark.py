@@ -55,7 +55,7 @@ BACKENDS = ("owl", "grounding_dino", "florence2", "qwen_vl")
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 FRAME_HW = (480, 640)  # a typical robot camera frame (RealSense colour stream default)
 QUERIES = ("a red cup", "a person")
-OWL_TARGET_MS = 8.0  # issue #3: OWLv2-B/16 @ 960 px, fp16, cached text, on an H100
+OWL_TARGET_MS = 8.0  # the target: OWLv2-B/16 @ 960 px, fp16, cached text, on an H100
 RESULTS_BEGIN = "<!-- gpu_benchmark:results -->"
 RESULTS_END = "<!-- /gpu_benchmark:results -->"
 
@@ -452,7 +452,7 @@ def device_name(device: torch.device) -> str:
 
 
 def owl_target(results: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Whether OWLv2 fp16 image-only (cached text) meets the issue's 8 ms/frame target."""
+    """Whether OWLv2 fp16 image-only (cached text) meets the 8 ms/frame target."""
     entry = results.get("owl", {}).get("dtypes", {}).get("float16", {})
     measured = entry.get("passes", {}).get("image_only", {}).get("median_ms")
     verdict: dict[str, Any] = {"target_ms": OWL_TARGET_MS, "measured_median_ms": measured,

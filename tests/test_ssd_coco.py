@@ -10,12 +10,8 @@ from photos import load_photo
 
 from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
-from vlm_ros.backends.ssd_coco import (
-    SsdCocoBackend,
-    resolve_model_files,
-    suppress_duplicates,
-    tile_views,
-)
+from vlm_ros.backends.detections import suppress_duplicates
+from vlm_ros.backends.ssd_coco import SsdCocoBackend, resolve_model_files, tile_views
 from vlm_ros.core.vocabulary import COCO_LABELS
 
 

@@ -3,7 +3,7 @@
 A PhotoCamera publishes scikit-image's coffee photo beside a recoloured copy (a red and a blue
 cup, synthetic tabletop depth) as an RGB-D camera would; the real vlm_ros node grounds a short
 scripted dialogue sent over DDS; each step's result, goals and annotated image are printed and
-saved.  Issue #4's MuJoCo demo replaces this as the main job.
+saved.  The MuJoCo demo (vlm_ros/sim/demo.py) is the main job; this one is `demo --photo`.
 """
 
 from __future__ import annotations

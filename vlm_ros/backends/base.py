@@ -1,9 +1,9 @@
-"""The one backend interface every model family implements.
+"""The base class every model-family adapter subclasses.
 
-A backend turns an RGB image and the nouns/phrases of a command into labelled boxes.  It never knows
-about ROS, the command's action, or how a target is chosen: attribute and relation reasoning, the
-not-found / ambiguous decision and 3D geometry are the core's job (vlm_ros.core.grounding), so every
-backend gets them for free.  Adapters stay small: load -> preprocess -> model -> post-process.
+It implements the core's contract (vlm_ros.core.backend.Backend, a Protocol) with defaults for
+the optional capabilities.  Attribute and relation reasoning, the not-found / ambiguous decision
+and 3D geometry are the core's job (vlm_ros.core.grounding), so every backend gets them for free.
+Adapters stay small: load -> preprocess -> model -> post-process.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vlm_ros.core.backend import BackendError, CapabilityError
 from vlm_ros.core.types import Detection
 
-
-class BackendError(RuntimeError):
-    """A backend could not load or run; the message says what to do about it."""
+__all__ = ["Backend", "BackendError", "CapabilityError", "require_rgb"]
 
 
 def require_rgb(rgb: object, backend: str) -> None:
@@ -27,10 +26,6 @@ def require_rgb(rgb: object, backend: str) -> None:
             and shape[2] == 3 and min(shape[:2]) >= 1):
         raise BackendError(f"{backend} expects an HxWx3 uint8 RGB image, got "
                            f"{getattr(rgb, 'dtype', type(rgb).__name__)} {shape}")
-
-
-class CapabilityError(BackendError):
-    """The backend cannot do this (e.g. a closed-set detector asked to caption an image)."""
 
 
 class Backend(ABC):

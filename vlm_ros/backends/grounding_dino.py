@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from vlm_ros.backends.base import Backend, BackendError, require_rgb
+from vlm_ros.backends.detections import suppress_duplicates
 from vlm_ros.backends.hf import load_model, load_pretrained, to_device
-from vlm_ros.backends.ssd_coco import suppress_duplicates
 from vlm_ros.core.types import Detection
 
 try:

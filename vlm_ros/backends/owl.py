@@ -32,8 +32,8 @@ from transformers import (
 )
 
 from vlm_ros.backends.base import Backend, BackendError, require_rgb
+from vlm_ros.backends.detections import suppress_duplicates
 from vlm_ros.backends.hf import load_model, load_pretrained, to_device
-from vlm_ros.backends.ssd_coco import suppress_duplicates
 from vlm_ros.core.types import Detection
 
 DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"

@@ -29,7 +29,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vlm_ros.backends.base import Backend
 from vlm_ros.core.attributes import (
     LOCATION_ORDERS,
     ORDERS,
@@ -47,6 +46,7 @@ from vlm_ros.core.attributes import (
     relation_score,
     select_nth,
 )
+from vlm_ros.core.backend import Backend
 from vlm_ros.core.color import ColorProfile, color_profile, normalize_color
 from vlm_ros.core.types import Candidate, Detection, Frame, ObjectQuery
 from vlm_ros.core.vocabulary import labels_for_noun, query_phrases

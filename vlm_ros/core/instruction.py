@@ -2,8 +2,9 @@
 
 The parser is a small, table-driven shallow parser rather than a grammar: commands to a robot are
 short imperative sentences ("grab the red cup", "把红色的杯子放到蓝色的碗里") whose structure is
-verb + referring expression (+ destination).  Every word it knows lives in ``lexicon``; the code
-here only decides *where* in a sentence to look for which table.
+verb + referring expression (+ destination).  The vocabulary lives in ``lexicon`` tables; the code
+here decides *where* in a sentence to look for which table (a few function words that only steer
+that decision - articles, "from", "with", Chinese particles - are spelled inline where used).
 
 Two properties matter more than coverage:
 

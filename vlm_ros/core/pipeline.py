@@ -13,8 +13,8 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 
-from vlm_ros.backends.base import Backend, BackendError
 from vlm_ros.core.attributes import box_problem
+from vlm_ros.core.backend import Backend, BackendError
 from vlm_ros.core.geometry import FrameResolver, object_center_3d, object_center_on_support
 from vlm_ros.core.goals import GoalConfig, make_goals
 from vlm_ros.core.grounding import (
@@ -25,6 +25,7 @@ from vlm_ros.core.grounding import (
 )
 from vlm_ros.core.tabletop import recover_missed, support_and_clusters
 from vlm_ros.core.types import (
+    ACTIONS,
     Candidate,
     Detection,
     Frame,
@@ -36,8 +37,8 @@ from vlm_ros.core.types import (
 # Pronouns that refer to the object the robot last acted on ("put it in the bowl").
 _PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
 
-# Actions whose goals need the target in 3D.
-_SPATIAL_ACTIONS = frozenset({"pick", "place", "navigate", "look", "find", "follow"})
+# Actions whose goals need the target in 3D: all but stop.
+_SPATIAL_ACTIONS = frozenset(ACTIONS) - {"stop"}
 
 
 @dataclass
@@ -102,7 +103,7 @@ class Pipeline:
                     # closed-set detector for everything (same cost: the net always runs
                     # whole); grounding filters by the command's nouns afterwards.
                     detections = self.backend.detect(frame.rgb, [])
-                    detections = detections + self._recover_from_depth(frame, detections, [])
+                    detections = detections + self._recover_from_depth(frame, detections)
                 else:
                     detections = self.backend.detect(frame.rgb, union)
             timing["model"] = (time.perf_counter() - t0) * 1000.0
@@ -156,8 +157,7 @@ class Pipeline:
         return result
 
     # ---------------------------------------------------------------- internals
-    def _recover_from_depth(self, frame: Frame, detections: list[Detection],
-                            queries: list[str]) -> list[Detection]:
+    def _recover_from_depth(self, frame: Frame, detections: list[Detection]) -> list[Detection]:
         """Detections a zoomed look at depth tabletop proposals adds (none without depth/tf)."""
         if frame.depth_m is None or self.frames is None:
             return []
@@ -165,7 +165,7 @@ class Pipeline:
         if to_base is None:
             return []
         proposals = support_and_clusters(frame, to_base)
-        return recover_missed(frame.rgb, proposals, detections, self.backend, queries)
+        return recover_missed(frame.rgb, proposals, detections, self.backend, [])
 
     def _resolve_pronoun(self, instruction: Instruction,
                          last_target: Candidate | None) -> ObjectQuery | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from vlm_ros.core.types import Goal, GroundingResult
+from vlm_ros.core.types import ACTIONS, Goal, GroundingResult
 
 MANIPULATION_KINDS = frozenset({"grasp", "pregrasp", "place"})
 NAVIGATION_KINDS = frozenset({"navigate"})
@@ -30,8 +30,7 @@ class SafetyConfig:
     keepout_zones: list[tuple[float, float, float, float]] = field(default_factory=list)
     min_confidence: float = 0.3  # detector score of the chosen target
     max_frame_age_s: float = 2.0  # frame older than this at decision time -> refuse
-    allowed_actions: frozenset[str] = frozenset(
-        {"pick", "place", "navigate", "look", "find", "follow", "stop"})
+    allowed_actions: frozenset[str] = frozenset(ACTIONS)
 
 
 @dataclass

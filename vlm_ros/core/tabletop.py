@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vlm_ros.backends.base import Backend
 from vlm_ros.core.attributes import iou
+from vlm_ros.core.backend import Backend
 from vlm_ros.core.geometry import Transform, backproject_pixels
 from vlm_ros.core.types import BBox, Detection, Frame
 

@@ -157,7 +157,7 @@ class Instruction:
 
     text: str
     language: Language = "en"
-    action: str | None = None
+    action: Action | None = None
     target: ObjectQuery | None = None
     destination: ObjectQuery | None = None
     destination_relation: str | None = None  # "in" | "on" for place
@@ -275,22 +275,12 @@ GoalKind = Literal["grasp", "pregrasp", "place", "navigate", "look", "stop"]
 
 @dataclass
 class Goal:
-    """A pose for a downstream planner.  ``topic`` names the publisher that carries it."""
+    """A pose for a downstream planner (the node's outputs map ``kind`` to its topic)."""
 
-    kind: str
+    kind: GoalKind
     frame_id: str
     pose: Pose
     stamp: float = 0.0
-
-    @property
-    def topic(self) -> str:
-        return {
-            "grasp": "grasp_pose",
-            "pregrasp": "pregrasp_pose",
-            "place": "place_pose",
-            "navigate": "goal_pose",
-            "look": "target_pose",
-        }.get(self.kind, "")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "frame_id": self.frame_id, "stamp": self.stamp,
@@ -306,7 +296,7 @@ class Goal:
 class GroundingResult:
     """The one result schema (CLI JSON == ~/result topic == msg/GroundingResult.msg)."""
 
-    status: str
+    status: Status
     instruction: Instruction | None = None
     targets: list[Candidate] = field(default_factory=list)
     destination: Candidate | None = None

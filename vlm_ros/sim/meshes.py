@@ -75,15 +75,6 @@ def transform(mesh: Mesh, translation: Sequence[float] = (0, 0, 0), yaw: float =
     return v @ rot.T + np.asarray(translation, float), f
 
 
-def _arc(start: tuple[float, float], end: tuple[float, float], bulge: float,
-         n: int) -> list[tuple[float, float]]:
-    """Points from ``start`` to ``end`` bowed outwards (positive r) by ``bulge`` in the middle."""
-    t = np.linspace(0.0, 1.0, n)
-    r = start[0] + (end[0] - start[0]) * t + bulge * np.sin(np.pi * t)
-    z = start[1] + (end[1] - start[1]) * t
-    return list(zip(r.tolist(), z.tolist()))
-
-
 def cup(radius: float, height: float, wall: float = 0.006, bottom: float = 0.008,
         taper: float = 0.0, segments: int = 48) -> Mesh:
     """A hollow cup: outer wall, rounded rim of thickness ``wall``, inner wall, inner floor.

@@ -13,7 +13,6 @@ import json
 import queue
 import threading
 from dataclasses import asdict
-from typing import Any
 
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -120,7 +119,3 @@ def _goal(kind: str, msg: PoseStamped) -> Goal:
     return Goal(kind=kind, frame_id=msg.header.frame_id,
                 pose=Pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w)),
                 stamp=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
-
-
-def outcome_from_json(text: str) -> dict[str, Any]:
-    return json.loads(text)

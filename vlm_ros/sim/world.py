@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import mujoco
-import numpy as np
 
 from vlm_ros.core.geometry import yaw_from_quat
 from vlm_ros.core.types import Frame, Goal
@@ -73,9 +72,6 @@ class SimWorld:
         x, y, z = self.data.xpos[body]
         return (float(x), float(y), float(z) + 0.5 * obj.size[2])
 
-    def object_named(self, body_name: str) -> SimObject | None:
-        return next((o for o in self.spec.objects if o.body_name == body_name), None)
-
     # ------------------------------------------------------------------ acting
     def execute(self, goal: Goal) -> ActionOutcome:
         """Carry out a grasp or place goal (base frame == world frame) in the physics."""
@@ -113,7 +109,3 @@ class SimWorld:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def is_finite_state(data: mujoco.MjData) -> bool:
-    return bool(np.all(np.isfinite(data.qpos)) and np.all(np.isfinite(data.qvel)))
