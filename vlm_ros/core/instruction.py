@@ -184,6 +184,7 @@ def merge_followup(pending: Instruction, answer: Instruction) -> Instruction:
     if extra.noun is not None:
         base.noun = extra.noun
     base.attributes = list(dict.fromkeys([*base.attributes, *extra.attributes]))
+    base.exclusions = [*base.exclusions, *copy.deepcopy(extra.exclusions)]
     base.text = f"{base.text}, {extra.text}" if base.text else extra.text
     merged.target = base
     return merged
@@ -523,6 +524,8 @@ def _fill_en_head(tokens: list[str], query: ObjectQuery) -> None:
         content.append(colors.pop()[1])  # "the orange": a fruit, not a colour
     if colors:
         query.color = lx.COLORS[colors[0][1]]
+        # One colour is judged per object: a second one is kept, so the answer can name it.
+        query.attributes.extend(word for _, word in colors[1:])
     if not content:
         return
     head = content[-1]

@@ -40,7 +40,7 @@ EN_POLITE_SUFFIXES: tuple[str, ...] = (
 
 ZH_POLITE_PREFIXES: tuple[str, ...] = (
     "请你", "请", "帮我", "帮忙", "麻烦你", "麻烦", "你能不能", "能不能", "你可不可以", "可不可以",
-    "你可以", "可以", "你能", "能", "给我", "我想让你", "我要你", "我需要你", "机器人", "你去",
+    "你可以", "可以", "你能", "能", "给我", "我想让你", "我要你", "我需要你", "机器人",
     "你", "现在", "然后", "再",
 )
 ZH_POLITE_SUFFIXES: tuple[str, ...] = (
@@ -89,6 +89,10 @@ EN_ACTIONS: dict[str, str] = {
     "get": "pick", "fetch": "pick", "bring": "pick", "bring me": "pick", "get me": "pick",
     "fetch me": "pick", "hand me": "pick", "give me": "pick", "collect": "pick",
     "lift": "pick", "lift up": "pick", "take hold of": "pick", "pick out": "pick",
+    # indirect: what the speaker wants is the object in the gripper (delivering it is the
+    # robot's task executive's job, not a goal this node sends)
+    "i want": "pick", "i would like": "pick", "i need": "pick", "can i have": "pick",
+    "could i have": "pick", "pass me": "pick", "hand over": "pick",
     # place
     "put": "place", "put down": "place", "place": "place", "drop": "place", "drop off": "place",
     "set": "place", "set down": "place", "leave": "place", "stick": "place",

@@ -26,9 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
+from vlm_ros.core import lexicon as lx
 from vlm_ros.core import safety
 from vlm_ros.core.instruction import is_confirmation, merge_followup, parse_instruction
 from vlm_ros.core.pipeline import Pipeline
+from vlm_ros.core.plan import Plan, parse_plan, unjudged_words
 from vlm_ros.core.safety import SafetyConfig
 from vlm_ros.core.tracking import TargetTracker, TrackerConfig
 from vlm_ros.core.types import (
@@ -37,12 +39,16 @@ from vlm_ros.core.types import (
     Frame,
     GroundingResult,
     Instruction,
+    ObjectQuery,
     Status,
     Vec3,
 )
 
 # Actions whose target is tracked for track_target_s after the grounding (follow: until stop).
 TRACKED_ACTIONS: frozenset[Action] = frozenset({"pick", "look", "navigate", "find"})
+# Steps of a plan that the robot carries out (the next step waits for its robot status); look and
+# find are done when their goal is published.
+ROBOT_ACTIONS: frozenset[Action] = frozenset({"pick", "place", "navigate"})
 STOP_MESSAGE = ("stopping: pending commands, confirmations, tracking and follow cancelled, "
                 "no further goals")
 
@@ -61,6 +67,7 @@ class SessionConfig:
     track_goal_shift_m: float = 0.02
     reground_interval_s: float = 0.5  # model re-grounding while tracking; inf = tracker's own
     base_frame: str = "base_link"  # named in confirmation questions
+    step_timeout_s: float = 60.0  # a plan's step must be reported done within this
 
 
 # ------------------------------------------------------------------------------------ events
@@ -90,6 +97,7 @@ class GroundRequest:
     frame: Frame | None = None
     last_target: Candidate | None = None  # what "it" refers to
     parse_ms: float | None = None
+    step: int | None = None  # the plan step (0-based) this grounds
     stated_point: Vec3 | None = None  # confirmation: where the operator was told the target is
 
     @property
@@ -133,7 +141,14 @@ class TrackedUpdate:
     epoch: int
 
 
-Effect = Union[Reply, Ground, TrackedUpdate]
+@dataclass(frozen=True)
+class SignalStop:
+    """Tell the robot to stop now (~/stop): a plan's stop step."""
+
+    epoch: int
+
+
+Effect = Union[Reply, Ground, TrackedUpdate, SignalStop]
 
 
 # ----------------------------------------------------------------------------- state records
@@ -147,6 +162,22 @@ class _Track:
     until: float | None
     last_goal_point: Vec3 | None = None
     regrounding: int | None = None  # the id of the model pass in flight
+
+
+@dataclass
+class _PlanRun:
+    """A command of several steps, carried out one at a time.  ``deadline``: while the robot
+    carries out step ``index`` (monotonic); None while that step is being grounded or asked
+    about."""
+
+    steps: list[Instruction]
+    command: Command
+    index: int = 0
+    deadline: float | None = None
+
+    def label(self, index: int | None = None) -> str:
+        k = self.index if index is None else index
+        return f"step {k + 1} of {len(self.steps)} ({self.steps[k].text})"
 
 
 @dataclass
@@ -175,14 +206,18 @@ class CommandSession:
     last_target: Candidate | None = None
     _awaiting: _Awaiting | None = None
     _track: _Track | None = None
+    _plan: _PlanRun | None = None
+    _suggested: str | None = None  # a typo's correction, awaiting yes / no
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # ------------------------------------------------------------------------------ queries
     def is_stop(self, text: str) -> bool:
         """Does ``text`` ask to stop?  Owners check this on arrival, so a stop overtakes
         whatever is queued and can be signalled before the session sees it."""
-        return (isinstance(text, str) and len(text) <= self.config.max_command_length
-                and parse_instruction(text).action == "stop")
+        if not isinstance(text, str) or len(text) > self.config.max_command_length:
+            return False
+        plan = parse_plan(text)
+        return plan.error is None and [s.action for s in plan.steps] == ["stop"]
 
     @property
     def tracking(self) -> bool:
@@ -195,6 +230,10 @@ class CommandSession:
     @property
     def awaiting_confirmation(self) -> bool:
         return self._awaiting is not None
+
+    @property
+    def running_plan(self) -> bool:
+        return self._plan is not None
 
     def current(self, effect: Effect) -> Effect | None:
         """``effect`` as it may still be carried out now: effects issued before the latest stop
@@ -220,22 +259,54 @@ class CommandSession:
             return [self._reply("rejected", Instruction(text=str(text)[:80]),
                                 f"command longer than {limit} characters", command)]
         started = time.perf_counter()
-        parsed = parse_instruction(text)
-        if parsed.action == "stop":
+        plan = parse_plan(text)
+        if plan.error is None and [s.action for s in plan.steps] == ["stop"]:
             return self.stop(command, now)
         answer = is_confirmation(text)
         if answer is not None:
+            if self._awaiting is None and self._suggested is not None:
+                return self._answer_suggestion(command, answer, now)
             return self._answer_confirmation(command, answer, now)
         effects = self._drop_confirmation("superseded by a new command; nothing will move")
         self._track = None  # a new command replaces whatever was tracked or followed
-        instruction = self._resolve_followup(parsed, text)
+        answers_plan = plan.is_followup and self._plan is not None and self.pending is not None
+        if not answers_plan:
+            self._plan = None  # ... and whatever was left of a plan
+        self._suggested = None
         parse_ms = (time.perf_counter() - started) * 1000.0
+        said = Instruction(text=plan.text, language=plan.language)
+        if plan.suggestion is not None:
+            # One known word is one edit away: ask, and a yes runs the corrected command.
+            self._suggested = plan.suggestion
+            reply = self._reply("ambiguous", said, f"{plan.error} (yes / no)", command)
+            reply.result.clarification = f"Did you mean '{plan.suggestion}'?"
+            return [*effects, reply]
+        if plan.refusal is not None and self.pending is not None and plan.negated is not None \
+                and plan.negated.target is not None:
+            # "别拿红色的" answering "Which cup?": not the red one.
+            plan = Plan(text=plan.text, language=plan.language, steps=[Instruction(
+                text=plan.text, language=plan.language, is_followup=True,
+                target=ObjectQuery(text=plan.text, exclusions=[plan.negated.target]))])
+        why_not = (plan.error or plan.refusal or self._unjudged(plan)
+                   or _plan_problem(plan))
+        if why_not:
+            reply = self._reply("rejected", plan.steps[0] if plan.steps else said, why_not,
+                                command)
+            reply.result.timing_ms["parse"] = parse_ms
+            return [*effects, reply]
+        if len(plan.steps) > 1:
+            self._plan = _PlanRun(plan.steps, command)
+            return [*effects, self._ground_step(command, parse_ms)]
+        instruction = self._resolve_followup(plan.steps[0], text)
         if instruction.error:
             reply = self._reply("rejected", instruction, instruction.error, command)
             reply.result.timing_ms["parse"] = parse_ms
             return [*effects, reply]
-        return [*effects, Ground(self._request(command, instruction, "command",
-                                               parse_ms=parse_ms))]
+        request = self._request(command, instruction, "command", parse_ms=parse_ms)
+        if answers_plan:  # the answer completes the plan's current step
+            assert self._plan is not None
+            request = dataclasses.replace(request, step=self._plan.index)
+        return [*effects, Ground(request)]
 
     def stop(self, command: Command, now: float) -> list[Effect]:
         """Cancel everything: the question pending, the plan awaiting a yes, tracking, and every
@@ -244,6 +315,8 @@ class CommandSession:
         self._track = None
         self.pending = None
         self._awaiting = None
+        self._plan = None
+        self._suggested = None
         instruction = parse_instruction(command.text)
         return [self._reply("ok", instruction, STOP_MESSAGE, command)]
 
@@ -268,6 +341,8 @@ class CommandSession:
         self.pending = result.instruction if result.status == "ambiguous" else None
         if result.status == "ok" and result.targets:
             self.last_target = result.targets[0]
+        if request.step is not None and self._plan is not None:
+            return self._step_grounded(request, result, frame, now)
         if self._needs_confirmation(result):
             return [self._ask_confirmation(request, result, frame, now)]
         self._start_tracking(result, frame, now)
@@ -311,11 +386,32 @@ class CommandSession:
         """The owner could not track (a frame it could not convert, a tracker fault)."""
         return self._end_track("error", why)
 
+    def robot_status(self, succeeded: bool, detail: str, now: float) -> list[Effect]:
+        """The robot finished (or failed) what it was last sent: a plan goes on to its next
+        step, grounded on a frame newer than ``now``, or ends saying which step failed."""
+        run = self._plan
+        if run is None or run.deadline is None:
+            return []  # nothing waits for the robot
+        if not succeeded:
+            self._plan = None
+            why = detail or "the robot reported a failure"
+            return [self._plan_reply(run, "error", f"{run.label()} failed ({why}); the rest of "
+                                                   f"the plan is cancelled")]
+        return self._next_step(run, now)
+
     def tick(self, now: float) -> list[Effect]:
-        """Time passes: an unanswered confirmation expires, a tracking window closes."""
+        """Time passes: an unanswered confirmation expires, a tracking window closes, a plan's
+        step that the robot never reported done ends the plan."""
         track = self._track
         if track is not None and track.until is not None and now > track.until:
             self._track = None
+        run = self._plan
+        if run is not None and run.deadline is not None and now > run.deadline:
+            self._plan = None
+            return [self._plan_reply(
+                run, "error", f"{run.label()} did not finish within "
+                              f"{self.config.step_timeout_s:g} s (no robot status); the rest "
+                              f"of the plan is cancelled")]
         awaiting = self._awaiting
         if awaiting is not None and now > awaiting.deadline:
             return self._drop_confirmation(
@@ -378,6 +474,101 @@ class CommandSession:
 
     def _gate_allows(self, result: GroundingResult) -> bool:
         return safety.check(result, self.safety, now=self.stamp_clock()).allowed
+
+    def _unjudged(self, plan: Plan) -> str | None:
+        """Words a closed-set detector cannot use: named, never dropped (an open-vocabulary
+        model gets them in its phrase)."""
+        backend = self.pipeline.backend
+        if backend.vocabulary is None or backend.resolves_referring_expressions:
+            return None
+        kinds = getattr(lx, "UNJUDGED_ATTRIBUTES", {})
+        for step in plan.steps:
+            for query in (step.target, step.destination):
+                for word in unjudged_words(query):
+                    if word in lx.COLORS:
+                        return (f"I judge one colour per object; '{word}' is a second one - "
+                                f"say one colour")
+                    kind = kinds.get(word)
+                    what = f" (a {kind})" if kind else ""
+                    return (f"I can't judge '{word}'{what}: the {backend.name} detector sees "
+                            f"object classes, and I judge colour, size and position")
+        return None
+
+    def _answer_suggestion(self, command: Command, yes: bool, now: float) -> list[Effect]:
+        suggested, self._suggested = self._suggested, None
+        assert suggested is not None
+        if not yes:
+            return [self._reply("ok", Instruction(text=command.text[:200]),
+                                f"cancelled: will not '{suggested}'", command)]
+        return self.command(dataclasses.replace(command, text=suggested), now)
+
+    # ------------------------------------------------------------------------------- plans
+    def _ground_step(self, command: Command, parse_ms: float | None = None) -> Effect:
+        run = self._plan
+        assert run is not None
+        step = run.steps[run.index]
+        if step.action == "stop":
+            return SignalStop(self.epoch)  # answered by _next_step's caller
+        request = self._request(command, step, "command", parse_ms=parse_ms)
+        return Ground(dataclasses.replace(request, step=run.index))
+
+    def _step_grounded(self, request: GroundRequest, result: GroundingResult,
+                       frame: Frame | None, now: float) -> list[Effect]:
+        run = self._plan
+        assert run is not None and request.step == run.index
+        self._as_plan_result(run, result)
+        action = run.steps[run.index].action
+        if result.status == "ambiguous":  # the answer completes this step, then the plan goes on
+            result.message = f"{run.label()}: {result.message}"
+            return [Reply(result, request.command, frame, self.epoch)]
+        if result.status != "ok" or (action in ROBOT_ACTIONS and not result.goals):
+            self._plan = None
+            result.goals = []
+            result.message = (f"{run.label()}: {result.message}; the rest of the plan is "
+                              f"cancelled")
+            return [Reply(result, request.command, frame, self.epoch)]
+        result.message = f"{run.label()}: {result.message}"
+        reply = Reply(result, request.command, frame, self.epoch)
+        if action == "follow":  # followed until stop: the plan ends here (follow is last)
+            self._plan = None
+            self._start_tracking(result, frame, now)
+            return [reply]
+        if action in ROBOT_ACTIONS:
+            run.deadline = now + self.config.step_timeout_s
+            return [reply]
+        return [reply, *self._next_step(run, now)]
+
+    def _next_step(self, run: _PlanRun, now: float) -> list[Effect]:
+        """Step ``index`` is done: ground the next one on a frame newer than ``now``."""
+        run.index += 1
+        run.deadline = None
+        if run.index >= len(run.steps):
+            self._plan = None
+            return [self._plan_reply(run, "ok", f"done: all {len(run.steps)} steps finished")]
+        command = dataclasses.replace(run.command, received=now)
+        effect = self._ground_step(command)
+        if isinstance(effect, SignalStop):
+            done = self._plan_reply(run, "ok", f"{run.label()}: stopping")
+            self._plan = None  # a stop ends the plan (_plan_problem: it is the last step)
+            self._track = None
+            return [effect, done]
+        return [effect]
+
+    def _plan_reply(self, run: _PlanRun, status: Status, message: str) -> Reply:
+        index = min(run.index, len(run.steps) - 1)
+        reply = self._reply(status, run.steps[index], message, run.command)
+        self._as_plan_result(run, reply.result)
+        return reply
+
+    @staticmethod
+    def _as_plan_result(run: _PlanRun, result: GroundingResult) -> None:
+        """A result for one step of a plan: its instruction says the whole command as received
+        (what it answers) with this step's meaning; ``steps`` and ``step`` say which."""
+        index = min(run.index, len(run.steps) - 1)
+        if result.instruction is not None:
+            result.instruction = dataclasses.replace(result.instruction,
+                                                     text=run.command.text[:200].strip())
+        result.steps, result.step = list(run.steps), index + 1
 
     # ------------------------------------------------------------ confirm-before-motion
     def _needs_confirmation(self, result: GroundingResult) -> bool:
@@ -503,6 +694,18 @@ class CommandSession:
         if track is None:
             return []
         return [self._reply(status, track.instruction, message, None)]
+
+
+def _plan_problem(plan: Plan) -> str | None:
+    """Plans the session will not start: steps that could never run after a stop or a follow."""
+    actions = [step.action for step in plan.steps]
+    for index, action in enumerate(actions[:-1]):
+        if action == "stop":
+            return "'stop' ends everything: say what to do next as a new command after it"
+        if action == "follow":
+            return ("'follow' lasts until you say stop, so it can only be the last step "
+                    f"(step {index + 1} of {len(actions)} here)")
+    return None
 
 
 def stated_object(result: GroundingResult) -> Candidate | None:

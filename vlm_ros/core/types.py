@@ -115,12 +115,14 @@ class ObjectQuery:
     relation: str | None = None  # next_to|left_of|right_of|above|below|in_front_of|behind|on|in
     anchor: ObjectQuery | None = None
     attributes: list[str] = field(default_factory=list)  # words kept for open-vocab backends
+    # Referents the target must not be: "not the red one", "anything except the truck".
+    exclusions: list[ObjectQuery] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return self.noun is None and not self.has_constraints()
 
     def has_constraints(self) -> bool:
-        return any(
+        return bool(self.exclusions) or any(
             v is not None
             for v in (self.color, self.size, self.location, self.ordinal, self.relation)
         )
@@ -138,6 +140,7 @@ class ObjectQuery:
             "relation": self.relation,
             "anchor": self.anchor.to_dict() if self.anchor else None,
             "attributes": list(self.attributes),
+            "exclusions": [e.to_dict() for e in self.exclusions],
         }
 
     @classmethod
@@ -148,6 +151,8 @@ class ObjectQuery:
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["anchor"] = cls.from_dict(data.get("anchor"))
         kwargs["attributes"] = list(data.get("attributes") or [])
+        kwargs["exclusions"] = [e for e in (cls.from_dict(x) for x in data.get("exclusions") or [])
+                                if e is not None]
         return cls(**kwargs)
 
 
@@ -309,6 +314,9 @@ class GroundingResult:
     image_size: tuple[int, int] | None = None  # (width, height)
     timing_ms: dict[str, float] = field(default_factory=dict)
     backend: str = ""
+    # A command of several steps: all of them, and which one (1-based) this result answers.
+    steps: list[Instruction] = field(default_factory=list)
+    step: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -325,4 +333,6 @@ class GroundingResult:
             "image_size": list(self.image_size) if self.image_size else None,
             "backend": self.backend,
             "timing_ms": {k: round(float(v), 2) for k, v in self.timing_ms.items()},
+            "steps": [s.to_dict() for s in self.steps],
+            "step": self.step,
         }

@@ -29,12 +29,16 @@ class LocalGraph:
     (called once rclpy is initialised)."""
 
     def __init__(self, parameters: dict[str, Any], make_feeders: Callable[[], list[Node]],
-                 client_name: str = "vlm_ros_local") -> None:
+                 client_name: str = "vlm_ros_local",
+                 remappings: dict[str, str] | None = None) -> None:
         self._owns_rclpy = not rclpy.ok()
         if self._owns_rclpy:
             rclpy.init()
-        self.node = VlmRosNode(parameter_overrides=[
-            Parameter(name, value=value) for name, value in parameters.items()])
+        remap = [arg for name, to in (remappings or {}).items() for arg in ("-r", f"{name}:={to}")]
+        self.node = VlmRosNode(
+            parameter_overrides=[Parameter(name, value=value)
+                                 for name, value in parameters.items()],
+            cli_args=["--ros-args", *remap] if remap else None)
         self.feeders = make_feeders()
         feeders = self.feeders
         self.client = CommandClient("/vlm_ros", name=client_name)

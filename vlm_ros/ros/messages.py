@@ -26,6 +26,33 @@ def optional_module(name: str) -> ModuleType | None:
         return None
 
 
+def parse_robot_status(text: str) -> tuple[bool, str] | None:
+    """(succeeded, detail) from a robot status on ``robot_status``; None when it is not one.
+
+    Accepted: JSON with a boolean ``success`` (the simulator's ActionOutcome), or with ``status``
+    "succeeded" / "failed" (also "done" / "aborted" / "canceled"); or that word alone.  ``detail``
+    / ``message`` is quoted back in results.
+    """
+    done, failed = {"succeeded", "success", "done", "ok"}, {"failed", "failure", "aborted",
+                                                           "canceled", "cancelled", "error"}
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        data = text.strip().lower()
+    if isinstance(data, str):
+        word = data.strip().lower()
+        return (True, "") if word in done else (False, "") if word in failed else None
+    if not isinstance(data, dict):
+        return None
+    detail = str(data.get("detail") or data.get("message") or "")
+    if isinstance(data.get("success"), bool):
+        return data["success"], detail
+    status = str(data.get("status", "")).lower()
+    if status in done or status in failed:
+        return status in done, detail
+    return None
+
+
 def result_to_json(result: GroundingResult) -> str:
     return json.dumps(result.to_dict(), ensure_ascii=False)
 
@@ -152,5 +179,7 @@ def result_to_interface(interfaces: ModuleType, result: GroundingResult, header:
         msg.image_width, msg.image_height = (int(v) for v in result.image_size)
     msg.timing_keys = list(result.timing_ms)
     msg.timing_values = [float(v) for v in result.timing_ms.values()]
+    msg.step = int(result.step)
+    msg.step_count = len(result.steps)
     msg.json = result_to_json(result)
     return msg

@@ -103,6 +103,9 @@ class VlmRosNode(Node):
         self.create_subscription(String, "~/ask", self._on_ask, reliable, callback_group=commands)
         self.create_subscription(Empty, "~/describe", self._on_describe, reliable,
                                  callback_group=commands)
+        # The robot says when it finished what it was sent: a plan's next step waits for it.
+        self.create_subscription(String, "robot_status", self._on_robot_status, reliable,
+                                 callback_group=commands)
         services = messages.optional_module("vlm_ros.srv")
         if services is not None:
             # Its own callback group: the service waits for the worker's answer, which needs
@@ -150,6 +153,9 @@ class VlmRosNode(Node):
 
     def _on_describe(self, _msg: Empty) -> None:
         self.worker.submit(Request("describe", self.worker.command("")))
+
+    def _on_robot_status(self, msg: String) -> None:
+        self.worker.submit(Request("robot_status", self.worker.command(msg.data)))
 
     def _on_ground_service(self, request: Any, response: Any) -> Any:
         """~/ground: a command through the same session as ~/command (clarification,

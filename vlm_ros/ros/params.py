@@ -76,6 +76,8 @@ class NodeSettings:
                                          "of the robot)")
     track_goal_shift_m: float = _p(0.02, "a tracked target must move this far before its goals "
                                          "are re-sent (~/target_pose follows every frame)")
+    step_timeout_s: float = _p(60.0, "a step of a several-step command must be reported done on "
+                                     "robot_status within this, or the rest is cancelled")
     command_frame_timeout_s: float = _p(3.0, "how long a command waits for a frame newer than "
                                              "itself")
     max_command_length: int = _p(1000, "longer commands are rejected")
@@ -187,6 +189,7 @@ class NodeSettings:
             track_goal_shift_m=self.track_goal_shift_m,
             reground_interval_s=1.0 / rate if rate > 0 else math.inf,
             base_frame=self.base_frame,
+            step_timeout_s=self.step_timeout_s,
         )
 
     def camera_extrinsics(self) -> Transform:

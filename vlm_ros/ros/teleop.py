@@ -65,6 +65,25 @@ class CommandClient(Node):
         return None
 
 
+    def rest_of_plan(self, text: str, first: dict[str, Any], executor: Any = None,
+                     timeout_s: float = 120.0) -> list[dict[str, Any]]:
+        """The results after ``first`` of a several-step command, until its last step's
+        answer (the plan done, failed or cancelled) or the timeout."""
+        if len(first.get("steps") or []) < 2 or first["status"] != "ok":
+            return []
+        start = self.results.index(first) + 1
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            later = [r for r in self.results[start:] if _answers(r, text)]
+            if later and (later[-1]["status"] != "ok"
+                          or later[-1]["message"].startswith("done:")
+                          or later[-1]["step"] == len(later[-1]["steps"])
+                          and later[-1]["steps"][-1]["action"] in ("stop", "follow")):
+                return later
+            _wait(executor)
+        return [r for r in self.results[start:] if _answers(r, text)]
+
+
 def print_answer(result: dict[str, Any], indent: str = "    ") -> None:
     """One ~/result as the demos print it: status, message, question, goals."""
     print(f"{indent}vlm_ros: {result['status']} - {result['message']}")

@@ -28,9 +28,11 @@ from vlm_ros.core.session import (
     Ground,
     GroundRequest,
     Reply,
+    SignalStop,
     TrackedUpdate,
 )
 from vlm_ros.core.types import Frame, GroundingResult, Instruction
+from vlm_ros.ros import messages
 from vlm_ros.ros.convert import ConversionError
 from vlm_ros.ros.diagnostics import StageTimings
 from vlm_ros.ros.frame_buffer import FrameBuffer, Snapshot, to_frame
@@ -47,7 +49,7 @@ _IDLE_WAIT_S = 0.2
 class Request:
     """What the worker takes from its queue: a command (topic or service), or a question."""
 
-    kind: Literal["command", "ask", "describe", "wake"]
+    kind: Literal["command", "ask", "describe", "robot_status", "wake"]
     command: Command
     # ~/ground waits for the reply to its command here: (result, header, goal messages).
     reply: concurrent.futures.Future | None = None
@@ -123,6 +125,9 @@ class Worker:
             self._busy(request)
 
     def _busy(self, request: Request) -> None:
+        if request.kind == "robot_status":
+            self._log.error("robot status dropped: the worker's queue is full")
+            return
         if request.kind != "command":
             self._outputs.publish_answer(request.kind, request.command.text, self._backend.name,
                                         "rejected",
@@ -159,6 +164,8 @@ class Worker:
             try:
                 if request.kind == "command":
                     self._execute(self.session.command(request.command, time.monotonic()))
+                elif request.kind == "robot_status":
+                    self._robot_status(request.command.text)
                 else:
                     self._answer(request)
             except Exception as exc:  # reported as this command's result
@@ -211,6 +218,8 @@ class Worker:
                     self._counts["tracked_goal_updates"] += 1
             elif isinstance(current, Ground):
                 self._ground(current.request)
+            elif isinstance(current, SignalStop):
+                self._outputs.publish_stop()
 
     def _deliver(self, command: Command | None, result: GroundingResult,
                  frame: Frame | None) -> None:
@@ -222,6 +231,14 @@ class Worker:
         reply = self._replies.pop(command.id, None)
         if reply is not None:
             reply.set_result((result, header, goal_msgs))
+
+    def _robot_status(self, text: str) -> None:
+        status = messages.parse_robot_status(text)
+        if status is None:
+            self._log.warning(f"ignored a robot status I cannot read: {text[:120]!r}")
+            return
+        succeeded, detail = status
+        self._execute(self.session.robot_status(succeeded, detail, time.monotonic()))
 
     # ------------------------------------------------------------------ model passes
     def _ground(self, request: GroundRequest) -> None:

@@ -27,8 +27,8 @@ from vlm_ros.sim.world import SimWorld
 LAYOUT = [("mug", "red"), ("bowl", "blue"), ("mug", "green"), ("bottle", "white")]
 DIALOGUE: tuple[str, ...] = (
     "grab the mug",              # two mugs -> ambiguous, with a question
-    "the red one",               # the answer: the gripper lifts the red mug
-    "put it in the blue bowl",   # place: into the bowl
+    # one sentence, two steps: the place is grounded after the robot reports the grasp done
+    "grab the red mug and put it in the blue bowl",
     "抓取绿色杯子",                # Chinese: pick the green mug
     "grab the banana",           # nothing like it: not_found, no goal, no motion
     "stop",
@@ -72,7 +72,9 @@ def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOG
                         # Frames carry the sim clock (/clock from SimNode); the safety gate's
                         # frame age needs the node on the same clock.
                         "use_sim_time": True},
-                       lambda: [SimNode(world)], client_name="vlm_ros_demo")
+                       lambda: [SimNode(world)], client_name="vlm_ros_demo",
+                       # the simulated robot says when a goal is done: plans go on from there
+                       remappings={"robot_status": "/vlm_ros_sim/robot_status"})
     statuses: list[dict[str, Any]] = []
     debug: list[Any] = []
     graph.client.create_subscription(String, "/vlm_ros_sim/robot_status",
@@ -93,12 +95,17 @@ def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOG
                 print("    (no answer within 30 s)")
                 failures += 1
                 continue
-            log.write(json.dumps(result, ensure_ascii=False) + "\n")
-            print_answer(result)
-            if any(g["kind"] in ("grasp", "place") for g in result["goals"]):
-                graph.spin_until(lambda: len(statuses) > seen_status, 30.0)
-            for status in statuses[seen_status:]:
-                print(f"    robot (physics): {status['detail']}")
+            printed = seen_status
+            for answer in [result, *graph.client.rest_of_plan(text, result,
+                                                              graph.client_executor, 90.0)]:
+                log.write(json.dumps(answer, ensure_ascii=False) + "\n")
+                print_answer(answer)
+                if any(g["kind"] in ("grasp", "place") for g in answer["goals"]):
+                    seen_status += 1  # the robot reports each grasp / place once
+                    graph.spin_until(lambda n=seen_status: len(statuses) >= n, 30.0)
+                for status in statuses[printed:seen_status]:
+                    print(f"    robot (physics): {status['detail']}")
+                printed = max(printed, min(seen_status, len(statuses)))
             if text != "stop":
                 graph.spin_until(lambda: len(debug) > seen_debug, 30.0)
             if len(debug) > seen_debug:

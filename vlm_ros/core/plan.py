@@ -1,0 +1,447 @@
+"""Text -> Plan: one or more steps, with negation, exclusions, self-corrections and typos.
+
+``core/instruction.py`` parses one clause ("grab the red cup") into an ``Instruction`` (a step:
+action, target referent, destination).  This module works on the whole sentence around it:
+
+* self-corrections: "go to the horse, no wait, the dog" -> go to the dog (the correction
+  replaces the last referent named before it, or the whole command when it has a verb);
+* several steps: "grab the red cup and put it in the blue bowl", "go to the dog, then stop",
+  "first ..., then ...", "... after you ...", "先……再/然后……" -> ordered steps;
+* negative commands: "don't grab the cup", "别走向那个人" -> understood, and no goal;
+* exclusions: "not the red one", "the cup that isn't red", "anything except the truck",
+  "any cup but the blue one", "不是红色的那个", "除了卡车" -> ``ObjectQuery.exclusions``;
+* typos: a verb or word one edit away from exactly one known word -> a suggestion ("Did you
+  mean 'grab'?"), never a silent auto-correction;
+* words the detector cannot judge: named in the answer (:func:`unjudged_words`), never dropped.
+
+``parse_plan`` never raises: garbage gives ``Plan(error=...)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from rapidfuzz.distance import DamerauLevenshtein
+
+from vlm_ros.core import lexicon as lx
+from vlm_ros.core.instruction import (
+    _display_text,
+    _input_error,
+    parse_instruction,
+)
+from vlm_ros.core.types import Instruction, Language, ObjectQuery
+
+__all__ = ["Plan", "parse_plan", "unjudged_words"]
+
+_CJK_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+# ---- self-corrections: what follows the marker replaces what came before it
+_EN_CORRECTION = re.compile(
+    r"(?:^|[\s,;.!]+)(?:no,?\s+wait|wait,?\s+no|no,?\s+sorry|sorry|i mean|i meant|"
+    r"actually|correction|no,)[\s,;.!]+")
+_ZH_CORRECTION = re.compile(r"[，,。]?\s*(?:不对|我是说|我的意思是|说错了|更正)[，,：:]?\s*")
+
+# ---- steps
+_EN_THEN = re.compile(r"\s*[,;.]?\s*\b(?:and then|then|after that|afterwards|and afterwards|"
+                      r"and after that|next|finally|and finally)\b[\s,]*")
+_EN_FIRST = re.compile(r"^\s*(?:first(?: of all)?|to start|start by)\b[\s,]*")
+_EN_AND = re.compile(r"\s*[,;]?\s*\band\b\s+|\s*[,;]\s*")
+_EN_AFTER = re.compile(r"^(?P<later>.+?)\s*,?\s+\bafter\b\s+(?:you(?:'ve| have)?\s+)?"
+                       r"(?P<first>.+)$")
+_EN_AFTER_LEADING = re.compile(r"^\s*after\s+(?:you(?:'ve| have)?\s+)?(?P<first>.+?)\s*,\s*"
+                               r"(?P<later>.+)$")
+_EN_BEFORE = re.compile(r"^(?P<first>.+?)\s*,?\s+\bbefore\b\s+(?:you\s+)?(?P<later>.+)$")
+_ZH_FIRST_THEN = re.compile(r"^\s*先(?P<first>.+?)[，,]?\s*(?:然后再|然后|接着|之后再|之后|再)"
+                            r"(?P<later>.+)$")
+_ZH_THEN = re.compile(r"\s*[，,；;。]?\s*(?:然后再|然后|接着|随后|之后再|之后|以后再|以后)\s*")
+_ZH_COMMA = re.compile(r"\s*[，,；;]\s*")
+
+# ---- negation
+_EN_NEGATIVE = re.compile(r"^\s*(?:please\s+)?(?:don't|dont|do not|never|you must not|"
+                          r"you should not|you shouldn't)\s+(?P<rest>.+)$")
+_ZH_NEGATIVE = re.compile(r"^\s*(?:请)?(?:千万别|千万不要|别|不要|不许|不准|禁止|不能)(?P<rest>.+)$")
+# Exclusions inside a referring expression (applied after the action's words).
+_EN_EXCLUDE = [
+    re.compile(r"^(?P<head>.+?)\s*,?\s+(?:that|which)\s+(?:is not|isn't|is n't|are not|aren't|"
+               r"is never)\s+(?P<excl>.+)$"),
+    re.compile(r"^(?P<head>.+?)\s*,?\s+(?:except(?: for)?|other than|apart from|besides|"
+               r"excluding|but not|and not|not)\s+(?P<excl>.+)$"),
+    # "any cup but the blue one": "but" excludes only after "any" / "anything" / "all".
+    re.compile(r"^(?P<head>(?:.*\b)?(?:any|anything|everything|all|every)\b.*?)\s+but\s+"
+               r"(?P<excl>.+)$"),
+]
+_EN_ONLY_EXCLUSION = re.compile(r"^\s*(?:but\s+)?(?:not|except(?: for)?|anything but|"
+                                r"any but|other than)\s+(?P<excl>.+)$")
+_EN_LIST = re.compile(r"\s*,\s*(?:and\s+|or\s+|nor\s+)?|\s+(?:and|or|nor)\s+")
+_EN_ANY_THING = re.compile(r"\b(?:anything|something|everything|any object|any thing)\b")
+_ZH_EXCLUDE = [
+    re.compile(r"^(?P<head>.*?)[，,]?\s*除了(?P<excl>.+?)(?:以外|之外)(?:的)?(?P<tail>.*)$"),
+    re.compile(r"^(?P<head>.*?)[，,]?\s*除了(?P<excl>.+?)(?P<tail>)$"),
+    re.compile(r"^(?P<head>.*?)[，,]?\s*(?:不是|不要|别拿|不拿)(?P<excl>.+?)的?(?:那个|那只|那一个|那些)?"
+               r"(?P<tail>)$"),
+]
+
+# ---- typos: how far a word may be from the one known word it is taken for
+_MAX_EDITS = ((4, 0), (7, 1), (99, 2))  # len < 4: exact only; < 7: one edit; else two
+
+
+@dataclass
+class Plan:
+    """What a command means: ordered steps, or why there is nothing to do.
+
+    ``error``: not understood (status rejected; names the word when there is one).
+    ``refusal``: understood and deliberately no goal (a negative command).
+    ``suggestion``: a typo's likely correction, to ask about ("Did you mean ...?").
+    ``negated``: the step a negative command refers to (a follow-up "别拿红色的" may mean
+    "not the red one" when a question is pending).
+    """
+
+    text: str
+    language: Language = "en"
+    steps: list[Instruction] = field(default_factory=list)
+    error: str | None = None
+    refusal: str | None = None
+    suggestion: str | None = None
+    negated: Instruction | None = None
+
+    @property
+    def is_followup(self) -> bool:
+        return len(self.steps) == 1 and self.steps[0].is_followup
+
+    def to_dicts(self) -> list[dict]:
+        return [step.to_dict() for step in self.steps]
+
+
+def parse_plan(text: str) -> Plan:
+    """The plan a command asks for; never raises."""
+    try:
+        return _parse_plan(text)
+    except Exception as exc:  # the parser must never take the node down
+        return Plan(text=_display_text(text), error=f"internal parser error ({exc!r:.80})")
+
+
+def unjudged_words(query: ObjectQuery | None) -> list[str]:
+    """Words of a referring expression (and its anchors) that no stage of the core judges: a
+    closed-set detector cannot use them, so a command holding them must say so."""
+    words: list[str] = []
+    while query is not None:
+        for word in query.attributes:
+            if (word in lx.GARMENTS or lx.EN_NOUN_SYNONYMS.get(word) == "person"
+                    or word in lx.EN_KNOWN_NOUNS or word in lx.ZH_NOUNS):
+                continue  # clothing (judged by colour part), "man"/"woman" said for person
+            words.append(word)
+        for excluded in query.exclusions:
+            words.extend(unjudged_words(excluded))
+        query = query.anchor
+    return words
+
+
+# --------------------------------------------------------------------------------------------
+def _normalise(text: str) -> str:
+    norm = unicodedata.normalize("NFKC", text.translate({ord(c): None for c in lx.INVISIBLE_CHARS}))
+    return " ".join(norm.lower().replace("\u2019", "'").split())
+
+
+def _parse_plan(text: str) -> Plan:
+    if not isinstance(text, str):
+        step = parse_instruction(text)  # its own message for bytes / non-text
+        return Plan(text="", error=step.error or "command must be text")
+    shown = _display_text(text)
+    problem = _input_error(text)
+    if problem:
+        return Plan(text=shown, error=problem)
+    norm = _normalise(text)
+    language: Language = "zh" if _CJK_RE.search(norm) else "en"
+    plan = Plan(text=shown, language=language)
+    norm = _apply_correction(norm, language, plan)
+    if plan.error:
+        return plan
+    clauses = _split_steps(norm, language)
+    for clause in clauses:
+        step = _parse_clause(clause, language, plan, several=len(clauses) > 1)
+        if plan.error or plan.refusal or plan.suggestion:
+            return plan
+        assert step is not None
+        step.text = clause if len(clauses) > 1 else shown
+        plan.steps.append(step)
+    if len(plan.steps) > 1:
+        _link_steps(plan)
+    return plan
+
+
+# ------------------------------------------------------------------------- corrections
+def _apply_correction(norm: str, language: Language, plan: Plan) -> str:
+    """"go to the horse, no wait, the dog" -> "go to the dog"."""
+    pattern = _ZH_CORRECTION if language == "zh" else _EN_CORRECTION
+    parts = [p for p in pattern.split(norm) if p and p.strip(" ,.;!，。")]
+    if len(parts) < 2:
+        return norm
+    before, correction = parts[-2], parts[-1].strip(" ,.;!，。")
+    fixed = parse_instruction(correction)
+    if fixed.error is None and fixed.action is not None:
+        return correction  # a whole new command
+    first = parse_instruction(before)
+    if first.error or first.action is None or not fixed.is_followup or fixed.target is None:
+        plan.error = f"I could not tell what '{correction}' corrects"
+        return norm
+    # The correction replaces the last referent named: the destination, else the target.
+    if first.destination is not None:
+        return _rebuild(before, first.destination.text, fixed.target.text)
+    if first.target is not None and first.target.text:
+        return _rebuild(before, first.target.text, fixed.target.text)
+    plan.error = f"I could not tell what '{correction}' corrects"
+    return norm
+
+
+def _rebuild(clause: str, old: str, new: str) -> str:
+    at = clause.rfind(old)
+    return clause if at < 0 else clause[:at] + new + clause[at + len(old):]
+
+
+# ------------------------------------------------------------------------------ steps
+def _split_steps(norm: str, language: Language) -> list[str]:
+    if language == "zh":
+        match = _ZH_FIRST_THEN.match(norm)
+        if match:
+            return [*_split_zh(match["first"]), *_split_zh(match["later"])]
+        return _split_zh(norm)
+    for pattern, order in ((_EN_AFTER_LEADING, ("first", "later")),
+                           (_EN_AFTER, ("first", "later")), (_EN_BEFORE, ("first", "later"))):
+        match = pattern.match(norm)
+        if match and all(_has_action(match[name]) for name in order):
+            return [*_split_en(match[order[0]]), *_split_en(match[order[1]])]
+    return _split_en(_EN_FIRST.sub("", norm))
+
+
+def _split_en(text: str) -> list[str]:
+    clauses = []
+    for piece in _EN_THEN.split(text):
+        clauses.extend(_split_on_and(piece))
+    return [c.strip(" ,.;!") for c in clauses if c.strip(" ,.;!")]
+
+
+def _split_on_and(text: str) -> list[str]:
+    """Split at "and" / a comma only where a new verb starts ("grab the cup and the bowl" is
+    one step)."""
+    pieces: list[str] = []
+    rest = text
+    while True:
+        match = next((m for m in _EN_AND.finditer(rest) if _has_action(rest[m.end():])), None)
+        if match is None:
+            pieces.append(rest)
+            return pieces
+        pieces.append(rest[:match.start()])
+        rest = rest[match.end():]
+
+
+def _split_zh(text: str) -> list[str]:
+    clauses = []
+    for piece in _ZH_THEN.split(text):
+        parts = _ZH_COMMA.split(piece)
+        merged = [parts[0]]
+        for part in parts[1:]:
+            if _has_action(part):
+                merged.append(part)
+            else:
+                merged[-1] = f"{merged[-1]}，{part}"  # a comma inside one step
+        clauses.extend(merged)
+    return [c.strip(" ，,。；;！!") for c in clauses if c.strip(" ，,。；;！!")]
+
+
+def _has_action(clause: str) -> bool:
+    clause = clause.strip(" ,.;!，。")
+    if not clause:
+        return False
+    if _EN_NEGATIVE.match(clause) or _ZH_NEGATIVE.match(clause):
+        return True
+    step = parse_instruction(clause)
+    return step.error is None and step.action is not None
+
+
+def _link_steps(plan: Plan) -> None:
+    """Later steps may say "it": the object an earlier step acted on."""
+    previous: ObjectQuery | None = None
+    for step in plan.steps:
+        target = step.target
+        if (target is not None and target.noun in (*lx.EN_PRONOUNS, *lx.ZH_PRONOUNS)
+                and previous is not None and step.action != "place"):
+            step.target = copy.deepcopy(previous)
+        if step.target is not None and step.target.noun not in (*lx.EN_PRONOUNS,
+                                                                 *lx.ZH_PRONOUNS):
+            previous = step.target
+
+
+# ----------------------------------------------------------------------------- clauses
+def _parse_clause(clause: str, language: Language, plan: Plan,
+                  several: bool) -> Instruction | None:
+    negative = (_ZH_NEGATIVE if language == "zh" else _EN_NEGATIVE).match(clause)
+    step = parse_instruction(clause)
+    if negative and not (step.error is None and step.action == "stop"):  # "别动" is stop
+        negated = _parse_clause(negative["rest"], language, Plan(text=clause), several)
+        if negated is None or negated.action is None:
+            plan.error = f"I don't understand what not to do in '{clause}'"
+            return None
+        plan.negated = negated
+        what = negated.target.text if negated.target and negated.target.text else "that"
+        plan.refusal = (f"you asked me not to {negated.action} {what}: nothing to do, no goal "
+                        f"sent")
+        return None
+    head, exclusions = _take_exclusions(clause, language)
+    if exclusions is None:
+        plan.error = f"I don't understand the exclusion in '{clause}'"
+        return None
+    if head is not None and head != clause:
+        step = parse_instruction(head) if head.strip() else Instruction(
+            text=clause, is_followup=True, target=ObjectQuery(text=""))
+        if step.error and exclusions:
+            # "grab anything except the truck": the verb with no object of its own - any object
+            # but the excluded ones.  (An unknown stand-in noun lets the clause parser find the
+            # verb; the stand-in is dropped at once.)
+            with_object = parse_instruction(f"{head} zzobject")
+            if with_object.error is None and with_object.action not in (None, "stop"):
+                step = dataclasses.replace(with_object, target=ObjectQuery(text=head))
+    if step.error:
+        _explain(step, clause, language, plan)
+        return None
+    if several and step.action is None:
+        plan.error = f"'{clause}' is not a step I can do (no verb)"
+        return None
+    if exclusions:
+        if step.target is None:
+            step.target = ObjectQuery(text="")
+        step.target.exclusions.extend(exclusions)
+    _check_words(step, clause, plan)
+    return None if plan.suggestion or plan.error else step
+
+
+def _take_exclusions(clause: str, language: Language) -> tuple[str | None,
+                                                                list[ObjectQuery] | None]:
+    """(the clause without its exclusion, the excluded referents); (None, []) when there is
+    none; (.., None) when an exclusion does not parse."""
+    if language == "zh":
+        for pattern in _ZH_EXCLUDE:
+            match = pattern.match(clause)
+            if match:
+                excluded = _referent(match["excl"]) or _referent(match["excl"] + "的")
+                head = (match["head"] + match["tail"]).strip(" ，,")
+                return head, None if excluded is None else [excluded]
+        return None, []
+    only = _EN_ONLY_EXCLUSION.match(clause)
+    if only:
+        return "", _referents(only["excl"])
+    for pattern in _EN_EXCLUDE:
+        match = pattern.match(clause)
+        if match and match["head"].strip():
+            return _EN_ANY_THING.sub("thing", match["head"]), _referents(match["excl"])
+    return None, []
+
+
+def _referents(text: str) -> list[ObjectQuery] | None:
+    """"the red one and the blue one" -> two referents (None if any does not parse)."""
+    parts = [p for p in _EN_LIST.split(text) if p.strip(" ,")]
+    found = [_referent(part) for part in parts]
+    return None if not found or any(f is None for f in found) else found  # type: ignore[misc]
+
+
+def _referent(text: str) -> ObjectQuery | None:
+    """An excluded referent: "the red one", "red", "the bicycle", "红色的"."""
+    text = text.strip(" ,.;!，。")
+    parsed = parse_instruction(text)
+    if parsed.error is None and parsed.is_followup and parsed.target is not None:
+        return parsed.target
+    if parsed.error is None and parsed.action is None and parsed.target is not None:
+        return parsed.target
+    return None
+
+
+def _explain(step: Instruction, clause: str, language: Language, plan: Plan) -> None:
+    """A clause the single-clause parser rejected: a typo of a verb, or the parser's reason."""
+    suggestion = _suggest_verb(clause) if language == "en" else None
+    if suggestion is not None:
+        wrong, right, fixed = suggestion
+        plan.suggestion = fixed
+        plan.error = f"I don't know the word '{wrong}'. Did you mean '{right}'?"
+        return
+    plan.error = step.error
+
+
+def _check_words(step: Instruction, clause: str, plan: Plan) -> None:
+    """A follow-up whose "verb" is a typo ("grap the cup" reads as an answer), and words one
+    edit from a known colour or noun, become suggestions."""
+    if step.is_followup and step.target is not None:
+        first = clause.split()[0] if clause.split() else ""
+        suggestion = _suggest_verb(clause)
+        if suggestion is not None and first not in lx.COLORS and first not in lx.SIZES:
+            wrong, right, fixed = suggestion
+            plan.suggestion = fixed
+            plan.error = f"I don't know the word '{wrong}'. Did you mean '{right}'?"
+            return
+        if first and first in step.target.attributes and not _known_noun(first):
+            plan.error = (f"I don't know the word '{first}' (no command starts with it; try "
+                          f"e.g. 'grab the red cup')")
+            return
+    for query in _queries(step):
+        for word in list(query.attributes) + ([query.noun] if query.noun else []):
+            if word in lx.COLORS or word in lx.SIZES or _known_noun(word):
+                continue
+            close = _close(word, [*lx.COLORS, *lx.SIZES, *lx.EN_KNOWN_NOUNS])
+            if len(close) == 1:
+                plan.suggestion = _rebuild(clause, word, close[0])
+                plan.error = f"I don't know the word '{word}'. Did you mean '{close[0]}'?"
+                return
+            if close:  # several: name them, and ask for the command again
+                options = " or ".join(f"'{c}'" for c in close[:3])
+                plan.error = f"I don't know the word '{word}' (did you mean {options}?)"
+                return
+
+
+def _queries(step: Instruction) -> list[ObjectQuery]:
+    found = []
+    for query in (step.target, step.destination):
+        while query is not None:
+            found.append(query)
+            found.extend(query.exclusions)
+            query = query.anchor
+    return found
+
+
+def _known_noun(word: str) -> bool:
+    return (word in lx.EN_KNOWN_NOUNS or word in lx.ZH_NOUNS or word in lx.EN_NOUN_SYNONYMS
+            or word in lx.GARMENTS or word in lx.EN_PRONOUNS or word in lx.ZH_PRONOUNS
+            or bool(_CJK_RE.search(word)))
+
+
+def _suggest_verb(clause: str) -> tuple[str, str, str] | None:
+    """("grap", "grab", "grab the red cup") when the first word(s) are one typo from exactly
+    one verb; "goto" -> "go to"."""
+    words = clause.split()
+    if not words:
+        return None
+    verbs = [v for v in lx.EN_ACTIONS if " " not in v or len(v.split()) == 2]
+    for n in (2, 1):
+        if len(words) < n:
+            continue
+        said = " ".join(words[:n])
+        joined = {v.replace(" ", ""): v for v in verbs}
+        if n == 1 and said in joined and joined[said] != said:
+            return said, joined[said], " ".join([joined[said], *words[1:]])
+        close = _close(said, [v for v in verbs if len(v.split()) == n])
+        if close and len({lx.EN_ACTIONS[v] for v in close}) == 1:  # "grab" / "grasp": one action
+            known = close[0]
+            return said, known, " ".join([known, *words[n:]])
+    return None
+
+
+def _close(word: str, known: list[str]) -> list[str]:
+    """Known words within the allowed edits of ``word``, nearest first."""
+    if _CJK_RE.search(word):
+        return []
+    allowed = next(edits for length, edits in _MAX_EDITS if len(word) < length)
+    if allowed == 0:
+        return []
+    scored = {k: DamerauLevenshtein.distance(word, k, score_cutoff=allowed) for k in set(known)}
+    return sorted((k for k, d in scored.items() if d <= allowed), key=lambda k: (scored[k], k))
