@@ -7,9 +7,11 @@ CommandClient (text teleop) and listeners on every goal topic, spun by one backg
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -86,6 +88,9 @@ class RosGraph:
         self.camera = PhotoCamera(blank, np.ones((48, 64), np.float32), rate_hz=10.0)
         self.client = CommandClient("/vlm_ros", name="vlm_ros_test_client")
         self.listener = Listener()
+        # The robot's side of a several-step command: "done" / "failed" on robot_status.
+        self.robot_status = self.client.create_publisher(
+            String, "/robot_status", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self.executor = MultiThreadedExecutor(num_threads=3)
         for node in (self.camera, self.client, self.listener):
             self.executor.add_node(node)
@@ -119,6 +124,20 @@ class RosGraph:
         assert result is not None, f"no result for {text!r}; node log:\n" + "\n".join(
             self.node.tail())
         return result
+
+    def robot_done(self, succeeded: bool, detail: str = "") -> None:
+        self.robot_status.publish(String(data=json.dumps({"success": succeeded,
+                                                          "detail": detail})))
+
+    def wait_for_result(self, matches: Callable[[dict[str, Any]], bool],
+                        timeout_s: float = 10.0) -> bool:
+        """Has (or will, within the timeout) a ~/result matching ``matches`` arrived?"""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(matches(r) for r in list(self.client.results)):
+                return True
+            time.sleep(0.05)
+        return False
 
     def wait_for(self, key: str, count: int, timeout_s: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -115,6 +115,44 @@ def test_chinese_command(graph: RosGraph) -> None:
     assert (x1 + x2) / 2 > rgb.shape[1] / 2  # the recoloured (blue) cup is on the right
 
 
+def test_not_the_red_one_grasps_the_other_cup(graph: RosGraph) -> None:
+    rgb, depth, intrinsics = scenes.two_cups()
+    graph.show(rgb, depth, intrinsics)
+    grasps = graph.listener.count("grasp_pose")
+    result = graph.say("grab the cup, not the red one")
+    assert result["status"] == "ok", result["message"]
+    x1, _, x2, _ = result["targets"][0]["bbox"]
+    assert (x1 + x2) / 2 > rgb.shape[1] / 2  # the blue copy, never the red cup on the left
+    assert graph.wait_for("grasp_pose", grasps + 1)
+    grasp = graph.listener.received["grasp_pose"][-1]
+    assert grasp.pose.position.x == pytest.approx(result["targets"][0]["point_base"][0], abs=1e-3)
+    assert grasp.pose.position.y == pytest.approx(result["targets"][0]["point_base"][1], abs=1e-3)
+
+
+def test_a_negative_command_publishes_nothing(graph: RosGraph) -> None:
+    graph.show(*scenes.coffee())
+    before = {key: graph.listener.count(key) for key in ("grasp_pose", "goal_pose")}
+    result = graph.say("don't grab the red cup")
+    assert result["status"] == "rejected" and result["goals"] == []
+    assert "not to pick" in result["message"]
+    assert not graph.wait_for("grasp_pose", before["grasp_pose"] + 1, timeout_s=1.0)
+
+
+def test_a_two_step_command_waits_for_the_robot(graph: RosGraph) -> None:
+    """Step 2 is grounded only after the robot reports step 1 done on robot_status."""
+    graph.show(*scenes.coffee())
+    grasps, places = graph.listener.count("grasp_pose"), graph.listener.count("place_pose")
+    text = "grab the red cup and put it on the table"
+    first = graph.say(text)
+    assert first["status"] == "ok" and first["step"] == 1 and len(first["steps"]) == 2
+    assert graph.wait_for("grasp_pose", grasps + 1)
+    assert not graph.wait_for("place_pose", places + 1, timeout_s=1.0)  # the robot is at it
+    graph.robot_done(True)
+    assert graph.wait_for("place_pose", places + 1, timeout_s=10.0)
+    graph.robot_done(True)
+    assert graph.wait_for_result(lambda r: r["message"] == "done: all 2 steps finished")
+
+
 def test_without_depth_reports_2d_result_and_no_goal(graph: RosGraph) -> None:
     rgb, _, _ = scenes.coffee()
     graph.show(rgb)

@@ -24,6 +24,7 @@ from vlm_ros.core.session import (
     Ground,
     Reply,
     SessionConfig,
+    SignalStop,
     TrackedUpdate,
 )
 from vlm_ros.core.types import Frame, GroundingResult
@@ -298,3 +299,111 @@ def test_replies_without_a_command_are_never_rewritten_as_answers(pipeline: Pipe
     session.stop(Command("stop"), now=0.0)
     assert session.current(lost) is None
     assert session.current(dataclasses.replace(lost, epoch=session.epoch)) is not None
+
+
+# ------------------------------------------------------------------------------ plans
+def test_a_plan_waits_then_places_then_says_done(pipeline: Pipeline) -> None:
+    session = make_session(pipeline)
+    first = session.command(Command("grab the red cup and put it on the table"), now=0.0)
+    ground(session, first, COFFEE, now=0.1)
+    nxt = session.robot_status(True, "holding the cup", now=5.0)
+    request = only(nxt, Ground).request
+    assert request.step == 1 and request.after == 5.0 and request.instruction.action == "place"
+    placed = only(ground(session, nxt, COFFEE, now=5.2), Reply).result
+    assert placed.status == "ok" and [g.kind for g in placed.goals] == ["place"]
+    assert placed.destination.label == "dining table" and placed.step == 2
+    done = only(session.robot_status(True, "released", now=9.0), Reply).result
+    assert done.status == "ok" and done.message == "done: all 2 steps finished"
+    assert not session.running_plan
+
+
+def test_a_step_the_robot_never_finishes_ends_the_plan(pipeline: Pipeline) -> None:
+    session = make_session(pipeline, step_timeout_s=20.0)
+    first = session.command(Command("grab the red cup and put it on the table"), now=0.0)
+    ground(session, first, COFFEE, now=0.5)
+    assert session.tick(15.0) == []
+    timed_out = only(session.tick(21.0), Reply).result
+    assert timed_out.status == "error" and "step 1 of 2 (grab the red cup)" in timed_out.message
+    assert "did not finish within 20 s" in timed_out.message and timed_out.goals == []
+    assert session.robot_status(True, "", now=22.0) == []  # too late: nothing goes on
+
+
+def test_a_failed_step_and_a_stop_cancel_the_rest(pipeline: Pipeline) -> None:
+    session = make_session(pipeline)
+    ground(session, session.command(Command("grab the red cup and put it on the table"),
+                                    now=0.0), COFFEE)
+    failed = only(session.robot_status(False, "the cup slipped", now=3.0), Reply).result
+    assert failed.status == "error" and "the cup slipped" in failed.message
+    assert "rest of the plan is cancelled" in failed.message and not session.running_plan
+
+    ground(session, session.command(Command("grab the red cup and put it on the table"),
+                                    now=4.0), COFFEE)
+    session.command(Command("stop"), now=5.0)
+    assert not session.running_plan and session.robot_status(True, "", now=6.0) == []
+
+
+def test_a_step_not_found_ends_the_plan_without_goals(pipeline: Pipeline) -> None:
+    session = make_session(pipeline)
+    effects = session.command(Command("grab the banana and put it on the table"), now=0.0)
+    ended = only(ground(session, effects, COFFEE), Reply).result
+    assert ended.status == "not_found" and ended.goals == []
+    assert "step 1 of 2" in ended.message and "rest of the plan is cancelled" in ended.message
+    assert not session.running_plan
+
+
+def test_a_stop_step_signals_stop_and_ends_the_plan(pipeline: Pipeline) -> None:
+    session = make_session(pipeline)
+    effects = session.command(Command("go to the cup, then stop"), now=0.0)
+    ground(session, effects, COFFEE)
+    stopped = session.robot_status(True, "arrived", now=4.0)
+    assert any(isinstance(e, SignalStop) for e in stopped)
+    assert "step 2 of 2" in only(stopped, Reply).result.message and not session.running_plan
+
+
+def test_plans_that_could_never_finish_are_refused(pipeline: Pipeline) -> None:
+    session = make_session(pipeline)
+    follow = only(session.command(Command("follow the person and then grab the cup"), now=0.0),
+                  Reply).result
+    assert follow.status == "rejected" and "last step" in follow.message
+
+
+# ------------------------------------------------- typos, negative commands, unjudged words
+def test_a_typo_asks_and_yes_runs_the_corrected_command(pipeline: Pipeline) -> None:
+    session = make_session(pipeline)
+    asked = only(session.command(Command("grap the red cup"), now=0.0), Reply).result
+    assert asked.status == "ambiguous" and asked.goals == []
+    assert asked.clarification == "Did you mean 'grab the red cup'?" and "'grap'" in asked.message
+    effects = session.command(Command("yes"), now=1.0)
+    assert only(effects, Ground).request.instruction.action == "pick"
+    assert only(ground(session, effects, COFFEE), Reply).result.status == "ok"
+    session.command(Command("grap the red cup"), now=2.0)
+    no = only(session.command(Command("no"), now=3.0), Reply).result
+    assert no.status == "ok" and no.message.startswith("cancelled") and no.goals == []
+
+
+def test_a_negative_command_sends_nothing_and_says_so(pipeline: Pipeline) -> None:
+    result = say(make_session(pipeline), "don't grab the red cup", COFFEE)
+    assert result.status == "rejected" and result.goals == [] and "not to pick" in result.message
+
+
+def test_dont_take_the_red_one_answers_which_cup(pipeline: Pipeline) -> None:
+    session = make_session(pipeline)
+    assert say(session, "grab the cup", TWO_CUPS).status == "ambiguous"
+    answer = say(session, "别拿红色的", TWO_CUPS)
+    assert answer.status == "ok" and answer.targets[0].center[0] > TWO_CUPS.width / 2
+
+
+def test_words_the_detector_cannot_judge_are_named(pipeline: Pipeline) -> None:
+    session = make_session(pipeline)
+    shiny = only(session.command(Command("grab the shiny cup"), now=0.0), Reply).result
+    assert shiny.status == "rejected" and "'shiny'" in shiny.message and shiny.goals == []
+    two = only(session.command(Command("grab the red and blue cup"), now=0.0), Reply).result
+    assert two.status == "rejected" and "'blue'" in two.message
+
+
+def test_the_cup_that_is_not_red_is_the_other_cup(pipeline: Pipeline) -> None:
+    for text in ("grab the cup, not the red one", "grab the cup that isn't red",
+                 "grab any cup but the red one"):
+        result = say(make_session(pipeline), text, TWO_CUPS)
+        assert result.status == "ok" and result.goals, (text, result.message)
+        assert result.targets[0].center[0] > TWO_CUPS.width / 2, text  # the blue copy

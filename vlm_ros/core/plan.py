@@ -290,6 +290,8 @@ def _parse_clause(clause: str, language: Language, plan: Plan,
         plan.refusal = (f"you asked me not to {negated.action} {what}: nothing to do, no goal "
                         f"sent")
         return None
+    if step.error is None and step.action == "stop":
+        return step  # "do not move", "别动": stop, whatever words it is said with
     head, exclusions = _take_exclusions(clause, language)
     if exclusions is None:
         plan.error = f"I don't understand the exclusion in '{clause}'"
