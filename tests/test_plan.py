@@ -162,3 +162,23 @@ def test_unjudged_words_are_named() -> None:
 def test_garbage_never_becomes_a_step(text: str) -> None:
     plan = parse_plan(text)
     assert plan.steps == [] and plan.error
+
+
+# --------------------------------------------------------------- Chinese words (jieba)
+@pytest.mark.parametrize("text, word", [
+    ("拿起那个条纹的杯子", "条纹"),  # the clause parser alone read 条 as a measure word, kept 纹
+    ("抓取蓝绿色杯子", "蓝绿色"),  # two colours in one word: one judged colour would not cover it
+])
+def test_chinese_words_nothing_accounts_for_are_named(text: str, word: str) -> None:
+    plan = parse_plan(text)
+    assert plan.steps == [] and f"'{word}'" in plan.error
+
+
+@pytest.mark.parametrize("text", ["抓取左边第二个杯子", "请帮我拿一下那个红色的杯子吧",
+                                  "跟着穿蓝色衣服的人", "看向桌子左边的瓶子", "拿倒数第二个杯子"])
+def test_chinese_commands_made_of_known_words_pass(text: str) -> None:
+    assert parse_plan(text).error is None
+
+
+def test_an_unknown_chinese_noun_is_kept_for_grounding_to_name() -> None:
+    assert steps("抓取独角兽") == [("pick", "独角兽", None)]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from rapidfuzz.distance import DamerauLevenshtein
 
 from vlm_ros.core import lexicon as lx
+from vlm_ros.core import zh_words
 from vlm_ros.core.instruction import (
     _display_text,
     _input_error,
@@ -161,6 +162,9 @@ def _parse_plan(text: str) -> Plan:
     if plan.error:
         return plan
     clauses = _split_steps(norm, language)
+    if not clauses:  # only joining words ("first", "then")
+        plan.error = "no recognisable command (try e.g. 'grab the red cup' or '抓取红色杯子')"
+        return plan
     for clause in clauses:
         step = _parse_clause(clause, language, plan, several=len(clauses) > 1)
         if plan.error or plan.refusal or plan.suggestion:
@@ -317,6 +321,10 @@ def _parse_clause(clause: str, language: Language, plan: Plan,
             step.target = ObjectQuery(text="")
         step.target.exclusions.extend(exclusions)
     _check_words(step, clause, plan)
+    if language == "zh" and not plan.error:
+        unplaced = zh_words.unplaced(clause, _used_words(step))
+        if unplaced:
+            plan.error = f"I don't know the word '{unplaced[0]}' (in '{clause}')"
     return None if plan.suggestion or plan.error else step
 
 
@@ -399,6 +407,12 @@ def _check_words(step: Instruction, clause: str, plan: Plan) -> None:
                 options = " or ".join(f"'{c}'" for c in close[:3])
                 plan.error = f"I don't know the word '{word}' (did you mean {options}?)"
                 return
+
+
+def _used_words(step: Instruction) -> list[str]:
+    """Words the clause parser kept as they were said (unknown nouns, unjudged modifiers): they
+    are accounted for - grounding or the session names them."""
+    return [w for q in _queries(step) for w in (q.noun, *q.attributes) if w]
 
 
 def _queries(step: Instruction) -> list[ObjectQuery]:
