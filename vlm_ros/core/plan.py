@@ -87,7 +87,7 @@ _ZH_EXCLUDE = [
 ]
 
 # ---- typos: how far a word may be from the one known word it is taken for
-_MAX_EDITS = ((4, 0), (7, 1), (99, 2))  # len < 4: exact only; < 7: one edit; else two
+_MAX_EDITS = ((4, 0), (7, 1), (40, 2))  # len < 4: exact only; < 7: one edit; < 40: two
 
 
 @dataclass
@@ -168,6 +168,9 @@ def _parse_plan(text: str) -> Plan:
     for clause in clauses:
         step = _parse_clause(clause, language, plan, several=len(clauses) > 1)
         if plan.error or plan.refusal or plan.suggestion:
+            if plan.suggestion is not None and len(clauses) > 1:  # yes runs the whole command
+                plan.suggestion = _rebuild(norm, clause, plan.suggestion)
+            plan.steps = []  # a plan runs whole or not at all
             return plan
         assert step is not None
         step.text = clause if len(clauses) > 1 else shown
@@ -456,7 +459,7 @@ def _close(word: str, known: list[str]) -> list[str]:
     """Known words within the allowed edits of ``word``, nearest first."""
     if _CJK_RE.search(word):
         return []
-    allowed = next(edits for length, edits in _MAX_EDITS if len(word) < length)
+    allowed = next((edits for length, edits in _MAX_EDITS if len(word) < length), 0)
     if allowed == 0:
         return []
     scored = {k: DamerauLevenshtein.distance(word, k, score_cutoff=allowed) for k in set(known)}
