@@ -201,6 +201,9 @@ class CommandSession:
     config: SessionConfig = field(default_factory=SessionConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     stamp_clock: Callable[[], float] = time.time
+    # Text -> Plan: the grammar parser, or a language model's (vlm_ros.backends.llm_parser)
+    # behind the same meaning representation.
+    parse: Callable[[str], Plan] = parse_plan
     epoch: int = 0  # bumped by every stop: effects from an older epoch are void
     pending: Instruction | None = None  # the command awaiting a clarification answer
     last_target: Candidate | None = None
@@ -216,7 +219,7 @@ class CommandSession:
         whatever is queued and can be signalled before the session sees it."""
         if not isinstance(text, str) or len(text) > self.config.max_command_length:
             return False
-        plan = parse_plan(text)
+        plan = parse_plan(text)  # always the grammar: a stop must not wait on a server
         return plan.error is None and [s.action for s in plan.steps] == ["stop"]
 
     @property
@@ -259,7 +262,7 @@ class CommandSession:
             return [self._reply("rejected", Instruction(text=str(text)[:80]),
                                 f"command longer than {limit} characters", command)]
         started = time.perf_counter()
-        plan = parse_plan(text)
+        plan = self.parse(text)
         if plan.error is None and [s.action for s in plan.steps] == ["stop"]:
             return self.stop(command, now)
         answer = is_confirmation(text)
