@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 
 pytest.importorskip("mujoco")
 
-from vlm_ros.core.instruction import parse_instruction  # noqa: E402
+from vlm_ros.core.plan import parse_plan  # noqa: E402
 from vlm_ros.sim.expressions import (  # noqa: E402
     CATEGORIES_USED,
     CONFUSABLE,
@@ -77,9 +77,13 @@ def test_every_kind_but_relation_appears_and_cases_are_well_defined(scenes):
             assert case.kind in KINDS
             assert case.expected in ("ok", "not_found", "ambiguous")
             assert (case.target_name in names) == (case.expected == "ok")
-            instruction = parse_instruction(case.command)
-            assert instruction.action == "pick" and instruction.error is None, case.command
-    assert {"category", "color", "left_right", "ordinal", "absent", "ambiguous"} <= kinds
+            plan = parse_plan(case.command)
+            assert plan.error is None and plan.steps[0].action == "pick", case.command
+            if case.kind == "multi_step":  # pick, then place it in the destination
+                assert [s.action for s in plan.steps] == ["pick", "place"]
+                assert case.destination_name in names
+    assert {"category", "color", "left_right", "ordinal", "absent", "ambiguous",
+            "multi_step"} <= kinds
 
 
 def test_case_semantics_match_ground_truth(scenes):
@@ -151,3 +155,5 @@ def test_whole_chain_in_simulation():
     assert report["median_3d_error_m"] <= 0.02, report["failures"]
     assert report["pick_success"] >= 0.8, report["failures"]
     assert report["picks"] >= 4
+    plans = report["per_category"]["multi_step"]
+    assert plans["cases"] >= 1 and plans["correct"] == plans["cases"], report["failures"]

@@ -126,6 +126,12 @@ def _describe_query(query: ObjectQuery) -> str:
     return " ".join([*words, _query_name(query)])
 
 
+# A single object "on the left" must sit left of this fraction of the image width (and likewise
+# for right / top / bottom): a little past the middle still counts, the far side does not.
+_SIDE_TOLERANCE = 0.4
+_IMAGE_SIDES = frozenset({"left", "right", "top", "bottom"})
+
+
 # --------------------------------------------------------------------------------------------
 # The entry point
 # --------------------------------------------------------------------------------------------
@@ -507,6 +513,9 @@ class _Grounder:
             if number < len(steps):
                 self._narrow(order_name)
                 continue
+            if len(self.viable) == 1 and order_name in _IMAGE_SIDES and (
+                    self.query.location is not None and ordinal == 1):
+                self._check_side(self.viable[0], order_name)
             selection = select_nth(self.viable, order_name, self.ctx.scene, ordinal)
             if selection is None:
                 n = len(self.viable)
@@ -521,6 +530,22 @@ class _Grounder:
                 if cand.id not in chosen_ids:
                     cand.match = 0.0
             self.viable = [c for c in self.viable if c.id in chosen_ids]
+
+    def _check_side(self, cand: Candidate, side: str) -> None:
+        """One object left: "on the left" must then hold in the image, not merely among one
+        ("the blue cup on the left" is not the blue cup on the right)."""
+        x, y = cand.center
+        axis, size = (x, self.ctx.scene.width) if side in ("left", "right") else (
+            y, self.ctx.scene.height)
+        fraction = axis / max(size, 1)
+        lower_half = side in ("left", "top")
+        if (fraction < 1.0 - _SIDE_TOLERANCE) if lower_half else (fraction > _SIDE_TOLERANCE):
+            return
+        where = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}[side]
+        cand.reasons.append(f"on the {where} of the image")
+        self.viable = []
+        raise self._not_found(f"I see {counted(self.name, 1)}, but it is on the {where}, "
+                              f"not the {side}")
 
     def _narrow(self, order_name: str) -> None:
         """A selector that is not the last keeps the better half ("the big cup on the left")."""

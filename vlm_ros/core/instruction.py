@@ -503,7 +503,10 @@ def _fill_en_head(tokens: list[str], query: ObjectQuery) -> None:
             query.ordinal = m[1]
             i += m[0]
         elif m := _EN_LOCATION.match(tokens, i):
-            query.location = m[1]
+            if query.location is None:
+                query.location = m[1]
+            else:  # a second position is kept as said, so the answer can name it
+                query.attributes.append(" ".join(tokens[i:i + m[0]]))
             i += m[0]
         elif m := _EN_MULTIWORD_NOUN.match([_singular(t) for t in tokens[i : i + 4]], 0):
             content.append(" ".join(tokens[i : i + m[0]]))

@@ -93,6 +93,12 @@ EN_ACTIONS: dict[str, str] = {
     # robot's task executive's job, not a goal this node sends)
     "i want": "pick", "i would like": "pick", "i need": "pick", "can i have": "pick",
     "could i have": "pick", "pass me": "pick", "hand over": "pick",
+    # after "would you mind" / "how about": the -ing forms
+    "grabbing": "pick", "picking up": "pick", "taking": "pick", "getting": "pick",
+    "fetching": "pick", "bringing": "pick", "bringing me": "pick", "putting": "place",
+    "placing": "place", "going to": "navigate", "moving to": "navigate",
+    "walking to": "navigate", "looking at": "look", "finding": "find", "following": "follow",
+    "see": "find",
     # place
     "put": "place", "put down": "place", "place": "place", "drop": "place", "drop off": "place",
     "set": "place", "set down": "place", "leave": "place", "stick": "place",
@@ -138,6 +144,7 @@ ZH_ACTIONS: dict[str, str] = {
     "拿来": "pick", "拿给我": "pick", "拿": "pick", "取来": "pick", "取": "pick",
     "捡起": "pick", "捡": "pick", "拾起": "pick", "夹起": "pick", "夹": "pick",
     "递给我": "pick", "给我拿": "pick", "拿取": "pick", "握住": "pick",
+    "去拿": "pick",
     # navigate
     "导航到": "navigate", "导航去": "navigate", "导航至": "navigate", "走到": "navigate",
     "走向": "navigate", "走去": "navigate", "走近": "navigate", "前往": "navigate",
@@ -149,7 +156,7 @@ ZH_ACTIONS: dict[str, str] = {
     "望向": "look", "朝向": "look", "转向": "look", "盯着": "look", "对准": "look",
     # find
     "寻找": "find", "找到": "find", "找找": "find", "找": "find", "查找": "find",
-    "搜索": "find", "搜寻": "find", "定位": "find",
+    "搜索": "find", "搜寻": "find", "定位": "find", "去找": "find",
     # follow
     "跟着": "follow", "跟随": "follow", "跟踪": "follow", "追踪": "follow", "跟上": "follow",
     "跟": "follow", "追": "follow",

@@ -43,12 +43,13 @@ _CJK_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # ---- self-corrections: what follows the marker replaces what came before it
 _EN_CORRECTION = re.compile(
     r"(?:^|[\s,;.!]+)(?:no,?\s+wait|wait,?\s+no|no,?\s+sorry|sorry|i mean|i meant|"
-    r"actually|correction|no,)[\s,;.!]+")
+    r"actually|correction|no,|no(?=\s+(?:the|a|an|that|this)\b))[\s,;.!]+")
 _ZH_CORRECTION = re.compile(r"[，,。]?\s*(?:不对|我是说|我的意思是|说错了|更正)[，,：:]?\s*")
 
 # ---- steps
+# ("next" is no joiner: "the dog next to the bicycle".)
 _EN_THEN = re.compile(r"\s*[,;.]?\s*\b(?:and then|then|after that|afterwards|and afterwards|"
-                      r"and after that|next|finally|and finally)\b[\s,]*")
+                      r"and after that|finally|and finally)\b[\s,]*")
 _EN_FIRST = re.compile(r"^\s*(?:first(?: of all)?|to start|start by)\b[\s,]*")
 _EN_AND = re.compile(r"\s*[,;]?\s*\band\b\s+|\s*[,;]\s*")
 _EN_AFTER = re.compile(r"^(?P<later>.+?)\s*,?\s+\bafter\b\s+(?:you(?:'ve| have)?\s+)?"
@@ -80,6 +81,9 @@ _EN_ONLY_EXCLUSION = re.compile(r"^\s*(?:but\s+)?(?:not|except(?: for)?|anything
 _EN_LIST = re.compile(r"\s*,\s*(?:and\s+|or\s+|nor\s+)?|\s+(?:and|or|nor)\s+")
 _EN_ANY_THING = re.compile(r"\b(?:anything|something|everything|any object|any thing)\b")
 _ZH_EXCLUDE = [
+    # "抓取不是红色的杯子": the cup that is not red
+    re.compile(r"^(?P<head>.*?)(?:不是|不要)(?P<excl>[^的，,]+)的"
+               r"(?P<tail>(?!那个|那只|那一个|那些|这个)[^的，,]+)$"),
     re.compile(r"^(?P<head>.*?)[，,]?\s*除了(?P<excl>.+?)(?:以外|之外)(?:的)?(?P<tail>.*)$"),
     re.compile(r"^(?P<head>.*?)[，,]?\s*除了(?P<excl>.+?)(?P<tail>)$"),
     re.compile(r"^(?P<head>.*?)[，,]?\s*(?:不是|不要|别拿|不拿)(?P<excl>.+?)的?(?:那个|那只|那一个|那些)?"
@@ -131,10 +135,9 @@ def unjudged_words(query: ObjectQuery | None) -> list[str]:
     words: list[str] = []
     while query is not None:
         for word in query.attributes:
-            if (word in lx.GARMENTS or lx.EN_NOUN_SYNONYMS.get(word) == "person"
-                    or word in lx.EN_KNOWN_NOUNS or word in lx.ZH_NOUNS):
+            if word in lx.GARMENTS or lx.EN_NOUN_SYNONYMS.get(word) == "person":
                 continue  # clothing (judged by colour part), "man"/"woman" said for person
-            words.append(word)
+            words.append(word)  # an unknown modifier, a second colour, a second object
         for excluded in query.exclusions:
             words.extend(unjudged_words(excluded))
         query = query.anchor
@@ -165,43 +168,104 @@ def _parse_plan(text: str) -> Plan:
     if not clauses:  # only joining words ("first", "then")
         plan.error = "no recognisable command (try e.g. 'grab the red cup' or '抓取红色杯子')"
         return plan
+    clauses = [c for c in clauses if not _is_vocative(c)] or clauses  # "hey robot, ..."
+    refused: list[Plan] = []
     for clause in clauses:
-        step = _parse_clause(clause, language, plan, several=len(clauses) > 1)
-        if plan.error or plan.refusal or plan.suggestion:
+        said = Plan(text=plan.text, language=language)
+        step = _parse_clause(clause, language, said, several=len(clauses) > 1)
+        if said.error or said.suggestion:
+            plan.error, plan.suggestion = said.error, said.suggestion
             if plan.suggestion is not None and len(clauses) > 1:  # yes runs the whole command
                 plan.suggestion = _rebuild(norm, clause, plan.suggestion)
             plan.steps = []  # a plan runs whole or not at all
             return plan
+        if said.refusal:
+            refused.append(said)
+            continue
         assert step is not None
         step.text = clause if len(clauses) > 1 else shown
         plan.steps.append(step)
+    if refused and not plan.steps:  # only "don't ...": nothing to do
+        plan.refusal, plan.negated = refused[-1].refusal, refused[-1].negated
+        return plan
+    for negative in refused:  # "don't grab the red cup, grab the cup": not the red one
+        _exclude_negated(plan.steps, negative.negated)
     if len(plan.steps) > 1:
         _link_steps(plan)
+    elif plan.steps:
+        plan.steps[0].text = shown
     return plan
+
+
+def _is_vocative(clause: str) -> bool:
+    words = clause.strip(" ,.;!?，。！？")
+    return words in ("hey robot", "robot", "hey", "ok robot", "okay robot", "hello robot",
+                     "机器人", "你好", "喂")
+
+
+def _exclude_negated(steps: list[Instruction], negated: Instruction | None) -> None:
+    """What a "don't" clause forbids stays excluded from the steps that do the same action."""
+    if negated is None or negated.target is None:
+        return
+    for step in steps:
+        same_action = step.action == negated.action
+        same_noun = (negated.target.noun is None or step.target is None
+                     or step.target.noun in (None, negated.target.noun))
+        if same_action and same_noun and step.target is not None:
+            if negated.target.noun is None or negated.target.noun != step.target.noun \
+                    or negated.target.has_constraints():
+                step.target.exclusions.append(copy.deepcopy(negated.target))
 
 
 # ------------------------------------------------------------------------- corrections
 def _apply_correction(norm: str, language: Language, plan: Plan) -> str:
-    """"go to the horse, no wait, the dog" -> "go to the dog"."""
+    """"go to the horse, no wait, the dog" -> "go to the dog"; corrections apply in order."""
     pattern = _ZH_CORRECTION if language == "zh" else _EN_CORRECTION
     parts = [p for p in pattern.split(norm) if p and p.strip(" ,.;!，。")]
-    if len(parts) < 2:
-        return norm
-    before, correction = parts[-2], parts[-1].strip(" ,.;!，。")
-    fixed = parse_instruction(correction)
-    if fixed.error is None and fixed.action is not None:
-        return correction  # a whole new command
-    first = parse_instruction(before)
-    if first.error or first.action is None or not fixed.is_followup or fixed.target is None:
+    current = parts[0] if parts else norm
+    for correction in parts[1:]:
+        current = _correct(current, correction.strip(" ,.;!，。"), language, plan)
+        if plan.error:
+            return norm
+    return current
+
+
+def _correct(before: str, correction: str, language: Language, plan: Plan) -> str:
+    """The correction with a verb replaces the command; an object replaces the object it
+    names again (the red cup -> the blue cup), else the last object named."""
+    if _has_action(correction):
+        return correction
+    fixed = _referent(correction)
+    referents = []
+    for clause in _split_steps(before, language):
+        step = parse_instruction(clause)
+        for query in (step.target, step.destination):
+            if query is not None and query.text and query.noun not in (*lx.EN_PRONOUNS,
+                                                                         *lx.ZH_PRONOUNS):
+                referents.append((clause, query))
+    if fixed is None or not referents:
         plan.error = f"I could not tell what '{correction}' corrects"
-        return norm
-    # The correction replaces the last referent named: the destination, else the target.
-    if first.destination is not None:
-        return _rebuild(before, first.destination.text, fixed.target.text)
-    if first.target is not None and first.target.text:
-        return _rebuild(before, first.target.text, fixed.target.text)
-    plan.error = f"I could not tell what '{correction}' corrects"
-    return norm
+        return before
+    same = [r for r in referents if fixed.noun is not None and r[1].noun == fixed.noun]
+    clause, old = (same or referents)[-1]
+    new = fixed.text or correction
+    if fixed.noun is None and old.noun is not None:  # "…, no, the left one": still the cup
+        new = _with_noun(new, old, language)
+        if new is None:
+            plan.error = f"I could not tell what '{correction}' corrects"
+            return before
+    return _rebuild(before, clause, _rebuild(clause, old.text, new))
+
+
+def _with_noun(text: str, old: ObjectQuery, language: Language) -> str | None:
+    """"the left one" -> "the left cup"; "左边那个" -> "左边那个杯子"."""
+    if language == "zh":
+        said = next((w for w, noun in sorted(lx.ZH_NOUNS.items(), key=lambda kv: -len(kv[0]))
+                     if noun == old.noun and w in old.text), None)
+        return None if said is None else f"{text}{said}"
+    if re.search(r"\bones?\b", text):
+        return re.sub(r"\bones?\b", old.noun or "", text, count=1)
+    return f"{text} {old.noun}"
 
 
 def _rebuild(clause: str, old: str, new: str) -> str:
@@ -263,8 +327,9 @@ def _has_action(clause: str) -> bool:
     clause = clause.strip(" ,.;!，。")
     if not clause:
         return False
-    if _EN_NEGATIVE.match(clause) or _ZH_NEGATIVE.match(clause):
-        return True
+    negative = _EN_NEGATIVE.match(clause) or _ZH_NEGATIVE.match(clause)
+    if negative and _has_action(negative["rest"]):
+        return True  # "don't grab the cup"; "不要蓝色的" is an exclusion, not a clause
     step = parse_instruction(clause)
     return step.error is None and step.action is not None
 
@@ -379,7 +444,26 @@ def _explain(step: Instruction, clause: str, language: Language, plan: Plan) -> 
         plan.suggestion = fixed
         plan.error = f"I don't know the word '{wrong}'. Did you mean '{right}'?"
         return
+    first = _first_word(clause, language)
+    if step.error and step.error.startswith("no recognisable command") and first:
+        plan.error = (f"I don't know the word '{first}' (no command starts with it; try e.g. "
+                      f"'grab the red cup' or '抓取红色杯子')")
+        return
     plan.error = step.error
+
+
+def _first_word(clause: str, language: Language) -> str | None:
+    """The clause's first word when nothing knows it (None when it is a known word)."""
+    if language == "zh":
+        words = zh_words.segment(clause)
+        first = words[0] if words else ""
+        return first if first and first not in zh_words.known_words() else None
+    words = clause.split()
+    first = words[0].strip(",.;!?") if words else ""
+    known = (first in lx.COLORS or first in lx.SIZES or _known_noun(first)
+             or first in lx.EN_DETERMINERS or any(a.split()[0] == first for a in lx.EN_ACTIONS)
+             or any(p.split()[0] == first for p in lx.EN_POLITE_PREFIXES))
+    return None if known or not first else first
 
 
 def _check_words(step: Instruction, clause: str, plan: Plan) -> None:

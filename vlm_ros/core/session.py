@@ -491,6 +491,9 @@ class CommandSession:
                     if word in lx.COLORS:
                         return (f"I judge one colour per object; '{word}' is a second one - "
                                 f"say one colour")
+                    if word in lx.EN_KNOWN_NOUNS or word in lx.ZH_NOUNS:
+                        return (f"you named more than one object ('{word}' and "
+                                f"'{query.noun if query else ''}'): say one object per step")
                     kind = kinds.get(word)
                     what = f" (a {kind})" if kind else ""
                     return (f"I can't judge '{word}'{what}: the {backend.name} detector sees "

@@ -196,7 +196,9 @@ class _Harness:
             parameters,
             lambda: [SimNode(first, vlm_node="/vlm_ros" if pick else NO_PICK_NAMESPACE,
                              name=SIM_NODE)],
-            client_name="vlm_ros_eval")
+            client_name="vlm_ros_eval",
+            # the simulated robot reports each grasp / place: a plan's next step waits for it
+            remappings={"robot_status": f"/{SIM_NODE}/robot_status"})
         self.node, self.sim, self.client = self.graph.node, self.graph.feeders[0], self.graph.client
         self.client_executor = self.graph.client_executor
         self.statuses: list[dict[str, Any]] = []
@@ -240,6 +242,8 @@ def _run_case(harness: _Harness, case: Case, gt: _GroundTruth, seed: int, pick: 
     """Send one case; returns the outcome and whether the world was touched by a grasp."""
     result = harness.client.send(case.command, harness.client_executor, timeout_s=timeout_s)
     outcome = score_result(case, result, gt, seed)
+    if case.destination_name is not None:
+        return _run_plan_case(harness, case, result, outcome, gt, pick, timeout_s)
     grasps = [g for g in (result or {}).get("goals", []) if g.get("kind") == "grasp"]
     if not (pick and grasps):
         return outcome, False
@@ -254,6 +258,34 @@ def _run_case(harness: _Harness, case: Case, gt: _GroundTruth, seed: int, pick: 
         outcome.picked = status.get("held") == gt.bodies[case.target_name]
         if not outcome.picked:
             outcome.reason = f"pick: {status.get('detail')} (meant {case.target_name})"
+    return outcome, True
+
+
+def _run_plan_case(harness: _Harness, case: Case, first: dict[str, Any] | None,
+                   outcome: CaseOutcome, gt: _GroundTruth, pick: bool,
+                   timeout_s: float) -> tuple[CaseOutcome, bool]:
+    """A pick-and-place in one sentence: step 1 must choose the meant object; with picks on,
+    the physics must then hold it, step 2 must place it, and it must come to rest on the meant
+    destination."""
+    if not outcome.correct or first is None or not pick:
+        return outcome, bool(first and first.get("goals"))
+    seen = len(harness.statuses)
+    rest = harness.client.rest_of_plan(case.command, first, harness.client_executor,
+                                       3 * timeout_s)
+    harness.spin_until(lambda: len(harness.statuses) >= seen + 2, timeout_s)
+    reports = harness.statuses[seen:seen + 2]
+    body, destination = gt.bodies[case.target_name], gt.bodies[case.destination_name]
+    done = bool(rest) and rest[-1]["message"].startswith("done:")
+    held = bool(reports) and reports[0].get("held") == body
+    placed = (len(reports) == 2 and reports[1].get("success") is True
+              and f"released {body} on" in reports[1].get("detail", "")
+              and destination in reports[1].get("detail", ""))
+    outcome.picked = held and placed and done
+    if not outcome.picked:
+        said = [r.get("detail") for r in reports]
+        last = rest[-1]["message"] if rest else "no answer after step 1"
+        outcome.reason = (f"plan: {'done' if done else 'not done'} ({last}), robot said {said} "
+                          f"(meant {body} into {destination})")
     return outcome, True
 
 

@@ -29,7 +29,7 @@ from vlm_ros.sim.scene import DETECTOR_LABELS, SceneSpec, SimObject
 Expected = str  # "ok" | "not_found" | "ambiguous"
 
 KINDS: tuple[str, ...] = ("category", "color", "left_right", "ordinal", "relation", "absent",
-                          "ambiguous")
+                          "ambiguous", "multi_step")
 
 # Categories a scene is built from (what the default detector can see), by role.
 GROUP_CATEGORIES: tuple[str, ...] = ("mug", "cup")  # the repeated, referred-to objects
@@ -64,7 +64,8 @@ RELATION_MARGIN = 1.5  # second-nearest / nearest distance for "next to"
 # Scene templates: how many group objects, and which extras; the cases each template supports.
 TEMPLATES: dict[str, dict[str, object]] = {
     "pair": {"group": 2, "extras": 1, "anchor": True,
-             "kinds": ("color", "left_right", "ambiguous", "relation", "category", "absent")},
+             "kinds": ("color", "left_right", "ambiguous", "relation", "category", "absent",
+                       "multi_step")},
     "row": {"group": 3, "extras": 0, "anchor": False,
             "kinds": ("ordinal", "color", "left_right", "ambiguous", "absent")},
     "single": {"group": 1, "extras": 1, "anchor": True,
@@ -85,6 +86,7 @@ class Case:
     command: str
     expected: Expected
     target_name: str | None
+    destination_name: str | None = None  # multi_step: where the target must end up
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,15 @@ def cases_for_scene(spec: SceneSpec, boxes: Mapping[str, BBox], centers: Mapping
                                       "ok", dist[0][1]))
         if "ambiguous" in wanted:
             cases.append(Case("ambiguous", f"grab the {noun}", "ambiguous", None))
+        # "multi_step": pick one by colour and put it in the bowl, in one sentence.
+        anchors = [o for o in spec.objects if o.category in ANCHOR_CATEGORIES]
+        if "multi_step" in wanted and len(anchors) == 1:
+            obj = group[int(rng.integers(len(group)))]
+            if sum(o.color_name == obj.color_name for o in group) == 1:
+                bowl = anchors[0]
+                cases.append(Case(
+                    "multi_step", f"grab the {obj.color_name} {noun} and put it in the "
+                                  f"{NOUN[bowl.category]}", "ok", obj.name, bowl.name))
 
     if "absent" in wanted:
         present = {o.color_name for o in spec.objects}
