@@ -78,9 +78,12 @@ _EN_EXCLUDE = [
 ]
 _EN_ONLY_EXCLUSION = re.compile(r"^\s*(?:but\s+)?(?:not|except(?: for)?|anything but|"
                                 r"any but|other than)\s+(?P<excl>.+)$")
+_ZH_LIST = re.compile(r"[和与或、跟]")
 _EN_LIST = re.compile(r"\s*,\s*(?:and\s+|or\s+|nor\s+)?|\s+(?:and|or|nor)\s+")
 _EN_ANY_THING = re.compile(r"\b(?:anything|something|everything|any object|any thing)\b")
 _ZH_EXCLUDE = [
+    # "除了自行车和汽车，走到任何东西那边": the command after the comma, minus what 除了 names
+    re.compile(r"^\s*除了(?P<excl>[^，,]+?)(?:以外|之外)?(?:的)?[，,]\s*(?P<head>)(?P<tail>.+)$"),
     # "抓取不是红色的杯子": the cup that is not red
     re.compile(r"^(?P<head>.*?)(?:不是|不要)(?P<excl>[^的，,]+)的"
                r"(?P<tail>(?!那个|那只|那一个|那些|这个)[^的，,]+)$"),
@@ -188,6 +191,12 @@ def _parse_plan(text: str) -> Plan:
     if refused and not plan.steps:  # only "don't ...": nothing to do
         plan.refusal, plan.negated = refused[-1].refusal, refused[-1].negated
         return plan
+    if refused and _refers_back(plan.steps):
+        # "don't grab the red cup and put it on the table": the "it" is the object not to be
+        # grabbed, so the "don't" covers the whole sentence.
+        plan.refusal, plan.negated = refused[0].refusal, refused[0].negated
+        plan.steps = []
+        return plan
     for negative in refused:  # "don't grab the red cup, grab the cup": not the red one
         _exclude_negated(plan.steps, negative.negated)
     if len(plan.steps) > 1:
@@ -195,6 +204,13 @@ def _parse_plan(text: str) -> Plan:
     elif plan.steps:
         plan.steps[0].text = shown
     return plan
+
+
+def _refers_back(steps: list[Instruction]) -> bool:
+    """Does the first remaining step say "it" with nothing before it to refer to?"""
+    first = steps[0] if steps else None
+    return (first is not None and first.target is not None
+            and first.target.noun in (*lx.EN_PRONOUNS, *lx.ZH_PRONOUNS))
 
 
 def _is_vocative(clause: str) -> bool:
@@ -315,10 +331,10 @@ def _split_zh(text: str) -> list[str]:
         parts = _ZH_COMMA.split(piece)
         merged = [parts[0]]
         for part in parts[1:]:
-            if _has_action(part):
+            if _has_action(part) and _has_action(merged[-1]):
                 merged.append(part)
-            else:
-                merged[-1] = f"{merged[-1]}，{part}"  # a comma inside one step
+            else:  # a comma inside one step ("除了红色的杯子以外，拿杯子")
+                merged[-1] = f"{merged[-1]}，{part}"
         clauses.extend(merged)
     return [c.strip(" ，,。；;！!") for c in clauses if c.strip(" ，,。；;！!")]
 
@@ -382,7 +398,15 @@ def _parse_clause(clause: str, language: Language, plan: Plan,
         _explain(step, clause, language, plan)
         return None
     if several and step.action is None:
-        plan.error = f"'{clause}' is not a step I can do (no verb)"
+        suggestion = _suggest_verb(clause) if language == "en" else None
+        if suggestion is not None:  # "grap the cup and put it on the table"
+            wrong, right, fixed = suggestion
+            plan.suggestion = fixed
+            plan.error = f"I don't know the word '{wrong}'. Did you mean '{right}'?"
+            return None
+        first = _first_word(clause, language)
+        plan.error = (f"I don't know the word '{first}' in '{clause}'" if first else
+                      f"'{clause}' is not a step I can do (no verb)")
         return None
     if exclusions:
         if step.target is None:
@@ -390,7 +414,8 @@ def _parse_clause(clause: str, language: Language, plan: Plan,
         step.target.exclusions.extend(exclusions)
     _check_words(step, clause, plan)
     if language == "zh" and not plan.error:
-        unplaced = zh_words.unplaced(clause, _used_words(step))
+        nouns = [q.noun for q in _queries(step) if q.noun]
+        unplaced = zh_words.unplaced(clause, _used_words(step), nouns)
         if unplaced:
             plan.error = f"I don't know the word '{unplaced[0]}' (in '{clause}')"
     return None if plan.suggestion or plan.error else step
@@ -404,9 +429,10 @@ def _take_exclusions(clause: str, language: Language) -> tuple[str | None,
         for pattern in _ZH_EXCLUDE:
             match = pattern.match(clause)
             if match:
-                excluded = _referent(match["excl"]) or _referent(match["excl"] + "的")
+                excluded = [_referent(part) or _referent(part + "的")
+                            for part in _ZH_LIST.split(match["excl"]) if part]
                 head = (match["head"] + match["tail"]).strip(" ，,")
-                return head, None if excluded is None else [excluded]
+                return head, None if not excluded or None in excluded else excluded
         return None, []
     only = _EN_ONLY_EXCLUSION.match(clause)
     if only:
@@ -433,6 +459,13 @@ def _referent(text: str) -> ObjectQuery | None:
         return parsed.target
     if parsed.error is None and parsed.action is None and parsed.target is not None:
         return parsed.target
+    # An object the lexicon does not know ("the unicorn") is still an object: grounding will
+    # say it cannot see it.
+    if re.search(r"[,，;；]", text) or _has_action(text):
+        return None  # more than one object phrase: not one referent
+    as_object = parse_instruction(f"find {text}")
+    if as_object.error is None and as_object.target is not None and as_object.target.noun:
+        return as_object.target
     return None
 
 

@@ -480,24 +480,30 @@ class CommandSession:
 
     def _unjudged(self, plan: Plan) -> str | None:
         """Words a closed-set detector cannot use: named, never dropped (an open-vocabulary
-        model gets them in its phrase)."""
+        model gets them in its phrase).  The strangest word is named first: an unknown one,
+        then a second colour, then a second object."""
         backend = self.pipeline.backend
         if backend.vocabulary is None or backend.resolves_referring_expressions:
             return None
         kinds = getattr(lx, "UNJUDGED_ATTRIBUTES", {})
         for step in plan.steps:
             for query in (step.target, step.destination):
-                for word in unjudged_words(query):
-                    if word in lx.COLORS:
-                        return (f"I judge one colour per object; '{word}' is a second one - "
-                                f"say one colour")
-                    if word in lx.EN_KNOWN_NOUNS or word in lx.ZH_NOUNS:
-                        return (f"you named more than one object ('{word}' and "
-                                f"'{query.noun if query else ''}'): say one object per step")
-                    kind = kinds.get(word)
+                words = unjudged_words(query)
+                nouns = [w for w in words if w in lx.EN_KNOWN_NOUNS or w in lx.ZH_NOUNS]
+                colours = [w for w in words if w in lx.COLORS]
+                others = [w for w in words if w not in nouns and w not in colours]
+                if others:
+                    kind = kinds.get(others[0])
                     what = f" (a {kind})" if kind else ""
-                    return (f"I can't judge '{word}'{what}: the {backend.name} detector sees "
-                            f"object classes, and I judge colour, size and position")
+                    return (f"I can't judge '{others[0]}'{what}: the {backend.name} detector "
+                            f"sees object classes, and I judge colour, size and position")
+                if colours:
+                    return (f"I judge one colour per object; '{colours[0]}' is a second one - "
+                            f"say one colour")
+                if nouns:
+                    named = query.noun if query is not None and query.noun else "another"
+                    return (f"you named more than one object ('{nouns[0]}' and '{named}'): "
+                            f"say one object per step")
         return None
 
     def _answer_suggestion(self, command: Command, yes: bool, now: float) -> list[Effect]:

@@ -74,15 +74,17 @@ def segment(text: str) -> list[str]:
         return [w for w in _segmenter().lcut(text) if w.strip()]
 
 
-def unplaced(clause: str, used: list[str]) -> list[str]:
-    """Chinese words of ``clause`` that nothing accounts for (see the module docstring)."""
+def unplaced(clause: str, used: list[str], nouns: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+    """Chinese words of ``clause`` that nothing accounts for (see the module docstring).
+    ``used``: words the parse kept as said; ``nouns``: those of them that are object nouns (a
+    word may be a known word glued to one: "找龙" = 找 + 龙)."""
     known = known_words()
     found = []
     for word in segment(clause):
         if not _CJK.search(word) or word in known or any(word in u for u in used):
             continue
-        if _made_of_known(word, known):
-            continue
+        if _made_of_known(word, known | frozenset(n for n in nouns if _CJK.search(n))):
+            continue  # "找龙": 找 + the unknown noun the parse kept
         found.append(word)
     return found
 
