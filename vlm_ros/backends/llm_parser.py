@@ -543,10 +543,11 @@ class _Reader:
                                 f"{MAX_EXCLUSIONS})")
         if exclusions and depth >= MAX_ANCHOR_DEPTH:
             raise InvalidAnswer(f"{where} nests objects deeper than {MAX_ANCHOR_DEPTH}")
+        for i, e in enumerate(exclusions):
+            if e is None:
+                raise InvalidAnswer(f"{where}.exclusions[{i}] must be an object, got null")
         excluded = [self.query(e, f"{where}.exclusions[{i}]", depth + 1)
                     for i, e in enumerate(exclusions)]
-        if any(e is None for e in excluded):
-            raise InvalidAnswer(f"{where}.exclusions holds a null")
         # ---- consistency, and nothing the operator did not say
         if (relation is None) != (anchor is None):
             raise InvalidAnswer(f"{where}: relation and anchor go together")
