@@ -666,3 +666,49 @@ def test_parser_parameters() -> None:
         make_parser("llm", {"model": "m", "json_mode": "xml"})
     with pytest.raises(ValueError, match="mapping"):
         NodeSettings(parser_options="[1, 2]").parser_kwargs()
+
+
+# ------------------------------------------------------------------------- through the node
+def _node_graph(options: dict[str, Any]) -> Any:
+    from ros_harness import RosGraph  # only these tests need rclpy and DDS
+
+    # Quoted: rcl parses -p values as YAML, and this parameter is a string holding YAML.
+    return RosGraph(["-p", "parser:=llm", "-p", f"parser_options:='{json.dumps(options)}'",
+                     "-p", "image_reliability:=reliable",
+                     "-p", "camera_pose_in_base:=[0.0, 0.0, 0.6, 0.0, 0.6, 0.0]",
+                     "-p", "max_frame_age_s:=10.0"])
+
+
+@pytest.mark.ros
+def test_the_node_parses_with_the_llm() -> None:
+    with RecordedServer(Reply(raw=body(CUP, OLLAMA))) as server:
+        graph = _node_graph({"model": "qwen2.5:7b", "base_url": server.url, "timeout_s": 10})
+        try:
+            graph.show(*scenes.coffee())
+            result = graph.say("could you hand me that red cup please", timeout_s=60.0)
+            assert result["status"] == "ok", result["message"]
+            assert result["targets"][0]["label"] == "cup"
+            assert len(server.seen) == 1
+            assert graph.say("stop")["status"] == "ok"
+            assert len(server.seen) == 1  # a stop never waits on the server
+            assert graph.alive()
+        finally:
+            graph.close()
+
+
+@pytest.mark.ros
+def test_the_node_starts_with_the_server_down_and_rejects_naming_it() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    graph = _node_graph({"model": "qwen2.5:7b", "base_url": url, "timeout_s": 1,
+                         "retries": 0})
+    try:
+        graph.show(*scenes.coffee())
+        for _ in range(2):
+            result = graph.say("grab the red cup", timeout_s=30.0)
+            assert result["status"] == "rejected" and not result["goals"]
+            assert url in result["message"], result["message"]
+        assert graph.alive()
+        log = graph.node.tail(40)
+        assert log.count("parser llm:") == 1, log  # logged once, at start-up
+    finally:
+        graph.close()
