@@ -34,7 +34,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,116 +247,180 @@ class OpenAiBackend(Backend):
             body["response_format"] = {"type": "json_object"}
         return body
 
-    def _headers(self) -> dict[str, str]:
+    @property
+    def endpoint(self) -> ChatEndpoint:
+        """Where and how requests go (read at call time: the attributes may be changed)."""
+        return ChatEndpoint(url=self.url, base_url=self.base_url, model=self.model,
+                            api_key_env=self.api_key_env, timeout_s=self.timeout_s,
+                            retries=self.retries, name=self.name)
+
+    def _chat(self, image: _EncodedImage, prompt: str, json_answer: bool) -> str:
+        """POST one chat completion and return the assistant's text, retrying what may pass."""
+
+        def without_response_format(detail: str) -> bool:
+            if json_answer and self.json_mode and "response_format" in detail:
+                LOG.warning("openai: %s does not support response_format; asking without it "
+                            "from now on", self.url)
+                self.json_mode = False
+                return True
+            return False
+
+        return post_chat(self.endpoint, lambda: self._body(image, prompt, json_answer),
+                         without_response_format).text
+
+
+# ------------------------------------------------------------------------------------------
+# The chat-completions request, shared with the language-model command parser
+# (vlm_ros/backends/llm_parser.py).
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChatEndpoint:
+    """One OpenAI-compatible server and model, and how long to try it.
+
+    ``name`` prefixes log lines; ``who`` (when set) prefixes error messages so they say which
+    part of the node was asking.
+    """
+
+    url: str  # .../v1/chat/completions
+    base_url: str  # .../v1
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 30.0
+    retries: int = 2
+    name: str = "openai"
+    who: str = ""
+
+    def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _chat(self, image: _EncodedImage, prompt: str, json_answer: bool) -> str:
-        """POST one chat completion and return the assistant's text, retrying what may pass."""
-        started = time.monotonic()
-        deadline = started + self.timeout_s * (self.retries + 1)
-        attempt = 0
-        while True:
-            attempt += 1
-            timeout = max(0.05, min(self.timeout_s, deadline - time.monotonic()))
-            payload = json.dumps(self._body(image, prompt, json_answer)).encode("utf-8")
-            request = urllib.request.Request(self.url, data=payload, headers=self._headers(),
-                                             method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as r:
-                    raw = r.read()
-                return self._content(raw)
-            except urllib.error.HTTPError as exc:
-                detail = self._error_detail(exc)
-                if (exc.code == 400 and json_answer and self.json_mode
-                        and "response_format" in detail):
-                    LOG.warning("openai: %s does not support response_format; asking without it "
-                                "from now on", self.url)
-                    self.json_mode = False
-                    attempt -= 1  # a protocol fix-up, not a failed try
-                    continue
-                if exc.code not in RETRYABLE_STATUS:
-                    raise BackendError(self._http_message(exc.code, detail)) from None
-                wait = _retry_after_s(exc.headers.get("Retry-After") if exc.headers else None)
-                failure = f"HTTP {exc.code} ({detail or 'no detail'})"
-            except (TimeoutError, socket.timeout):
-                wait, failure = None, f"no answer within {self.timeout_s:g} s"
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                reason = getattr(exc, "reason", exc)
-                if isinstance(reason, (TimeoutError, socket.timeout)):
-                    wait, failure = None, f"no answer within {self.timeout_s:g} s"
-                else:
-                    wait, failure = None, f"could not connect ({reason})"
-            if wait is None:
-                wait = BACKOFF_BASE_S * 2 ** (attempt - 1)
-            remaining = deadline - time.monotonic()
-            if attempt > self.retries or wait >= remaining:
-                raise BackendError(self._gave_up_message(failure, attempt, wait, remaining))
-            LOG.info("openai: %s from %s; retry %d/%d in %.1f s", failure, self.url, attempt,
-                     self.retries, wait)
-            time.sleep(wait)
+    @property
+    def where(self) -> str:
+        return f"{self.who}{self.url} (model {self.model!r})"
 
-    def _content(self, raw: bytes) -> str:
-        """choices[0].message.content of a chat-completion response, as text."""
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            snippet = raw[:120].decode("utf-8", "replace")
-            raise BackendError(
-                f"{self.url} answered with something that is not JSON ({snippet!r}); is base_url "
-                "an OpenAI-compatible endpoint ending in /v1?") from None
-        try:
-            content = data["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise BackendError(
-                f"{self.url} answered JSON without choices[0].message.content "
-                f"({json.dumps(data)[:ERROR_BODY_CHARS]}); is it a chat-completions server?"
-            ) from None
-        if isinstance(content, list):  # some servers return content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return content or ""
 
-    @staticmethod
-    def _error_detail(exc: urllib.error.HTTPError) -> str:
-        """The server's error message (OpenAI-style {"error": {"message"}} or the raw body)."""
-        try:
-            body = exc.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-        try:
-            error = json.loads(body).get("error", body)
-            if isinstance(error, dict):
-                error = error.get("message", error)
-            body = str(error)
-        except (json.JSONDecodeError, AttributeError):
-            pass
-        return " ".join(body.split())[:ERROR_BODY_CHARS]
+@dataclass(frozen=True)
+class ChatAnswer:
+    """The assistant's text and why generation ended ("stop", "length", ... or None)."""
 
-    def _http_message(self, code: int, detail: str) -> str:
-        where = f"{self.url} (model {self.model!r})"
-        if code in (401, 403):
-            state = "is set" if os.environ.get(self.api_key_env) else "is not set"
-            return (f"{where} refused the request with HTTP {code}: check the API key in the "
-                    f"environment variable {self.api_key_env} (it {state}). {detail}").strip()
-        if code == 404:
-            return (f"{where} answered HTTP 404: check base_url (it should end in /v1) and that "
-                    f"the server serves model {self.model!r} (curl {self.base_url}/models). "
-                    f"{detail}").strip()
-        return f"{where} rejected the request with HTTP {code}: {detail or 'no detail'}"
+    text: str
+    finish_reason: str | None = None
 
-    def _gave_up_message(self, failure: str, attempts: int, wait: float,
-                         remaining: float) -> str:
-        why = f"{failure}"
-        if attempts <= self.retries and wait >= remaining:
-            why += (f"; the next retry (in {wait:.1f} s) would pass the "
-                    f"{self.timeout_s * (self.retries + 1):g} s budget")
-        hint = "is the server running and reachable?"
-        if "within" in failure:
-            hint = "the model may be loading or too slow; raise timeout_s or use a smaller model"
-        elif failure.startswith("HTTP"):
-            hint = "the server is overloaded or failing; check its logs"
-        return (f"{self.url} (model {self.model!r}) failed after {attempts} attempt(s): {why}. "
-                f"{hint}")
+
+def post_chat(endpoint: ChatEndpoint, body: Callable[[], dict[str, Any]],
+              bad_request: Callable[[str], bool] | None = None) -> ChatAnswer:
+    """POST one chat completion and return the assistant's answer, retrying what may pass.
+
+    ``body`` builds the request anew for every attempt.  ``bad_request(detail)`` sees the
+    server's message of an HTTP 400: it returns True when it changed what ``body`` builds (a
+    protocol fix-up, e.g. dropping an unsupported response_format), and the request is sent
+    again without counting as a failed try.  Raises ``BackendError`` naming the server.
+    """
+    started = time.monotonic()
+    deadline = started + endpoint.timeout_s * (endpoint.retries + 1)
+    attempt = 0
+    while True:
+        attempt += 1
+        timeout = max(0.05, min(endpoint.timeout_s, deadline - time.monotonic()))
+        payload = json.dumps(body()).encode("utf-8")
+        request = urllib.request.Request(endpoint.url, data=payload, headers=endpoint.headers(),
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                raw = r.read()
+            return _answer(endpoint, raw)
+        except urllib.error.HTTPError as exc:
+            detail = _error_detail(exc)
+            if exc.code == 400 and bad_request is not None and bad_request(detail):
+                attempt -= 1  # a protocol fix-up, not a failed try
+                continue
+            if exc.code not in RETRYABLE_STATUS:
+                raise BackendError(_http_message(endpoint, exc.code, detail)) from None
+            wait = _retry_after_s(exc.headers.get("Retry-After") if exc.headers else None)
+            failure = f"HTTP {exc.code} ({detail or 'no detail'})"
+        except (TimeoutError, socket.timeout):
+            wait, failure = None, f"no answer within {endpoint.timeout_s:g} s"
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                wait, failure = None, f"no answer within {endpoint.timeout_s:g} s"
+            else:
+                wait, failure = None, f"could not connect ({reason})"
+        if wait is None:
+            wait = BACKOFF_BASE_S * 2 ** (attempt - 1)
+        remaining = deadline - time.monotonic()
+        if attempt > endpoint.retries or wait >= remaining:
+            raise BackendError(_gave_up_message(endpoint, failure, attempt, wait, remaining))
+        LOG.info("%s: %s from %s; retry %d/%d in %.1f s", endpoint.name, failure, endpoint.url,
+                 attempt, endpoint.retries, wait)
+        time.sleep(wait)
+
+
+def _answer(endpoint: ChatEndpoint, raw: bytes) -> ChatAnswer:
+    """choices[0].message.content of a chat-completion response, as text."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        snippet = raw[:120].decode("utf-8", "replace")
+        raise BackendError(
+            f"{endpoint.who}{endpoint.url} answered with something that is not JSON "
+            f"({snippet!r}); is base_url an OpenAI-compatible endpoint ending in /v1?") from None
+    try:
+        choice = data["choices"][0]
+        content = choice["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise BackendError(
+            f"{endpoint.who}{endpoint.url} answered JSON without choices[0].message.content "
+            f"({json.dumps(data)[:ERROR_BODY_CHARS]}); is it a chat-completions server?"
+        ) from None
+    if isinstance(content, list):  # some servers return content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+    return ChatAnswer(content or "", finish if isinstance(finish, str) else None)
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    """The server's error message (OpenAI-style {"error": {"message"}} or the raw body)."""
+    try:
+        body = exc.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    try:
+        error = json.loads(body).get("error", body)
+        if isinstance(error, dict):
+            error = error.get("message", error)
+        body = str(error)
+    except (json.JSONDecodeError, AttributeError):
+        pass
+    return " ".join(body.split())[:ERROR_BODY_CHARS]
+
+
+def _http_message(endpoint: ChatEndpoint, code: int, detail: str) -> str:
+    where = endpoint.where
+    if code in (401, 403):
+        state = "is set" if os.environ.get(endpoint.api_key_env) else "is not set"
+        return (f"{where} refused the request with HTTP {code}: check the API key in the "
+                f"environment variable {endpoint.api_key_env} (it {state}). {detail}").strip()
+    if code == 404:
+        return (f"{where} answered HTTP 404: check base_url (it should end in /v1) and that "
+                f"the server serves model {endpoint.model!r} (curl {endpoint.base_url}/models). "
+                f"{detail}").strip()
+    return f"{where} rejected the request with HTTP {code}: {detail or 'no detail'}"
+
+
+def _gave_up_message(endpoint: ChatEndpoint, failure: str, attempts: int, wait: float,
+                     remaining: float) -> str:
+    why = f"{failure}"
+    if attempts <= endpoint.retries and wait >= remaining:
+        why += (f"; the next retry (in {wait:.1f} s) would pass the "
+                f"{endpoint.timeout_s * (endpoint.retries + 1):g} s budget")
+    hint = "is the server running and reachable?"
+    if "within" in failure:
+        hint = "the model may be loading or too slow; raise timeout_s or use a smaller model"
+    elif failure.startswith("HTTP"):
+        hint = "the server is overloaded or failing; check its logs"
+    return (f"{endpoint.where} failed after {attempts} attempt(s): {why}. "
+            f"{hint}")

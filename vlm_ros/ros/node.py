@@ -33,6 +33,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Empty, String
 
 from vlm_ros.backends import BackendError, create_backend
+from vlm_ros.backends.llm_parser import LlmParser, make_parser
 from vlm_ros.core.pipeline import Pipeline
 from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame, GroundingResult, Instruction
@@ -58,6 +59,12 @@ class VlmRosNode(Node):
         settings = NodeSettings.from_parameters(
             {name: self.get_parameter(name).value for name in PARAMETERS})
         self.settings = settings
+        # parser llm: an unreachable server is not fatal - commands are rejected naming it (the
+        # parser logs that once, and again when the server answers).
+        parse = make_parser(settings.parser, settings.parser_kwargs(),
+                            report=self.get_logger().warning)
+        if isinstance(parse, LlmParser):
+            parse.check()
 
         self.backend = create_backend(settings.backend, **settings.backend_kwargs())
         if settings.warmup:
@@ -67,7 +74,7 @@ class VlmRosNode(Node):
         self.pipeline = Pipeline(self.backend, settings.pipeline_config(), resolver)
         self.session = CommandSession(
             self.pipeline, settings.session_config(), safety_config,
-            stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9)
+            stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9, parse=parse)
         self.timings = StageTimings()
         self._counts: collections.Counter[str] = collections.Counter()
         self.frames = FrameBuffer(settings.sync_slop_s, settings.use_depth, self.timings)
@@ -120,7 +127,8 @@ class VlmRosNode(Node):
         self.create_timer(1.0, self._publish_diagnostics)
 
         self.get_logger().info(
-            f"vlm_ros ready: backend={self.backend.name}, base_frame={settings.base_frame}, "
+            f"vlm_ros ready: backend={self.backend.name}, parser={settings.parser}, "
+            f"base_frame={settings.base_frame}, "
             f"frames={'tf2' if self._uses_tf2 else 'static camera_pose_in_base'}, "
             f"vision_msgs={'yes' if self.outputs.vision_msgs else 'no'}, "
             f"vlm_ros interfaces="

@@ -40,6 +40,11 @@ class NodeSettings:
     dtype: str = _p("auto", "auto | float16 | bfloat16 | float32 (VLM backends)")
     backend_options: str = _p("", "adapter-specific options as a YAML/JSON mapping, e.g. "
                                   "'{base_url: http://gpu-box:8000/v1, timeout_s: 10}'")
+    parser: str = _p("grammar", "command parser: grammar (the lexicon parser) | llm (a language "
+                                "model on an OpenAI-compatible server, see parser_options); "
+                                "stops and yes/no answers always use the grammar")
+    parser_options: str = _p("", "parser llm options as a YAML/JSON mapping, e.g. '{base_url: "
+                                 "http://gpu-box:8000/v1, model: qwen2.5, timeout_s: 10}'")
     score_threshold: float = _p(0.3, "detector score floor")
     min_match: float = _p(0.5, "attribute agreement needed for a candidate to match")
     ambiguity_margin: float = _p(0.15, "best two matches closer than this -> ambiguous")
@@ -145,6 +150,14 @@ class NodeSettings:
         if not isinstance(extra, dict):
             raise ValueError("backend_options must be a YAML/JSON mapping, e.g. '{timeout_s: 10}'")
         options.update(extra)
+        return options
+
+    def parser_kwargs(self) -> dict[str, Any]:
+        """The ``parser_options`` mapping (for vlm_ros.backends.llm_parser.make_parser)."""
+        options = yaml.safe_load(self.parser_options or "{}") or {}
+        if not isinstance(options, dict):
+            raise ValueError("parser_options must be a YAML/JSON mapping, e.g. "
+                             "'{model: qwen2.5, base_url: http://gpu-box:8000/v1}'")
         return options
 
     def pipeline_config(self) -> PipelineConfig:
