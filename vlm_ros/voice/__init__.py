@@ -15,6 +15,7 @@ from vlm_ros.voice.transcriber import (
     VoiceError,
     confidence_of,
     default_model_path,
+    to_simplified,
 )
 from vlm_ros.voice.vad import Utterance, UtteranceSegmenter, VadConfig, VadError, find_utterances
 
@@ -23,5 +24,5 @@ __all__ = [
     "Resampler", "Transcriber", "TranscriberConfig", "Transcript", "Utterance",
     "UtteranceSegmenter", "VadConfig", "VadError", "VoiceError", "VoiceFrontEnd", "VoiceResult",
     "confidence_of", "default_model_path", "find_utterances", "read_wav", "resample",
-    "transcribe_file", "write_wav",
+    "to_simplified", "transcribe_file", "write_wav",
 ]

