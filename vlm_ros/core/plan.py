@@ -574,7 +574,7 @@ def _suggest_verb(clause: str) -> tuple[str, str, str] | None:
 
 def _close(word: str, known: list[str]) -> list[str]:
     """Known words within the allowed edits of ``word``, nearest first."""
-    if _CJK_RE.search(word):
+    if _CJK_RE.search(word) or "'" in word:  # "don't" is not a typo of "donut"
         return []
     allowed = next((edits for length, edits in _MAX_EDITS if len(word) < length), 0)
     if allowed == 0:
