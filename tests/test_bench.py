@@ -58,7 +58,7 @@ def test_short_bench_measures_every_figure() -> None:
     follow = report["follow"]
     assert follow["status"] == "ok"
     assert follow["first_goal_ms"] is not None
-    # The cup moves ~3 cm per frame: the tracker publishes goals between model passes.
+    # The cup moves ~6 mm per frame (bar: 2 mm): the tracker publishes goals between model passes.
     assert follow["goal_updates"] > 0 and follow["tracked_goal_updates"] > 0
     assert follow["goals_after_stop"] is not None
 

@@ -50,6 +50,7 @@ GROUNDED_TARGET_FIELDS: list[tuple[str, str]] = [
     ("float32", "match"),
     ("string[]", "reasons"),
     ("float64", "depth_m"),
+    ("float64", "width_m"),
     ("bool", "has_point"),
     ("geometry_msgs/Point", "point_camera"),
     ("bool", "has_point_base"),
@@ -105,6 +106,7 @@ TARGET_FIELD_TO_JSON_KEY: dict[str, str] = {
     "match": "match",
     "reasons": "reasons",
     "depth_m": "depth_m",
+    "width_m": "width_m",
     "has_point": "point_camera",  # has_point == (point_camera is not None)
     "point_camera": "point_camera",
     "has_point_base": "point_base",  # has_point_base == (point_base is not None)
@@ -182,6 +184,7 @@ def _candidate(index: int) -> Candidate:
         match=0.95,
         reasons=["colour red 72%", "leftmost"],
         depth_m=0.84,
+        width_m=0.07,
         point_camera=(0.1, -0.05, 0.84),
         point_base=(0.6, 0.1, 0.75),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from photos import load_photo
 from ros_harness import RosGraph
 
 from vlm_ros import scenes
@@ -96,6 +97,22 @@ def test_a_new_command_supersedes_the_pending_one(confirming: RosGraph) -> None:
     result = confirming.say("grab the blue cup")  # not in the photo: not_found, nothing held
     assert result["status"] == "not_found"
     assert confirming.say("yes")["message"] == "nothing to confirm"
+
+
+def test_a_pick_the_gate_refuses_is_not_asked_about(confirming: RosGraph) -> None:
+    rgb = load_photo("person")
+    h, w = rgb.shape[:2]
+    confirming.show(rgb, scenes.tabletop_depth(w, h, 0.9, 1.2), scenes.intrinsics_for(w, h))
+    grasps = _grasps(confirming)
+    try:
+        result = confirming.say("pick up the person")
+        assert result["status"] == "rejected", result  # not "awaiting_confirmation"
+        assert "a person is never grasped" in result["message"]
+        assert confirming.say("yes")["message"] == "nothing to confirm"
+        time.sleep(0.3)
+        assert _grasps(confirming) == grasps
+    finally:
+        confirming.show(*scenes.coffee())
 
 
 def test_target_moved_since_the_question_is_refused(confirming: RosGraph) -> None:

@@ -28,9 +28,11 @@ STEP_PX = 3  # per frame at 30 Hz
 
 @pytest.fixture(scope="module")
 def graph():
+    # The photo keeps its real scale (an ~8 cm cup at ~0.8 m): a PAN_PX pan moves the cup about
+    # 2 cm each way, so the follow goal is re-sent after 5 mm of motion instead of the default 2 cm.
     graph = RosGraph(["-p", f"camera_pose_in_base:={list(CAMERA_POSE)}",
                       "-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=2.0",
-                      "-p", "publish_debug_image:=false"])
+                      "-p", "publish_debug_image:=false", "-p", "track_goal_shift_m:=0.005"])
     yield graph
     graph.close()
 

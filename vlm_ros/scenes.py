@@ -4,6 +4,11 @@ The photos are real (scikit-image's coffee.png: a red cup on a saucer on a woode
 depth is synthetic and says so: a tabletop plane seen from a camera pitched down, so 3D goals can
 be computed end to end.  `two_cups()` puts the photo beside a copy whose red cup is recoloured
 blue, giving colour, left/right and ambiguity cases on real pixels.
+
+The camera model keeps the photo's real scale: coffee.png is a close-up of an espresso cup (about
+8 cm across, 239 of the 600 pixels), so at the synthetic table's ~0.78 m the lens must be a narrow
+one (:data:`COFFEE_HFOV_DEG`).  A 60 degree lens there would make the cup 0.36 m wide, which the
+safety gate rightly refuses to grasp (``max_grasp_width_m``).
 """
 
 from __future__ import annotations
@@ -51,15 +56,23 @@ def intrinsics_for(width: int, height: int, hfov_deg: float = 60.0) -> CameraInt
     return CameraIntrinsics(fx, fx, width / 2.0, height / 2.0, width, height)
 
 
+# Horizontal field of view of coffee.png (600 px wide) that gives the espresso cup its real size
+# (~8 cm) at the synthetic table's depth.
+COFFEE_HFOV_DEG = 15.0
+
+
 def coffee() -> tuple[np.ndarray, np.ndarray, CameraIntrinsics]:
     rgb = skimage_photo("coffee.png")
     h, w = rgb.shape[:2]
-    return rgb, tabletop_depth(w, h), intrinsics_for(w, h)
+    return rgb, tabletop_depth(w, h), intrinsics_for(w, h, COFFEE_HFOV_DEG)
 
 
 def two_cups() -> tuple[np.ndarray, np.ndarray, CameraIntrinsics]:
-    """Left: the original red cup.  Right: the same photo with the cup recoloured blue."""
+    """Left: the original red cup.  Right: the same photo with the cup recoloured blue.
+
+    The same lens as :func:`coffee` on a sensor twice as wide: the cups keep their real size."""
     red = skimage_photo("coffee.png")
     rgb = np.concatenate([red, recolor_reds(red, 220.0)], axis=1)
     h, w = rgb.shape[:2]
-    return rgb, tabletop_depth(w, h), intrinsics_for(w, h)
+    k = intrinsics_for(red.shape[1], h, COFFEE_HFOV_DEG)
+    return rgb, tabletop_depth(w, h), CameraIntrinsics(k.fx, k.fy, w / 2.0, h / 2.0, w, h)

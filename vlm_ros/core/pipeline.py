@@ -17,6 +17,7 @@ from vlm_ros.core.attributes import box_problem
 from vlm_ros.core.backend import Backend, BackendError
 from vlm_ros.core.geometry import FrameResolver, object_center_3d, object_center_on_support
 from vlm_ros.core.goals import GoalConfig, make_goals
+from vlm_ros.core.graspable import box_width_m
 from vlm_ros.core.grounding import (
     GroundingConfig,
     GroundingOutcome,
@@ -145,7 +146,7 @@ class Pipeline:
                                      message=f"tracked box unusable: {problem}")
         else:
             target = replace(candidate, reasons=list(candidate.reasons), point_camera=None,
-                             point_base=None, depth_m=None)
+                             point_base=None, depth_m=None, width_m=None)
             result = GroundingResult(status="ok", instruction=instruction, targets=[target],
                                      message=f"tracking the {target.label or 'target'}")
             t0 = time.perf_counter()
@@ -232,6 +233,8 @@ class Pipeline:
                 return "no camera intrinsics"
             return f"no valid depth on the object (readings missing or outside [{low}, {high}] m)"
         candidate.point_camera, candidate.depth_m = point, depth
+        candidate.width_m = box_width_m(candidate.bbox, depth, frame.intrinsics, frame.width,
+                                        frame.height)
         if self.frames is None:
             return "no frame resolver configured"
         transform = self.frames.lookup(self.config.goals.base_frame, frame.frame_id, frame.stamp)

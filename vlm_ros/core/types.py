@@ -228,6 +228,7 @@ class Candidate:
     match: float = 1.0
     reasons: list[str] = field(default_factory=list)
     depth_m: float | None = None  # robust depth of the object along the optical axis
+    width_m: float | None = None  # box width back-projected at depth_m (m): the object's extent
     point_camera: Vec3 | None = None  # 3D centre in the camera optical frame (m)
     point_base: Vec3 | None = None  # 3D centre in the base frame (m), when resolvable
     mask: np.ndarray | None = None  # not serialised
@@ -253,6 +254,7 @@ class Candidate:
             "match": _round(self.match, 3),
             "reasons": list(self.reasons),
             "depth_m": _round(self.depth_m),
+            "width_m": _round(self.width_m),
             "point_camera": [_round(v) for v in self.point_camera] if self.point_camera else None,
             "point_base": [_round(v) for v in self.point_base] if self.point_base else None,
         }

@@ -144,6 +144,7 @@ def _fill_target(msg_cls: Any, candidate: Candidate) -> Any:
     target.match = float(candidate.match)
     target.reasons = list(candidate.reasons)
     target.depth_m = float(candidate.depth_m) if candidate.depth_m is not None else math.nan
+    target.width_m = float(candidate.width_m) if candidate.width_m is not None else math.nan
     target.has_point = candidate.point_camera is not None
     if candidate.point_camera is not None:
         target.point_camera = Point(x=candidate.point_camera[0], y=candidate.point_camera[1],

@@ -101,6 +101,9 @@ class NodeSettings:
                                      "published (node clock vs stamp); covers the model's own "
                                      "time")
     allowed_actions: tuple[str, ...] = _p(list(ACTIONS), "actions that may produce goals")
+    max_grasp_width_m: float = _p(0.15, "refuse a pick whose object is wider than this (its box "
+                                        "back-projected at its depth; a typical parallel "
+                                        "gripper opens 0.08-0.14 m)")
     confirm_before_motion: bool = _p(False, "state what will move on ~/result and wait for yes/"
                                             "confirm/确认 (or no) on ~/command before any goal")
     confirm_actions: tuple[str, ...] = _p(["pick", "place", "navigate", "follow"],
@@ -187,6 +190,7 @@ class NodeSettings:
             min_confidence=self.min_confidence,
             max_frame_age_s=self.max_frame_age_s,
             allowed_actions=frozenset(self.allowed_actions),
+            max_grasp_width_m=_positive(self.max_grasp_width_m, "max_grasp_width_m"),
         )
 
     def session_config(self) -> SessionConfig:
@@ -210,6 +214,12 @@ class NodeSettings:
         if len(pose) != 6:
             raise ValueError("camera_pose_in_base needs 6 numbers: x y z roll pitch yaw")
         return camera_extrinsics(*pose)
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0.0:  # NaN too
+        raise ValueError(f"{name} must be a positive number of metres, got {value}")
+    return value
 
 
 def _vec3(values: tuple[float, ...], name: str) -> tuple[float, float, float]:

@@ -92,10 +92,12 @@ class CountingCamera(PhotoCamera):
 
 
 def coffee_scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray, CameraIntrinsics]:
-    """The coffee photo at the stream's resolution, with a tabletop depth to match."""
+    """The coffee photo at the stream's resolution, with a tabletop depth and the photo's lens
+    (the cup keeps its real ~8 cm size, see vlm_ros/scenes.py)."""
     rgb, _depth, _intrinsics = scenes.coffee()
     rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-    return rgb, scenes.tabletop_depth(width, height), scenes.intrinsics_for(width, height)
+    return rgb, scenes.tabletop_depth(width, height), scenes.intrinsics_for(
+        width, height, scenes.COFFEE_HFOV_DEG)
 
 
 def find_node_status(array: DiagnosticArray) -> DiagnosticStatus | None:
