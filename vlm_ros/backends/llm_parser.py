@@ -344,6 +344,15 @@ def _keys(data: object, keys: tuple[str, ...], where: str) -> dict[str, Any]:
     return data
 
 
+def _bounded_list(value: object, where: str, limit: int, items: str) -> list:
+    """``value`` as a list of at most ``limit`` entries (InvalidAnswer otherwise)."""
+    if not isinstance(value, list):
+        raise InvalidAnswer(f"{where} must be an array, got {_kind(value)}")
+    if len(value) > limit:
+        raise InvalidAnswer(f"{where} has {len(value)} {items} (at most {limit})")
+    return value
+
+
 def _kind(value: object) -> str:
     if value is None:
         return "null"
@@ -527,20 +536,12 @@ class _Reader:
         if data["anchor"] is not None and depth >= MAX_ANCHOR_DEPTH:
             raise InvalidAnswer(f"{where} nests anchors deeper than {MAX_ANCHOR_DEPTH}")
         anchor = self.query(data["anchor"], f"{where}.anchor", depth + 1)
-        attributes = data["attributes"]
-        if not isinstance(attributes, list):
-            raise InvalidAnswer(f"{where}.attributes must be an array, got {_kind(attributes)}")
-        if len(attributes) > MAX_ATTRIBUTES:
-            raise InvalidAnswer(f"{where}.attributes has {len(attributes)} words (at most "
-                                f"{MAX_ATTRIBUTES})")
+        attributes = _bounded_list(data["attributes"], f"{where}.attributes", MAX_ATTRIBUTES,
+                                   "words")
         words = [_string(w, f"{where}.attributes[{i}]", MAX_WORD, nullable=False) or ""
                  for i, w in enumerate(attributes)]
-        exclusions = data["exclusions"]
-        if not isinstance(exclusions, list):
-            raise InvalidAnswer(f"{where}.exclusions must be an array, got {_kind(exclusions)}")
-        if len(exclusions) > MAX_EXCLUSIONS:
-            raise InvalidAnswer(f"{where}.exclusions has {len(exclusions)} objects (at most "
-                                f"{MAX_EXCLUSIONS})")
+        exclusions = _bounded_list(data["exclusions"], f"{where}.exclusions", MAX_EXCLUSIONS,
+                                   "objects")
         if exclusions and depth >= MAX_ANCHOR_DEPTH:
             raise InvalidAnswer(f"{where} nests objects deeper than {MAX_ANCHOR_DEPTH}")
         for i, e in enumerate(exclusions):

@@ -75,6 +75,9 @@ class VlmRosNode(Node):
         self.session = CommandSession(
             self.pipeline, settings.session_config(), safety_config,
             stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9, parse=parse)
+        # The Chinese word segmenter loads its dictionary on first use (~0.6 s): here, not in
+        # the callback of the first Chinese command.
+        self.session.is_stop("停")
         self.timings = StageTimings()
         self._counts: collections.Counter[str] = collections.Counter()
         self.frames = FrameBuffer(settings.sync_slop_s, settings.use_depth, self.timings)
