@@ -131,9 +131,11 @@ def test_coffee_cup_is_warm_not_blue_or_green():
     # interior; its red side is a thin crescent at the bottom of the box (the same red as the
     # saucer).  So the dominant colour is orange, red gets partial evidence, blue/green none.
     profile = color_profile(load_photo("coffee"), COFFEE_CUP)
+    # The foreground model keeps the cup's white rim (the box's centre alone did not).
     assert profile.dominant == "orange"
     warm = sum(profile.fractions[c] for c in ("red", "orange", "brown"))
-    assert warm > 0.75
+    assert warm > 0.55
+    assert warm + profile.fractions["white"] > 0.9
     for cold in ("blue", "green", "purple"):
         assert profile.fractions[cold] < 0.01
         assert color_match(profile, cold) == 0.0
@@ -145,7 +147,7 @@ def test_hue_rotated_coffee_cup_is_blue_and_not_red():
     # Rotating the hue by 200 degrees carries red, orange and brown into the blue band.
     profile = color_profile(rotate_hue(load_photo("coffee"), 200), COFFEE_CUP)
     assert profile.dominant == "blue"
-    assert profile.fractions["blue"] > 0.7
+    assert profile.fractions["blue"] > 0.55  # the rest is the cup's white rim
     for warm in ("red", "orange", "brown"):
         assert profile.fractions[warm] < 0.01
     assert color_match(profile, "red") == 0.0
@@ -155,7 +157,8 @@ def test_hue_rotated_coffee_cup_is_blue_and_not_red():
 def test_chelsea_the_cat_is_brown_orange():
     profile = color_profile(load_photo("chelsea"), CHELSEA_CAT)
     assert profile.dominant in ("brown", "orange")
-    assert profile.fractions["brown"] + profile.fractions["orange"] > 0.8
+    # The photo is dim (exposure gain 1.25): the cat's light fur reads white, not pale brown.
+    assert profile.fractions["brown"] + profile.fractions["orange"] > 0.7
     assert profile.fractions["blue"] < 0.01
     assert color_match(profile, "brown") == 1.0
     assert color_match(profile, "orange") > 0.9

@@ -182,8 +182,10 @@ def test_horses_selectors(ssd):
 def test_bare_horse_lists_three_positions(ssd):
     outcome = ground(ssd, load_photo("horses"), noun="horse")
     assert outcome.status == "ambiguous"
+    # Judged on the horses' own pixels (not the grass), their colours now tell them apart too.
     assert outcome.clarification == (
-        "Which horse: the one on the left, the one in the middle or the one on the right?")
+        "Which horse: the one on the left (white), the one in the middle (brown) or the one on"
+        " the right (black)?")
 
 
 # ------------------------------------------------------------------------------ people, animals

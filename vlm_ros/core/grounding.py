@@ -217,7 +217,7 @@ class _Context:
         key = (cand.id, part)
         if key not in self.profiles:
             self.profiles[key] = color_profile(self.frame.rgb, cand.bbox, part, cand.mask,
-                                               label=cand.label)
+                                               label=cand.label, depth_m=self.frame.depth_m)
         return self.profiles[key]
 
 
