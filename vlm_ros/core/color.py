@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from vlm_ros.core import lexicon
 from vlm_ros.core.geometry import robust_depth
 
 COLOR_NAMES: tuple[str, ...] = (
@@ -31,11 +32,10 @@ COLOR_NAMES: tuple[str, ...] = (
 CHROMATIC: frozenset[str] = frozenset(
     {"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"}
 )
-# Words a parser may hand us for the same colour.
+# Words a parser may hand us for the same colour: the parser's colour table (lexicon.COLORS, English
+# and Chinese, shades mapped to the class the model judges them as), so the two never disagree.
 COLOR_ALIASES: dict[str, str] = {
-    "grey": "gray", "violet": "purple", "magenta": "pink", "cyan": "blue", "navy": "blue",
-    "teal": "green", "maroon": "red", "crimson": "red", "scarlet": "red", "beige": "white",
-    "cream": "white", "silver": "gray", "gold": "yellow", "golden": "yellow", "tan": "brown",
+    word: name for word, name in lexicon.COLORS.items() if name in COLOR_NAMES
 }
 
 # Hue bands in degrees [start, end) on OpenCV's float HSV scale (0..360).  Red wraps around 0.

@@ -211,6 +211,43 @@ COLORS: dict[str, str] = {
     "粉红": "pink", "粉色": "pink", "粉": "pink", "棕色": "brown", "棕": "brown",
     "褐色": "brown", "褐": "brown", "咖啡色": "brown", "黑色": "black", "黑": "black",
     "白色": "white", "白": "white", "灰色": "gray", "灰": "gray",
+    # Named shades -> the colour the colour model (core/color.py) judges them as.  Each choice is
+    # the class a typical swatch of the colour falls in (tests/test_color_words.py checks this):
+    # * cyan/teal/turquoise/aqua/青色 -> blue: hue 174-180 deg lies in the model's blue band
+    #   (165-255); mapping them to green would make every real teal object fail "teal".
+    # * magenta/fuchsia/紫红 -> pink: hue 300-330 is the model's pink band.
+    # * beige/cream/ivory/米色 -> white: pale tints are white to the model; tan/khaki -> brown and
+    #   olive -> green follow the darker swatches people mean (tan leather, olive drab).
+    # * silver -> gray, charcoal -> black (darker than the model's gray).
+    # The shade itself (dark/light/navy vs sky) is NOT judged: "dark blue" keeps "dark" as a word
+    # of its own (see UNJUDGED_ATTRIBUTES), while one-word shades (navy, 深蓝) are judged as
+    # their base colour only.
+    "navy": "blue", "cyan": "blue", "teal": "blue", "turquoise": "blue", "aqua": "blue",
+    "azure": "blue", "cobalt": "blue", "sapphire": "blue", "indigo": "purple",
+    "crimson": "red", "scarlet": "red", "maroon": "red", "burgundy": "red", "ruby": "red",
+    "cherry": "red", "magenta": "pink", "fuchsia": "pink", "rose": "pink",
+    "beige": "white", "cream": "white", "ivory": "white", "tan": "brown", "khaki": "brown",
+    "chocolate": "brown", "olive": "green", "lime": "green", "emerald": "green",
+    "gold": "yellow", "golden": "yellow", "amber": "orange", "silver": "gray",
+    "charcoal": "black", "lavender": "purple", "lilac": "purple", "plum": "purple",
+    "深蓝色": "blue", "深蓝": "blue", "浅蓝色": "blue", "浅蓝": "blue", "天蓝色": "blue",
+    "天蓝": "blue", "藏青色": "blue", "藏青": "blue", "藏蓝色": "blue", "藏蓝": "blue",
+    "宝蓝色": "blue", "宝蓝": "blue", "湖蓝色": "blue", "湖蓝": "blue", "海军蓝": "blue",
+    "青色": "blue",
+    "深绿色": "green", "深绿": "green", "浅绿色": "green", "浅绿": "green", "墨绿色": "green",
+    "墨绿": "green", "草绿色": "green", "草绿": "green", "翠绿色": "green", "翠绿": "green",
+    "橄榄绿": "green",
+    "深红色": "red", "深红": "red", "酒红色": "red", "酒红": "red", "大红色": "red",
+    "大红": "red", "鲜红色": "red", "鲜红": "red",
+    "紫红色": "pink", "紫红": "pink", "玫红色": "pink", "玫红": "pink", "品红": "pink",
+    "浅粉色": "pink", "浅粉": "pink",
+    "深紫色": "purple", "深紫": "purple", "浅紫色": "purple", "浅紫": "purple",
+    "淡紫色": "purple", "淡紫": "purple",
+    "米色": "white", "米白色": "white", "米白": "white", "乳白色": "white", "乳白": "white",
+    "象牙白": "white",
+    "金色": "yellow", "金黄色": "yellow", "金黄": "yellow", "银色": "gray", "银灰色": "gray",
+    "银灰": "gray", "深灰色": "gray", "深灰": "gray", "浅灰色": "gray", "浅灰": "gray",
+    "深棕色": "brown", "深棕": "brown", "驼色": "brown", "卡其色": "brown",
 }
 
 SIZES: dict[str, str] = {
@@ -554,3 +591,49 @@ CONFIRM_NO: frozenset[str] = frozenset({
     "不", "不是", "不要", "取消", "别", "算了", "停", "停止", "否", "不对", "错了", "不行",
     "不用", "不用了", "别动", "不可以",
 })
+
+# --------------------------------------------------------------------------------------------
+# Attributes the default backend cannot judge
+# --------------------------------------------------------------------------------------------
+
+# Words that describe an object in a way the default detector + colour model cannot see: its
+# pattern, material, state, or a colour's shade (dark/light: the colour model judges the hue, not
+# how dark it is).  word -> kind ("pattern" | "material" | "state" | "shade").  Not used by the
+# parser yet: a command using one of these must name it in the answer ("I can't tell striped from
+# plain") instead of dropping it and choosing as if it had not been said.  English "glass" and
+# "paper" are left out: they are nouns here too ("the glass", "the paper"); the wiring must tell
+# "a glass cup" (material) from "the glass" (object).
+UNJUDGED_ATTRIBUTES: dict[str, str] = {
+    # pattern
+    "striped": "pattern", "stripy": "pattern", "dotted": "pattern", "spotted": "pattern",
+    "polka-dot": "pattern", "checked": "pattern", "checkered": "pattern", "plaid": "pattern",
+    "tartan": "pattern", "floral": "pattern", "flowery": "pattern", "patterned": "pattern",
+    "plain": "pattern", "printed": "pattern", "camouflage": "pattern",
+    "条纹": "pattern", "条纹的": "pattern", "带条纹的": "pattern", "圆点": "pattern",
+    "波点": "pattern", "格子": "pattern", "格子的": "pattern", "花纹": "pattern",
+    "碎花": "pattern", "印花": "pattern", "纯色": "pattern",
+    # material
+    "plastic": "material", "metal": "material", "metallic": "material", "steel": "material",
+    "iron": "material", "aluminium": "material", "aluminum": "material",
+    "wooden": "material", "wood": "material", "ceramic": "material", "porcelain": "material",
+    "cardboard": "material", "leather": "material", "rubber": "material",
+    "cotton": "material", "woollen": "material", "wool": "material", "stone": "material",
+    "塑料": "material", "塑料的": "material", "玻璃": "material", "玻璃的": "material",
+    "金属": "material", "金属的": "material", "不锈钢": "material", "铁": "material",
+    "木头": "material", "木制": "material", "木质": "material", "木头的": "material",
+    "陶瓷": "material", "瓷": "material", "纸": "material", "纸质": "material",
+    "纸板": "material", "皮革": "material", "橡胶": "material", "布": "material",
+    # state
+    "broken": "state", "cracked": "state", "empty": "state", "full": "state", "clean": "state",
+    "dirty": "state", "open": "state", "opened": "state", "closed": "state", "shut": "state",
+    "hot": "state", "cold": "state", "warm": "state", "wet": "state", "dry": "state",
+    "new": "state", "old": "state", "used": "state", "filled": "state", "half-full": "state",
+    "破的": "state", "坏的": "state", "破": "state", "坏": "state", "碎的": "state",
+    "空的": "state", "空": "state", "满的": "state", "满": "state", "干净的": "state",
+    "干净": "state", "脏的": "state", "脏": "state", "开着的": "state", "打开的": "state",
+    "关着的": "state", "关闭的": "state", "热的": "state", "热": "state", "冷的": "state",
+    "凉的": "state", "湿的": "state", "干的": "state", "新的": "state", "旧的": "state",
+    # shade (the colour model judges the hue only)
+    "dark": "shade", "light": "shade", "pale": "shade", "bright": "shade", "deep": "shade",
+    "pastel": "shade", "深": "shade", "浅": "shade", "淡": "shade",
+}

@@ -48,7 +48,9 @@ def _strings(value: object) -> list[str]:
 @lru_cache(maxsize=1)
 def known_words() -> frozenset[str]:
     """Every Chinese word in the lexicon tables, and the function words above."""
-    words = {s for name in dir(lx) if name.isupper() for s in _strings(getattr(lx, name))}
+    # Not the words the core cannot judge (条纹, 塑料): those must stay visible to be named.
+    words = {s for name in dir(lx) if name.isupper() and name != "UNJUDGED_ATTRIBUTES"
+             for s in _strings(getattr(lx, name))}
     return frozenset({w for w in words if _CJK.search(w)} | _FUNCTION_WORDS)
 
 
