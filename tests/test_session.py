@@ -407,3 +407,17 @@ def test_the_cup_that_is_not_red_is_the_other_cup(pipeline: Pipeline) -> None:
         result = say(make_session(pipeline), text, TWO_CUPS)
         assert result.status == "ok" and result.goals, (text, result.message)
         assert result.targets[0].center[0] > TWO_CUPS.width / 2, text  # the blue copy
+
+
+def test_pattern_material_and_shade_words_are_named_with_their_kind(pipeline: Pipeline) -> None:
+    for text, word, kind in (("grab the striped cup", "striped", "pattern"),
+                             ("抓取塑料杯子", "塑料", "material"),
+                             ("grab the dark blue cup", "dark", "shade")):
+        result = only(make_session(pipeline).command(Command(text), now=0.0), Reply).result
+        assert result.status == "rejected" and result.goals == [], text
+        assert f"'{word}' (a {kind})" in result.message, result.message
+
+
+def test_a_named_shade_is_judged_as_its_colour(pipeline: Pipeline) -> None:
+    result = say(make_session(pipeline), "grab the navy cup", TWO_CUPS)
+    assert result.status == "ok" and result.targets[0].center[0] > TWO_CUPS.width / 2

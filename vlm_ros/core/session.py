@@ -485,7 +485,7 @@ class CommandSession:
         backend = self.pipeline.backend
         if backend.vocabulary is None or backend.resolves_referring_expressions:
             return None
-        kinds = getattr(lx, "UNJUDGED_ATTRIBUTES", {})
+        kinds = lx.UNJUDGED_ATTRIBUTES
         for step in plan.steps:
             for query in (step.target, step.destination):
                 words = unjudged_words(query)
