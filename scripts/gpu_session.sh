@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session, prepared to run unattended on a lent machine with no network (issue #14):
+# One GPU session, prepared to run unattended on a lent machine with no network:
 #
 #   A. scripts/gpu_benchmark.py: ms/frame of every VLM backend (random weights, real sizes)
 #      -> $OUT/gpu_benchmark.json, $OUT/gpu_benchmark.md (docs/gpu_benchmark.md with its

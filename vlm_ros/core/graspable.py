@@ -1,4 +1,4 @@
-"""What may be picked up, and what may have things put on it (issue #12, "What may be picked up").
+"""What may be picked up, and what may have things put on it.
 
 Two checks, both used by the safety gate (:mod:`vlm_ros.core.safety`):
 
