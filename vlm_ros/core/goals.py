@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vlm_ros.core.geometry import quat_from_rpy, quat_from_yaw
-from vlm_ros.core.types import Goal, Pose, Vec3
+from vlm_ros.core.types import Goal, GoalKind, Pose, Vec3
 
 
 @dataclass
@@ -79,7 +79,7 @@ class _GoalInputs:
     robot: Vec3
     extent: Vec3 | None
 
-    def goal(self, kind: str, position: Vec3, orientation: tuple[float, ...]) -> Goal:
+    def goal(self, kind: GoalKind, position: Vec3, orientation: tuple[float, ...]) -> Goal:
         pose = Pose(tuple(float(v) for v in position), tuple(float(v) for v in orientation))
         return Goal(kind=kind, frame_id=self.config.base_frame, pose=pose, stamp=self.stamp)
 

@@ -48,7 +48,7 @@ from vlm_ros.core.attributes import (
 )
 from vlm_ros.core.backend import Backend
 from vlm_ros.core.color import ColorProfile, color_profile, normalize_color
-from vlm_ros.core.types import Candidate, Detection, Frame, ObjectQuery
+from vlm_ros.core.types import Candidate, Detection, Frame, ObjectQuery, Status
 from vlm_ros.core.vocabulary import labels_for_noun, query_phrases
 
 # A detection at least this share of the best candidate's score counts as fully confident: the
@@ -79,7 +79,7 @@ class GroundingConfig:
 
 @dataclass
 class GroundingOutcome:
-    status: str  # "ok" | "not_found" | "ambiguous"
+    status: Status  # one of "ok" | "not_found" | "ambiguous"
     target: Candidate | None
     candidates: list[Candidate]  # everything considered, best first, with match + reasons
     clarification: str | None  # question for "ambiguous"
@@ -265,7 +265,7 @@ class _Grounder:
         except _Stop as stop:
             return stop.result
 
-    def _stop(self, status: str, message: str, clarification: str | None = None,
+    def _stop(self, status: Status, message: str, clarification: str | None = None,
               contenders: list[Candidate] | None = None) -> _Stop:
         outcome = GroundingOutcome(
             status=status, target=None, candidates=self._report(), clarification=clarification,
