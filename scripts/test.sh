@@ -3,11 +3,16 @@
 # test photos, lints, and runs the whole suite.  Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh "ros,models,test,vlm,sim,voice"
+bash scripts/bootstrap.sh "ros,ros-build,models,test,vlm,sim,voice"
 bash scripts/ensure_osmesa.sh
 bash scripts/ensure_espeak.sh
 export MUJOCO_GL="${MUJOCO_GL:-osmesa}"
 .venv/bin/python scripts/fetch_test_photos.py --dest .cache/photos
+# The ROS package as colcon builds it (interfaces + bindings): the service, action, lifecycle and
+# typed-message tests run against it, and must not skip (tests/conftest.py checks).
+bash scripts/build_ros_package.sh
+eval "$(bash scripts/build_ros_package.sh --print-env)"
+export VLM_ROS_REQUIRE_INTERFACES=1
 # DDS discovery stays on this machine; tests/conftest.py sets the same for every test process.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 100 ))}"

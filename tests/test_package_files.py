@@ -14,9 +14,7 @@ import ast
 import importlib.util
 import os
 import re
-import shutil
 import stat
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -354,33 +352,18 @@ def test_launch_description_builds() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _ament_prefixes() -> list[Path]:
-    paths = os.environ.get("AMENT_PREFIX_PATH", "") + os.pathsep + \
-        os.environ.get("CMAKE_PREFIX_PATH", "")
-    return [Path(p) for p in paths.split(os.pathsep) if p]
+INSTALL = ROOT / "build" / "ros" / "install"
 
 
-@pytest.mark.slow
-def test_ament_cmake_build_installs_interfaces_node_and_python(tmp_path: Path) -> None:
-    """Configure, build and install the package with ament_cmake + rosidl, then check the layout
-    `ros2 run` / `ros2 launch` / `import vlm_ros.msg` rely on.  Needs a sourced ROS environment."""
-    def has(package: str) -> bool:
-        return any((p / "share" / package / "cmake").is_dir() for p in _ament_prefixes())
-
-    if not shutil.which("cmake") or not (has("ament_cmake") and has("rosidl_default_generators")):
-        pytest.skip("no ROS development environment (ament_cmake, rosidl_default_generators)")
-    build, install = tmp_path / "build", tmp_path / "install"
-    configure = ["cmake", "-S", str(ROOT), "-B", str(build), f"-DCMAKE_INSTALL_PREFIX={install}"]
-    if os.environ.get("Python3_EXECUTABLE"):
-        configure.append(f"-DPython3_EXECUTABLE={os.environ['Python3_EXECUTABLE']}")
-    for command in (
-        configure,
-        ["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)],
-        ["cmake", "--install", str(build)],
-    ):
-        run = subprocess.run(command, capture_output=True, text=True, timeout=900)
-        assert run.returncode == 0, f"{command[:2]} failed:\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
-
+def test_ament_cmake_build_installs_interfaces_node_and_python() -> None:
+    """The install tree scripts/build_ros_package.sh made (ament_cmake + rosidl, as colcon
+    builds it; scripts/test.sh runs it before the tests): the layout `ros2 run`, `ros2 launch`
+    and `import vlm_ros.msg` rely on."""
+    if not INSTALL.is_dir():
+        if os.environ.get("VLM_ROS_REQUIRE_INTERFACES") == "1":
+            pytest.fail(f"{INSTALL} is missing: scripts/build_ros_package.sh did not run")
+        pytest.skip("the package is not built here: run scripts/build_ros_package.sh")
+    install = INSTALL
     node = install / "lib" / PACKAGE / "vlm_node"
     assert node.is_file() and os.access(node, os.X_OK)
     share = install / "share" / PACKAGE
@@ -395,3 +378,4 @@ def test_ament_cmake_build_installs_interfaces_node_and_python(tmp_path: Path) -
     assert (site / "msg" / "_grounding_result.py").is_file()
     assert (site / "msg" / "_grounded_target.py").is_file()
     assert (site / "srv" / "_ground.py").is_file()
+    assert (site / "action" / "_instruct.py").is_file()
