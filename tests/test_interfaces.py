@@ -31,6 +31,7 @@ from vlm_ros.core.types import (
 rosidl_adapter_parser = pytest.importorskip("rosidl_adapter.parser")
 rosidl_adapter_msg = pytest.importorskip("rosidl_adapter.msg")
 rosidl_adapter_srv = pytest.importorskip("rosidl_adapter.srv")
+rosidl_adapter_action = pytest.importorskip("rosidl_adapter.action")
 rosidl_parser_parser = pytest.importorskip("rosidl_parser.parser")
 rosidl_parser_definition = pytest.importorskip("rosidl_parser.definition")
 
@@ -38,6 +39,7 @@ PACKAGE = "vlm_ros"
 ROOT = Path(__file__).resolve().parents[1]
 MSG_FILES = sorted((ROOT / "msg").glob("*.msg"))
 SRV_FILES = sorted((ROOT / "srv").glob("*.srv"))
+ACTION_FILES = sorted((ROOT / "action").glob("*.action"))
 
 # The exact field lists, in wire order.  Changing a message is a deliberate act: update this table.
 GROUNDED_TARGET_FIELDS: list[tuple[str, str]] = [
@@ -69,6 +71,7 @@ GROUNDING_RESULT_FIELDS: list[tuple[str, str]] = [
     ("vlm_ros/GroundedTarget", "destination"),
     ("vlm_ros/GroundedTarget[]", "candidates"),
     ("string", "clarification"),
+    ("string[]", "choices"),
     ("geometry_msgs/PoseStamped[]", "goals"),
     ("string[]", "goal_kinds"),
     ("string", "backend"),
@@ -88,10 +91,25 @@ GROUND_REQUEST_FIELDS: list[tuple[str, str]] = [
 ]
 GROUND_RESPONSE_FIELDS: list[tuple[str, str]] = [("vlm_ros/GroundingResult", "result")]
 
+INSTRUCT_GOAL_FIELDS: list[tuple[str, str]] = GROUND_REQUEST_FIELDS
+INSTRUCT_RESULT_FIELDS: list[tuple[str, str]] = [
+    ("string", "outcome"),
+    ("vlm_ros/GroundingResult", "result"),
+]
+INSTRUCT_FEEDBACK_FIELDS: list[tuple[str, str]] = [
+    ("string", "stage"),
+    ("string", "question"),
+    ("string[]", "choices"),
+    ("uint32", "step"),
+    ("uint32", "step_count"),
+    ("string", "message"),
+]
+
 EXPECTED_FIELDS: dict[str, list[list[tuple[str, str]]]] = {
     "GroundedTarget": [GROUNDED_TARGET_FIELDS],
     "GroundingResult": [GROUNDING_RESULT_FIELDS],
     "Ground": [GROUND_REQUEST_FIELDS, GROUND_RESPONSE_FIELDS],
+    "Instruct": [INSTRUCT_GOAL_FIELDS, INSTRUCT_RESULT_FIELDS, INSTRUCT_FEEDBACK_FIELDS],
 }
 
 # GroundedTarget field -> the Candidate.to_dict() key it carries.  The has_* flags stand for the
@@ -126,6 +144,7 @@ RESULT_FIELD_TO_JSON_PATHS: dict[str, list[tuple[str, ...]]] = {
     "destination": [("destination",)],
     "candidates": [("candidates",)],
     "clarification": [("clarification",)],
+    "choices": [("choices",)],
     "goals": [("goals",)],  # see GOAL_JSON_KEY_TO_FIELD for each goal
     "goal_kinds": [("goals",)],  # goal_kinds[i] <- goals[i].kind
     "backend": [("backend",)],
@@ -209,6 +228,7 @@ def _populated_result() -> GroundingResult:
         destination=_candidate(1),
         candidates=[_candidate(0), _candidate(1)],
         clarification="which cup?",
+        choices=["the one on the left", "the one on the right"],
         message="grounded 'cup'",
         goals=[Goal(kind="grasp", frame_id="base_link", pose=Pose((0.6, 0.1, 0.75)), stamp=12.5)],
         frame_id="camera_color_optical_frame",
@@ -237,21 +257,27 @@ def _resolve(document: dict[str, Any], path: tuple[str, ...]) -> Any:
 def test_interface_files_exist() -> None:
     assert [p.name for p in MSG_FILES] == ["GroundedTarget.msg", "GroundingResult.msg"]
     assert [p.name for p in SRV_FILES] == ["Ground.srv"]
+    assert [p.name for p in ACTION_FILES] == ["Instruct.action"]
 
 
-@pytest.mark.parametrize("path", MSG_FILES + SRV_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MSG_FILES + SRV_FILES + ACTION_FILES, ids=lambda p: p.name)
 def test_interface_converts_to_idl_and_parses(path: Path, tmp_path: Path) -> None:
-    """The rosidl_generate_interfaces() front end: .msg/.srv -> .idl -> rosidl_parser AST."""
+    """The rosidl_generate_interfaces() front end: .msg/.srv/.action -> .idl -> rosidl_parser."""
     relative = path.relative_to(ROOT)
     if path.suffix == ".msg":
         idl = rosidl_adapter_msg.convert_msg_to_idl(ROOT, PACKAGE, relative, tmp_path)
-    else:
+    elif path.suffix == ".srv":
         idl = rosidl_adapter_srv.convert_srv_to_idl(ROOT, PACKAGE, relative, tmp_path)
+    else:
+        idl = rosidl_adapter_action.convert_action_to_idl(ROOT, PACKAGE, relative, tmp_path)
     locator = rosidl_parser_definition.IdlLocator(tmp_path, Path(idl).relative_to(tmp_path))
     content = rosidl_parser_parser.parse_idl_file(locator).content
     if path.suffix == ".msg":
         [message] = content.get_elements_of_type(rosidl_parser_definition.Message)
         structures = [message.structure]
+    elif path.suffix == ".action":
+        [action] = content.get_elements_of_type(rosidl_parser_definition.Action)
+        structures = [action.goal.structure, action.result.structure, action.feedback.structure]
     else:
         [service] = content.get_elements_of_type(rosidl_parser_definition.Service)
         structures = [service.request_message.structure, service.response_message.structure]
@@ -285,7 +311,7 @@ def test_status_constants_are_the_core_statuses() -> None:
 
 def test_every_field_is_commented() -> None:
     """Each field and constant line says what it means in a trailing comment."""
-    for path in MSG_FILES + SRV_FILES:
+    for path in MSG_FILES + SRV_FILES + ACTION_FILES:
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
         declarations = [ln for ln in lines if ln and not ln.startswith("#") and ln != "---"]
         uncommented = [ln for ln in declarations if "#" not in ln]

@@ -85,6 +85,8 @@ class GroundingOutcome:
     clarification: str | None  # question for "ambiguous"
     message: str  # one human sentence: what was chosen / why nothing / why ambiguous
     anchor: Candidate | None = None  # the grounded reference object for relational queries
+    # For "ambiguous": the answers the question offers ("the one on the left"), in its order.
+    choices: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,11 +267,13 @@ class _Grounder:
         except _Stop as stop:
             return stop.result
 
-    def _stop(self, status: Status, message: str, clarification: str | None = None,
+    def _stop(self, status: Status, message: str,
+              clarification: tuple[str, list[str]] | None = None,
               contenders: list[Candidate] | None = None) -> _Stop:
+        question, choices = clarification if clarification is not None else (None, [])
         outcome = GroundingOutcome(
-            status=status, target=None, candidates=self._report(), clarification=clarification,
-            message=message, anchor=self.anchor,
+            status=status, target=None, candidates=self._report(), clarification=question,
+            message=message, anchor=self.anchor, choices=choices,
         )
         return _Stop(_Result(outcome, contenders or []))
 
@@ -583,8 +587,10 @@ class _Grounder:
         )
 
     # ------------------------------------------------------------------ questions
-    def _question(self, contenders: list[Candidate], noun: str, lead: str = "Which") -> str:
-        """"Which cup: the one on the left (red) or the one on the right (blue)?"."""
+    def _question(self, contenders: list[Candidate], noun: str,
+                  lead: str = "Which") -> tuple[str, list[str]]:
+        """"Which cup: the one on the left (red) or the one on the right (blue)?", and the answers
+        it offers without their colour notes ("the one on the left", ...)."""
         placed = position_phrases(contenders)
         labels_differ = len({c.label for c in contenders}) > 1
         colours: dict[int, str] = {}
@@ -595,17 +601,16 @@ class _Grounder:
                     colours[cand.id] = colour
             if len(set(colours.values())) < 2 or len(colours) < len(contenders):
                 colours = {}
-        options = []
+        options, choices = [], []
         for cand, template in placed:
-            option = template.format(cand.label if labels_differ else "one")
-            if cand.id in colours:
-                option += f" ({colours[cand.id]})"
-            options.append(option)
+            choice = template.format(cand.label if labels_differ else "one")
+            choices.append(choice)
+            options.append(f"{choice} ({colours[cand.id]})" if cand.id in colours else choice)
         if len(options) <= MAX_LISTED_OPTIONS:
-            return f"{lead} {noun}: {_join_or(options)}?"
+            return f"{lead} {noun}: {_join_or(options)}?", choices
         examples = [options[0], options[1], options[-1]]
         return (f"I see {len(options)} {plural(noun)}. {lead} one do you mean, for example "
-                f"{_join_or(examples)}?")
+                f"{_join_or(examples)}?", choices)
 
     # ------------------------------------------------------------------ trusted models
     def _trust_model(self) -> _Result:

@@ -206,6 +206,7 @@ class Pipeline:
             result.message = outcome.message if part == "target" else (
                 f"destination: {outcome.message}")
             result.clarification = outcome.clarification
+            result.choices = list(outcome.choices)
             if part == "destination":
                 result.candidates = outcome.candidates
             break

@@ -238,6 +238,12 @@ class CommandSession:
     def running_plan(self) -> bool:
         return self._plan is not None
 
+    @property
+    def awaiting_answer(self) -> bool:
+        """A question is open: which one (clarification), did you mean (typo), or yes / no."""
+        return self.pending is not None or self._suggested is not None or \
+            self._awaiting is not None
+
     def current(self, effect: Effect) -> Effect | None:
         """``effect`` as it may still be carried out now: effects issued before the latest stop
         are void - a reply says it was superseded (and carries no goal), the rest is dropped."""
@@ -283,6 +289,7 @@ class CommandSession:
             self._suggested = plan.suggestion
             reply = self._reply("ambiguous", said, f"{plan.error} (yes / no)", command)
             reply.result.clarification = f"Did you mean '{plan.suggestion}'?"
+            reply.result.choices = ["yes", "no"]
             return [*effects, reply]
         if plan.refusal is not None and self.pending is not None and plan.negated is not None \
                 and plan.negated.target is not None:
@@ -609,6 +616,7 @@ class CommandSession:
         self._awaiting = _Awaiting(instruction, summary, point, now + timeout)
         held_back = dataclasses.replace(
             result, goals=[], status="awaiting_confirmation",  # nothing here is a goal
+            choices=["yes", "no"],
             message=f"I will {summary}. Say yes (confirm / 确认) to go ahead or no to cancel, "
                     f"within {timeout:g} s.")
         return Reply(held_back, request.command, frame, self.epoch)

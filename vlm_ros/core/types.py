@@ -309,6 +309,9 @@ class GroundingResult:
     destination: Candidate | None = None
     candidates: list[Candidate] = field(default_factory=list)
     clarification: str | None = None
+    # The answers a clarification offers ("the one on the left", or "yes" / "no"), to show as
+    # buttons; each can be sent back as the answer.
+    choices: list[str] = field(default_factory=list)
     message: str = ""
     goals: list[Goal] = field(default_factory=list)
     frame_id: str = ""
@@ -329,6 +332,7 @@ class GroundingResult:
             "destination": self.destination.to_dict() if self.destination else None,
             "candidates": [c.to_dict() for c in self.candidates],
             "clarification": self.clarification,
+            "choices": list(self.choices),
             "goals": [g.to_dict() for g in self.goals],
             "frame_id": self.frame_id,
             "stamp": self.stamp,

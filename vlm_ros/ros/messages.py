@@ -173,6 +173,7 @@ def result_to_interface(interfaces: ModuleType, result: GroundingResult, header:
         msg.destination = _fill_target(interfaces.GroundedTarget, result.destination)
     msg.candidates = [_fill_target(interfaces.GroundedTarget, c) for c in result.candidates]
     msg.clarification = result.clarification or ""
+    msg.choices = list(result.choices)
     msg.goals = goal_msgs
     msg.goal_kinds = [g.kind for g in result.goals]
     msg.backend = result.backend

@@ -42,6 +42,7 @@ from vlm_ros.ros.convert import ConversionError
 from vlm_ros.ros.diagnostics import STAGES, StageTimings, diagnostic_array
 from vlm_ros.ros.frame_buffer import FrameBuffer, to_frame
 from vlm_ros.ros.frames import make_frame_resolver
+from vlm_ros.ros.instruct_action import InstructServer
 from vlm_ros.ros.model_guard import ModelGuard
 from vlm_ros.ros.outputs import COMMAND_HISTORY, Outputs
 from vlm_ros.ros.params import PARAMETERS, NodeSettings
@@ -122,11 +123,18 @@ class VlmRosNode(Node):
             # camera frames that other executor threads deliver meanwhile.
             self.create_service(services.Ground, "~/ground", self._on_ground_service,
                                 callback_group=MutuallyExclusiveCallbackGroup())
-        # Only a blocking callback (~/ground) needs more executor threads (make_executor).
+        # Only blocking callbacks (~/ground, ~/instruct) need more executor threads.
         self.needs_parallel_callbacks = services is not None
 
         self.worker = Worker(self.session, self.frames, self.outputs, self.model, self.timings,
                              self._counts, settings, self.get_logger())
+        # ~/instruct (an action, for executives): where the interfaces were built.
+        actions = messages.optional_module("vlm_ros.action")
+        self.instruct: InstructServer | None = None
+        if actions is not None and self.outputs.interfaces is not None:
+            self.instruct = InstructServer(self, actions.Instruct, self.outputs.interfaces,
+                                           self.worker, self.frames, self.outputs, settings,
+                                           self.backend.name)
         self.create_timer(1.0, self._publish_diagnostics)
 
         self.get_logger().info(
@@ -208,6 +216,9 @@ class VlmRosNode(Node):
     def destroy_node(self) -> None:
         # Also called by rclpy's shutdown for a node whose __init__ failed half-way (a backend
         # that cannot load): only stop what was started.
+        instruct = getattr(self, "instruct", None)
+        if instruct is not None:
+            instruct.destroy()
         worker = getattr(self, "worker", None)
         if worker is not None:
             worker.close()
@@ -233,7 +244,9 @@ def make_executor(node: VlmRosNode) -> Executor:
     30 Hz RGB-D stream it could not take 50 commands/s off DDS (vlm-ros soak).
     """
     if node.needs_parallel_callbacks:
-        return MultiThreadedExecutor(num_threads=3)
+        # cameras, commands, a waiting ~/ground call, an executing ~/instruct goal, and the
+        # cancel request that must reach it meanwhile.
+        return MultiThreadedExecutor(num_threads=5)
     return SingleThreadedExecutor()
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from vlm_ros.backends import BackendError
 from vlm_ros.core.pipeline import Pipeline
@@ -55,6 +55,25 @@ class Request:
     reply: concurrent.futures.Future | None = None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """What the worker is doing for a command now (the ~/instruct action's feedback)."""
+
+    stage: Literal["waiting_for_frame", "grounding"]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A result the worker published for a command, and the session's state right after it."""
+
+    command: Command
+    result: GroundingResult
+    header: Any
+    goal_msgs: list[Any]
+    awaiting_answer: bool  # a clarification, a typo's "did you mean" or a confirmation is open
+    running_plan: bool  # a command of several steps goes on
+
+
 class Worker:
     def __init__(self, session: CommandSession, frames: FrameBuffer, outputs: Outputs,
                  model: ModelGuard, timings: StageTimings, counts: Counter[str],
@@ -75,6 +94,9 @@ class Worker:
         self._replies: dict[int, concurrent.futures.Future] = {}  # ~/ground, by command id
         self._background: dict[int, tuple[GroundRequest, concurrent.futures.Future, float]] = {}
         self._tracked_until = 0.0  # arrival time of the last frame handed to tracking
+        # Told of every delivered result and of waits for a frame or the model (the action
+        # server's feedback); called on the worker thread, so it must only queue.
+        self.observer: Callable[[Progress | Delivered], None] | None = None
         # What /diagnostics reports of the session (read from the timer's thread).
         self.state = {"queued_commands": 0, "following": False, "tracking": False,
                       "awaiting_confirmation": False}
@@ -231,6 +253,18 @@ class Worker:
         reply = self._replies.pop(command.id, None)
         if reply is not None:
             reply.set_result((result, header, goal_msgs))
+        self._notify(Delivered(
+            command, result, header, goal_msgs,
+            awaiting_answer=self.session.awaiting_answer,
+            running_plan=self.session.running_plan))
+
+    def _notify(self, note: Progress | Delivered) -> None:
+        observer = self.observer
+        if observer is not None:
+            try:
+                observer(note)
+            except Exception as exc:  # an observer's fault never stops the worker
+                self._log.error(f"result observer failed: {exc!r}")
 
     def _robot_status(self, text: str) -> None:
         status = messages.parse_robot_status(text)
@@ -248,9 +282,11 @@ class Worker:
             return
         frame, problem = request.frame, ""
         if frame is None:
+            self._notify(Progress("waiting_for_frame"))
             frame, problem = self._frame_after(request.after)
         result = None
         if frame is not None:
+            self._notify(Progress("grounding"))
             started = time.perf_counter()
             try:
                 result = self._model.run(
