@@ -331,3 +331,48 @@ def test_compiles_with_a_real_python_3_10_when_present() -> None:
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip() == "(3, 10)"
+
+
+# --------------------------------------------------------------------------------------------
+# pip-only dependencies for rosdep users (requirements/*.txt) agree with setup.py
+# --------------------------------------------------------------------------------------------
+
+# setup.py requirements that rosdep provides (package.xml exec_depend keys) instead of pip.
+ROSDEP_KEYS = {"numpy": "python3-numpy", "opencv-python-headless": "python3-opencv",
+               "pyyaml": "python3-yaml"}
+
+
+def _setup_requirements() -> dict[str, list[str]]:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Name) and n.func.id == "setup")
+    kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords
+          if k.arg in ("install_requires", "extras_require")}
+    return {"": kw["install_requires"], **kw["extras_require"]}
+
+
+def _requirements_file(name: str) -> list[str]:
+    lines = (ROOT / "requirements" / name).read_text().splitlines()
+    return [ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()]
+
+
+def _project(requirement: str) -> str:
+    return requirement.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0] \
+        .strip().lower()
+
+
+def test_requirements_ros_is_setup_py_minus_what_rosdep_provides() -> None:
+    import xml.etree.ElementTree as ET
+
+    setup = _setup_requirements()
+    exec_depends = {(e.text or "").strip()
+                    for e in ET.parse(ROOT / "package.xml").getroot().findall("exec_depend")}
+    assert set(ROSDEP_KEYS.values()) <= exec_depends
+    pip_only = [r for r in setup[""] if _project(r) not in ROSDEP_KEYS]
+    assert {_project(r) for r in setup[""]} - {_project(r) for r in pip_only} == set(ROSDEP_KEYS)
+    assert _requirements_file("ros.txt") == pip_only + setup["models"]
+
+
+@pytest.mark.parametrize("extra", ["vlm", "voice"])
+def test_optional_requirements_match_the_setup_py_extra(extra: str) -> None:
+    assert _requirements_file(f"ros-{extra}.txt") == _setup_requirements()[extra]
