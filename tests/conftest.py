@@ -11,6 +11,8 @@ import os
 import random
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+if os.environ.get("ROS_DISTRO") == "humble":  # Humble predates the variable above (Iron)
+    os.environ["ROS_LOCALHOST_ONLY"] = "1"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
 

@@ -31,6 +31,7 @@ from std_msgs.msg import Empty, String
 from visualization_msgs.msg import MarkerArray
 
 from vlm_ros.core.types import CameraIntrinsics
+from vlm_ros.ros.compat import publisher_count
 from vlm_ros.ros.photo_camera import PhotoCamera
 from vlm_ros.ros.teleop import CommandClient
 from vlm_ros.tools.rig import NodeProcess
@@ -107,7 +108,8 @@ class RosGraph:
             if (all(pub.get_subscription_count() > 0
                     for pub in (self.camera.image_pub, self.camera.depth_pub,
                                 self.camera.info_pub))
-                    and all(sub.get_publisher_count() > 0 for sub in self.listener.subscriptions)
+                    and all(publisher_count(self.listener, sub) > 0
+                            for sub in self.listener.subscriptions)
                     and self.listener.node_counts().get("rgb_frames", 0) > 0):
                 return True  # the node says it is receiving camera frames
             time.sleep(0.05)

@@ -39,9 +39,16 @@ REQUIRED_DEPEND = {
 }
 REQUIRED_EXEC = {
     "rclpy", "rosidl_default_runtime", "launch", "launch_ros", "python3-numpy",
-    "python3-opencv", "python3-yaml", "tf2_ros", "vision_msgs", "cv_bridge",
+    "python3-opencv", "python3-yaml", "rcl_interfaces", "lifecycle_msgs",
 }
-REQUIRED_TEST = {"python3-pytest"}
+REQUIRED_TEST = {"python3-pytest", "ament_cmake_pytest"}
+# Optional at run time: never a hard dependency, each behind a REP 149 condition on its variable,
+# so a plain `rosdep install` does not pull Gazebo (or tf2 / cv_bridge) for everyone.
+OPTIONAL = {"tf2_ros": "VLM_ROS_OPTIONAL", "vision_msgs": "VLM_ROS_OPTIONAL",
+            "cv_bridge": "VLM_ROS_OPTIONAL", "ros_gz_sim": "VLM_ROS_GAZEBO",
+            "ros_gz_bridge": "VLM_ROS_GAZEBO"}
+DEPENDENCY_TAGS = ("depend", "build_depend", "build_export_depend", "exec_depend",
+                   "buildtool_depend", "test_depend")
 
 LAUNCH_ARGUMENTS = {
     "image_topic", "depth_topic", "camera_info_topic", "params_file", "namespace", "backend",
@@ -132,10 +139,45 @@ def test_package_xml_dependencies() -> None:
     root = _package_xml()
     assert REQUIRED_BUILDTOOL <= _tags(root, "buildtool_depend")
     assert REQUIRED_DEPEND <= _tags(root, "depend")
+    assert "action_msgs" in _tags(root, "depend"), "action/*.action needs it at build time"
     assert REQUIRED_EXEC <= _tags(root, "exec_depend")
     assert REQUIRED_TEST <= _tags(root, "test_depend")
     assert _tags(root, "member_of_group") == {"rosidl_interface_packages"}
     assert root.findtext("export/build_type") == "ament_cmake"
+
+
+def test_optional_packages_are_conditional_not_hard_dependencies() -> None:
+    root = _package_xml()
+    found: dict[str, str | None] = {}
+    for tag in DEPENDENCY_TAGS:
+        for element in root.findall(tag):
+            name = (element.text or "").strip()
+            if name in OPTIONAL:
+                assert tag == "exec_depend", f"{name} is only a run-time (exec) dependency"
+                found[name] = element.get("condition")
+    assert set(found) == set(OPTIONAL), "each optional package is declared, conditionally"
+    for name, variable in OPTIONAL.items():
+        assert found[name] == f"${variable} == 1", name
+    # No other dependency carries a condition: the rest are all hard requirements.
+    conditional = {(e.text or "").strip() for tag in DEPENDENCY_TAGS
+                   for e in root.findall(tag) if e.get("condition")}
+    assert conditional == set(OPTIONAL)
+
+
+def test_package_xml_conditions_select_the_optional_packages() -> None:
+    """catkin_pkg (what rosdep and colcon use) evaluates the conditions against the environment."""
+    catkin_package = pytest.importorskip("catkin_pkg.package", reason="catkin_pkg not installed")
+
+    def exec_depends(env: dict[str, str]) -> set[str]:
+        package = catkin_package.parse_package(str(ROOT / "package.xml"))
+        package.evaluate_conditions(env)
+        return {d.name for d in package.exec_depends if d.evaluated_condition}
+
+    plain = exec_depends({})
+    assert REQUIRED_EXEC <= plain and not plain & set(OPTIONAL)
+    assert exec_depends({"VLM_ROS_OPTIONAL": "1"}) - plain == {"tf2_ros", "vision_msgs",
+                                                                "cv_bridge"}
+    assert exec_depends({"VLM_ROS_GAZEBO": "1"}) - plain == {"ros_gz_sim", "ros_gz_bridge"}
 
 
 def test_package_xml_passes_catkin_pkg_validation() -> None:
@@ -160,7 +202,7 @@ def test_interface_dependencies_are_declared() -> None:
 def test_every_cmake_find_package_is_declared() -> None:
     root = _package_xml()
     declared = _tags(root, "buildtool_depend") | _tags(root, "depend") | \
-        _tags(root, "build_depend")
+        _tags(root, "build_depend") | _tags(root, "test_depend")  # test_depend: BUILD_TESTING
     found = {call.split()[0] for call in _cmake_calls("find_package")}
     assert found <= declared, f"find_package without package.xml entry: {found - declared}"
 
@@ -179,6 +221,21 @@ def test_cmake_basics() -> None:
             "sensor_msgs", "geometry_msgs", "builtin_interfaces"} <= found
     assert "rosidl_default_runtime" in _cmake_calls("ament_export_dependencies")[0].split()
     assert text.rstrip().endswith("ament_package()"), "ament_package() comes last"
+
+
+def test_cmake_runs_pytest_under_colcon_test() -> None:
+    """`colcon test` runs tests/ with pytest (ament_cmake_pytest), DDS kept on localhost."""
+    text = _cmake_text()
+    block = re.search(r"if\s*\(\s*BUILD_TESTING\s*\)(.*)endif\s*\(\s*\)", text)
+    assert block, "an if(BUILD_TESTING) ... endif() block"
+    body = block.group(1)
+    assert re.search(r"find_package\s*\(\s*ament_cmake_pytest REQUIRED\s*\)", body)
+    call = re.search(r"ament_add_pytest_test\s*\(\s*(\S+)\s+(\S+)(.*?)\)", body)
+    assert call and call.group(2).strip('"').rstrip("/").endswith("tests")
+    assert "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST" in body
+    assert re.search(r"\bENV\b", call.group(3))
+    assert "NOCAPTURE" not in body, "Humble's ament_cmake_pytest has no NOCAPTURE"
+    assert block.start() < text.index("ament_package()")
 
 
 def test_cmake_lists_every_interface_file() -> None:

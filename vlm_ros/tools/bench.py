@@ -47,6 +47,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import get_rmw_implementation_identifier
 from std_msgs.msg import String
 
+from vlm_ros.ros.compat import publisher_count
 from vlm_ros.ros.convert import array_to_image, stamp_to_seconds
 from vlm_ros.ros.diagnostics import STAGES
 from vlm_ros.tools.rig import (
@@ -204,7 +205,7 @@ class BenchClient(Node):
     def linked(self) -> bool:
         """The node is there: it reads our commands and every topic we read has its publisher."""
         return (self.command_pub.get_subscription_count() > 0
-                and all(sub.get_publisher_count() > 0 for sub in self.inputs))
+                and all(publisher_count(self, sub) > 0 for sub in self.inputs))
 
     def counts(self) -> dict[str, int]:
         with self.lock:
