@@ -42,6 +42,7 @@ setup(
             "ros-kilted-action-msgs",
             "ros-kilted-unique-identifier-msgs",
             "ros-kilted-lifecycle-msgs",
+            "ros-kilted-ament-cmake-pytest",  # CMakeLists.txt's `colcon test` block
             "catkin-pkg>=1",
         ],
         # The offline default backend's weights (SSD-MobileNetV2 COCO).

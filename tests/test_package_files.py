@@ -14,7 +14,10 @@ import ast
 import importlib.util
 import os
 import re
+import shutil
 import stat
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -436,3 +439,33 @@ def test_ament_cmake_build_installs_interfaces_node_and_python() -> None:
     assert (site / "msg" / "_grounded_target.py").is_file()
     assert (site / "srv" / "_ground.py").is_file()
     assert (site / "action" / "_instruct.py").is_file()
+
+
+def test_colcon_test_registers_the_pytest_suite(tmp_path: Path) -> None:
+    """Configure the package with BUILD_TESTING=ON as `colcon test` would (the wheels of
+    ament_cmake_pytest, as scripts/build_ros_package.sh builds): ctest lists the pytest suite,
+    run with DDS discovery kept on localhost."""
+    prefix = Path(sys.prefix)
+    if not (prefix / "share" / "ament_cmake_pytest" / "cmake").is_dir():
+        if os.environ.get("VLM_ROS_REQUIRE_INTERFACES") == "1":
+            pytest.fail("ament_cmake_pytest is missing (the ros-build extra installs it)")
+        pytest.skip("ament_cmake_pytest is not installed (the ros-build extra)")
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("CMakeLists.txt", "package.xml", "msg", "srv", "action", "launch", "config",
+                 "worlds", "vlm_ros", "tests", "scripts"):
+        target = source / name
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, target)
+    env = {**os.environ, "AMENT_PREFIX_PATH": str(prefix)}
+    configure = subprocess.run(
+        ["cmake", "-S", str(source), "-B", str(tmp_path / "build"), f"-DCMAKE_PREFIX_PATH={prefix}",
+         f"-DPython3_EXECUTABLE={sys.executable}", "-DBUILD_TESTING=ON",
+         f"-DCMAKE_PROJECT_INCLUDE={ROOT / 'scripts' / 'wheel_include_dirs.cmake'}"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert configure.returncode == 0, configure.stdout[-2000:] + configure.stderr[-2000:]
+    listed = subprocess.run(["ctest", "-N"], cwd=tmp_path / "build", capture_output=True,
+                            text=True, timeout=60)
+    assert "Test #1: vlm_ros_pytest" in listed.stdout
+    command = (tmp_path / "build" / "CTestTestfile.cmake").read_text()
+    assert '"ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST"' in command
+    assert f'"-m" "pytest" "{source / "tests"}"' in command
