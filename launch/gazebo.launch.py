@@ -17,7 +17,8 @@ pose in the SDF, and that the bridge's ROS topics equal CAMERA_TOPICS.
 from __future__ import annotations
 
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction, Shutdown
+from launch.events.process import ProcessExited
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -40,6 +41,15 @@ CAMERA_TOPICS: dict[str, str] = {
     "depth_topic": "/camera/depth",
     "camera_info_topic": "/camera/camera_info",
 }
+
+
+def _end_launch(event: ProcessExited, context: LaunchContext) -> list[Shutdown]:
+    """A node that exits ends the launch; a non-zero exit code makes `ros2 launch` exit 1
+    (gz sim itself ends it through gz_sim.launch.py's on_exit_shutdown)."""
+    what = f"{event.process_name} exited with code {event.returncode}"
+    if event.returncode != 0:
+        raise RuntimeError(what)
+    return [Shutdown(reason=what)]
 
 
 def _share(*parts: str) -> PathJoinSubstitution:
@@ -87,6 +97,7 @@ def _static_transform(pose: tuple[float, ...], parent: str, child: str) -> Node:
         arguments=["--x", x, "--y", y, "--z", z, "--roll", roll, "--pitch", pitch, "--yaw", yaw,
                    "--frame-id", parent, "--child-frame-id", child],
         parameters=[{"use_sim_time": True}],
+        on_exit=_end_launch,
     )
 
 
@@ -101,6 +112,7 @@ def generate_launch_description() -> LaunchDescription:
         name="gz_bridge",
         output="screen",
         parameters=[{"config_file": LaunchConfiguration("bridge_config"), "use_sim_time": True}],
+        on_exit=_end_launch,
     )
     vlm_ros = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(_share("vlm_ros", "launch", "vlm_ros.launch.py")),

@@ -8,12 +8,19 @@
 The node subscribes the relative names camera/image, camera/image/compressed, camera/depth and
 camera/camera_info, so a camera driver is wired in by remapping, never by editing code.  Commands
 go to ~/command (std_msgs/String) or the ~/ground service.
+
+If the node exits, the launch ends: on exit code 0 through a Shutdown action; on any other code
+the exit handler raises, which LaunchService reports ("Caught exception in launch") and turns
+into a shutdown with return code 1 - so `ros2 launch` itself exits 1.  (A Shutdown action alone
+would end the launch with exit code 0: LaunchService.run() only returns non-zero for errors
+inside launch, never for a process's exit code.)
 """
 
 from __future__ import annotations
 
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+from launch.events.process import ProcessExited
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -33,6 +40,14 @@ LAUNCH_ARGUMENTS: tuple[tuple[str, str | PathJoinSubstitution, str], ...] = (
     ("use_sim_time", "false", "use the /clock topic (simulation) instead of wall time"),
     ("log_level", "info", "debug | info | warn | error | fatal"),
 )
+
+
+def _end_launch(event: ProcessExited, context: LaunchContext) -> list[Shutdown]:
+    """A node that exits ends the launch; a non-zero exit code makes `ros2 launch` exit 1."""
+    what = f"{event.process_name} exited with code {event.returncode}"
+    if event.returncode != 0:
+        raise RuntimeError(what)
+    return [Shutdown(reason=what)]
 
 
 def _vlm_node(context: LaunchContext) -> list[Node]:
@@ -59,6 +74,7 @@ def _vlm_node(context: LaunchContext) -> list[Node]:
                 ("camera/camera_info", LaunchConfiguration("camera_info_topic")),
             ],
             ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+            on_exit=_end_launch,
         )
     ]
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +50,12 @@ def ground_json(*args: str) -> dict[str, Any]:
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    """A user error: non-zero exit and exactly one 'vlm-ros: error:' line, no traceback."""
-    assert proc.returncode != 0
+    """A user error: exit code 2 and exactly one 'vlm-ros[ SUBCOMMAND]: error:' line on stderr
+    (argparse's format), no traceback."""
+    assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one stderr line, got:\n{proc.stderr}"
-    assert lines[0].startswith("vlm-ros: error:"), lines[0]
+    assert re.match(r"vlm-ros( [a-z]+)*: error: \S", lines[0]), lines[0]
     return lines[0]
 
 
@@ -202,6 +206,93 @@ def test_missing_command_is_an_argparse_error() -> None:
     assert "Traceback" not in proc.stderr
 
 
+# Each: the arguments, then a word the one error line must contain.  All are refused before any
+# model loads or any file is written.
+BAD_ARGUMENTS: list[tuple[list[str], str]] = [
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--annotate",
+      "/no/such/folder/out.png"], "/no/such/folder"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--annotate", "out.txt"],
+     "image extension"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--option", "junk"], "KEY=VALUE"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--option", "junk=1"], "junk"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--camera-pose", "nan", "0", "0",
+      "0", "0", "0"], "finite"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--camera-pose", "0", "0", "inf",
+      "0", "0", "0"], "finite"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--camera-pose", "1", "2"],
+     "6 arguments"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--camera-pose", "x", "0", "0",
+      "0", "0", "0"], "not a number"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--depth-scale", "0"], "> 0"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--score-threshold", "1.5"],
+     "between 0 and 1"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--depth", "/no/such/depth.png"],
+     "depth.png"),
+    (["ground", "--image", COFFEE, "--command", "grab the cup", "--camera-info", COFFEE],
+     "YAML"),
+    (["ground", "--image", COFFEE], "--command"),
+    (["no-such-subcommand"], "invalid choice"),
+    (["say", "grab the cup", "--wait", "-1"], "> 0"),
+    (["say", "grab the cup", "--node", "1robot/vlm ros"], "node name"),
+    (["camera", "--image", COFFEE, "--rate", "0"], "> 0"),
+    (["camera", "--image", "/no/such/photo.png"], "photo.png"),
+    (["eval", "sim", "--scenes", "0"], ">= 1"),
+    (["eval", "sim", "--backend-options", "junk"], "mapping"),
+    (["bench", "--backend-options", "[1, 2]"], "mapping"),
+    (["bench", "--out", "/no/such/folder/report.json"], "/no/such/folder"),
+    (["bench", "--rate-hz", "fast"], "not a number"),
+    (["soak", "--minutes", "-2"], "> 0"),
+    (["listen", "--min-confidence", "2"], "between 0 and 1"),
+    (["node", "--backend", "owl"], "--ros-args"),
+    (["voice", "junk"], "--ros-args"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_ARGUMENTS,
+                         ids=[" ".join(a[:1] + a[-2:])[:60] for a, _ in BAD_ARGUMENTS])
+def test_bad_argument_is_one_line_and_exit_2(args: list[str], needle: str,
+                                             tmp_path: Path) -> None:
+    env = dict(os.environ, ROS_DOMAIN_ID="not-a-domain")  # rclpy.init would fail: none may run
+    proc = subprocess.run([sys.executable, "-m", "vlm_ros.cli", *args], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=tmp_path)
+    line = assert_one_line_error(proc)
+    assert needle in line, line
+    assert proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written (no annotated image, no report)
+
+
+@pytest.mark.parametrize("subcommand", ["node", "voice"])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_node_help_prints_usage_without_starting_ros(subcommand: str, flag: str) -> None:
+    # An invalid ROS_DOMAIN_ID makes rclpy.init fail: exit 0 proves ROS never started.
+    env = dict(os.environ, ROS_DOMAIN_ID="not-a-domain")
+    started = time.monotonic()
+    proc = run_cli(subcommand, flag, env=env, timeout_s=30.0)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 20.0
+    assert proc.stdout.startswith(f"usage: vlm-ros {subcommand} [-h] [--ros-args")
+    for accepted in ("-p NAME:=VALUE", "--params-file", "-r FROM:=TO", "__ns:=", "--log-level"):
+        assert accepted in proc.stdout, accepted
+    parameter = "camera_pose_in_base" if subcommand == "node" else "command_topic"
+    assert parameter in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_states_the_units_of_numeric_flags() -> None:
+    def help_of(*args: str) -> str:
+        proc = run_cli(*args, "--help", timeout_s=30.0)
+        assert proc.returncode == 0, proc.stderr
+        return " ".join(proc.stdout.split())  # argparse wraps lines
+
+    assert "x y z (m) roll pitch yaw (rad)" in help_of("ground")
+    assert "metres per unit" in help_of("ground")
+    assert "(Hz" in help_of("camera")
+    assert "seconds" in help_of("say")
+    bench = help_of("bench")
+    assert "(s, default 20)" in bench and "(Hz, default 30)" in bench
+    assert "(minutes" in help_of("soak")
+
+
 def test_backends_lists_ssd_coco_as_usable() -> None:
     proc = run_cli("backends")
     assert proc.returncode == 0, proc.stderr
@@ -236,6 +327,91 @@ def test_say_gets_the_running_nodes_result(graph) -> None:
     assert result["status"] == "ok", result["message"]
     assert result["targets"][0]["label"] == "cup"
     assert graph.alive()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("name", ["vlm_ros", "/vlm_ros/"])
+def test_say_accepts_the_node_name_without_its_leading_slash(graph, name: str) -> None:
+    graph.show(*scenes.coffee())
+    proc = run_cli("say", "grab the red cup", "--node", name, "--json", "--wait", "30",
+                   timeout_s=90.0)
+    assert proc.returncode == 0, proc.stderr + "\nnode log:\n" + graph.node.tail(30)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["status"] == "ok", result["message"]
+    assert result["targets"][0]["label"] == "cup"
+
+
+def test_node_names_are_qualified_however_they_are_written() -> None:
+    from vlm_ros.ros.teleop import qualified_node_name
+
+    for written, qualified in (("vlm_ros", "/vlm_ros"), ("/vlm_ros", "/vlm_ros"),
+                               ("robot1/vlm_ros", "/robot1/vlm_ros"),
+                               ("/robot1/vlm_ros/", "/robot1/vlm_ros")):
+        assert qualified_node_name(written) == qualified
+    for bad in ("", "/", "vlm ros", "1vlm", "robot1//vlm_ros", "~/x"):
+        with pytest.raises(ValueError, match="invalid node name"):
+            qualified_node_name(bad)
+
+
+@pytest.mark.ros
+def test_node_parameter_of_the_wrong_type_is_one_line_and_exit_2() -> None:
+    # Integers where the node declares doubles: rclpy refuses the type; one line, no traceback.
+    proc = run_cli("node", "--ros-args", "-p", "camera_pose_in_base:=[0, 0, 1, 0, 0, 0]",
+                   timeout_s=60.0)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "camera_pose_in_base" in lines[0] and "1.0, not 1" in lines[0]
+
+
+def _start_and_wait_for(args: list[str], ready: str,
+                        timeout_s: float = 60.0) -> tuple[subprocess.Popen[str], list[str]]:
+    """``vlm-ros ARGS`` in the background, once a stderr line contains ``ready``."""
+    proc = subprocess.Popen([sys.executable, "-m", "vlm_ros.cli", *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if ready in line:
+            return proc, seen
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"never saw {ready!r}:\n{''.join(seen)}")
+
+
+@pytest.mark.ros
+def test_node_ends_with_exit_0_and_no_traceback_on_a_double_ctrl_c() -> None:
+    # `ros2 launch` forwards SIGINT to the node while the terminal has sent one too: the second
+    # one lands in the clean-up (joining the worker threads).
+    for _ in range(3):
+        proc, _seen = _start_and_wait_for(["node"], "vlm_ros ready")
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, err
+
+
+@pytest.mark.ros
+def test_camera_logs_what_it_publishes(tmp_path: Path) -> None:
+    proc, seen = _start_and_wait_for(["camera", "--image", COFFEE, "--rate", "20",
+                                      "--log-every", "0.3"], "published ")
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    log = "".join(seen) + err
+    assert proc.returncode == 0, log
+    assert "publishing 600x400 rgb8 on /camera/image" in log
+    assert "CameraInfo on /camera/camera_info at 20 Hz" in log
+    counts = [int(n) for n in re.findall(r"published (\d+) frames on /camera/image", log)]
+    assert counts and counts[0] > 0
 
 
 @pytest.mark.ros

@@ -2,7 +2,7 @@
 
     vlm-ros ground --image PATH --command TEXT [--depth PATH --camera-info YAML] [--json]
                    [--annotate OUT.png]
-    vlm-ros node [--ros-args ...]          # same as `ros2 run vlm_ros vlm_node`
+    vlm-ros node [-h] [--ros-args ...]     # same as `ros2 run vlm_ros vlm_node`
     vlm-ros say "TEXT" [--wait S]          # text teleop: publish a command, print the result
     vlm-ros camera --image PATH [...]      # publish a photo as an RGB-D camera would
     vlm-ros demo [--out DIR] [--photo]     # the README's main job (the MuJoCo closed loop)
@@ -14,13 +14,15 @@
     vlm-ros backends                       # what is installed and usable
     vlm-ros transcribe FILE.wav [--json]   # speech -> text (VAD + faster-whisper)
     vlm-ros listen [--hands-free]          # microphone -> commands to the node (push-to-talk)
-    vlm-ros voice [--ros-args ...]         # the voice node (microphone / WAV / audio topic)
+    vlm-ros voice [-h] [--ros-args ...]    # the voice node (microphone / WAV / audio topic)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from typing import Any
 
@@ -29,14 +31,130 @@ import cv2
 from vlm_ros.backends import DEFAULT_BACKEND, REGISTRY, BackendError, create_backend
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is exactly one line on stderr (and exit code 2)."""
+
+    def error(self, message: str) -> Any:
+        hint = f" (see {self.prog} --help)" if "required" in message else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+
+
+# ---------------------------------------------------------------------------- argument types
+# Each raises ArgumentTypeError, which _Parser turns into one "argument --x: ..." line.
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0.0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0.0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
+def _integer(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _integer(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _integer(text, 0)
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. timeout_s=10), got {text!r}")
+    return key.strip(), _literal(value.strip())
+
+
+def _mapping(text: str) -> str:
+    """A YAML/JSON mapping as the node's backend_options parameter takes it ('' = none)."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not YAML: {str(exc).splitlines()[0]} (expected a mapping, e.g. '{{tiles: 2}}')"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML/JSON mapping, e.g. '{{tiles: 2}}', "
+                                         f"got {text!r}")
+    return text
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _output_file(text: str) -> str:
+    """A file to write: its folder must exist (checked before any work is done)."""
+    folder = os.path.dirname(os.path.abspath(text))
+    if not text or text.endswith(os.sep) or os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"expected a file name, got {text!r}")
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"folder is not writable: {folder}")
+    return text
+
+
+def _image_output(text: str) -> str:
+    if not text.lower().endswith(IMAGE_EXTENSIONS):
+        raise argparse.ArgumentTypeError(
+            f"needs an image extension ({', '.join(IMAGE_EXTENSIONS)}), got {text!r}")
+    return _output_file(text)
+
+
+def _node_name(text: str) -> str:
+    from vlm_ros.ros.teleop import qualified_node_name
+
+    try:
+        return qualified_node_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_backend_args(parser: argparse.ArgumentParser, default: str = DEFAULT_BACKEND) -> None:
     parser.add_argument("--backend", default=default, choices=sorted(REGISTRY))
     parser.add_argument("--model", default="", help="model id or local path (backend-specific)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="auto", help="auto | float16 | bfloat16 | float32")
-    parser.add_argument("--score-threshold", type=float, default=0.3)
+    parser.add_argument("--score-threshold", type=_fraction, default=0.3,
+                        help="detector score floor, 0..1 (default 0.3)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="adapter-specific option, e.g. base_url=http://host:8000/v1")
+                        type=_key_value,
+                        help="adapter-specific option, e.g. base_url=http://host:8000/v1 "
+                             "(repeatable)")
 
 
 def _backend_from_args(args: argparse.Namespace) -> Any:
@@ -47,10 +165,13 @@ def _backend_from_args(args: argparse.Namespace) -> Any:
         options["device"] = args.device
     if args.dtype != "auto":
         options["dtype"] = args.dtype
-    for item in args.option:
-        key, _, value = item.partition("=")
-        options[key.strip()] = _literal(value.strip())
-    return create_backend(args.backend, **options)
+    options.update(args.option)
+    try:
+        return create_backend(args.backend, **options)
+    except (TypeError, ValueError) as exc:  # an option the adapter does not take, or a bad value
+        raise BackendError(f"backend {args.backend!r}: bad --option/--model/--device/--dtype: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           ) from exc
 
 
 def _literal(text: str) -> Any:
@@ -99,7 +220,13 @@ def cmd_ground(args: argparse.Namespace) -> int:
     if args.annotate:
         from vlm_ros.core.annotate import annotate
 
-        cv2.imwrite(args.annotate, cv2.cvtColor(annotate(rgb, result), cv2.COLOR_RGB2BGR))
+        try:
+            written = cv2.imwrite(args.annotate,
+                                  cv2.cvtColor(annotate(rgb, result), cv2.COLOR_RGB2BGR))
+        except cv2.error:
+            written = False
+        if not written:
+            return _fail(f"cannot write the annotated image to {args.annotate}")
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
@@ -121,7 +248,35 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------- ROS commands
+NODE_SUMMARY = ("Run the vlm_ros grounding node, as `ros2 run vlm_ros vlm_node` does.  It takes "
+                "only ROS arguments: settings are ROS parameters (-p NAME:=VALUE or "
+                "--params-file), camera topics are remapped with -r.")
+VOICE_SUMMARY = ("Run the voice node (speech -> commands for vlm_ros), as `ros2 run vlm_ros "
+                 "vlm_voice` does.  It takes only ROS arguments: settings are ROS parameters "
+                 "(-p NAME:=VALUE or --params-file).")
+
+
+def _screen_node_args(subcommand: str, rest: list[str]) -> int | None:
+    """--help (exit 0) and non-ROS arguments (one line, exit 2) of `vlm-ros node|voice`, before
+    rclpy starts; None when the node may start."""
+    from vlm_ros.ros.run import check_node_args, node_usage
+
+    if subcommand == "node":
+        from vlm_ros.ros.params import PARAMETERS as parameters
+
+        summary = NODE_SUMMARY
+    else:
+        from vlm_ros.ros.voice_node import VOICE_PARAMETERS as parameters
+
+        summary = VOICE_SUMMARY
+    program = f"vlm-ros {subcommand}"
+    return check_node_args(program, rest, node_usage(program, summary, parameters))
+
+
 def cmd_node(args: argparse.Namespace, rest: list[str]) -> int:
+    code = _screen_node_args("node", rest)
+    if code is not None:
+        return code
     from vlm_ros.ros.node import main
 
     main(["vlm_ros", *rest])
@@ -152,13 +307,22 @@ def cmd_camera(args: argparse.Namespace) -> int:
                       else intrinsics_for(rgb.shape[1], rgb.shape[0]))
     except InputError as exc:
         return _fail(str(exc))
+    if (intrinsics.width, intrinsics.height) != (rgb.shape[1], rgb.shape[0]):
+        intrinsics = intrinsics.scaled_to(rgb.shape[1], rgb.shape[0])  # as `ground` does
+    if depth is not None and depth.shape[:2] != rgb.shape[:2]:
+        return _fail(f"depth is {depth.shape[1]}x{depth.shape[0]} but the image is "
+                     f"{rgb.shape[1]}x{rgb.shape[0]} (it must be registered to the image)")
     rclpy.init()
-    node = PhotoCamera(rgb, depth, intrinsics, rate_hz=args.rate, frame_id=args.frame_id)
+    node = PhotoCamera(rgb, depth, intrinsics, rate_hz=args.rate, frame_id=args.frame_id,
+                       log_every_s=args.log_every)
     try:
         rclpy.spin(node)
     except KeyboardInterrupt:
         pass
     finally:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut clean-up
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
@@ -257,8 +421,9 @@ def _add_speech_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", default="en", help="en, zh, ... or auto (multilingual)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--compute-type", default="int8")
-    parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--vad-threshold", type=float, default=0.5)
+    parser.add_argument("--beam-size", type=_positive_int, default=5)
+    parser.add_argument("--vad-threshold", type=_fraction, default=0.5,
+                        help="speech probability that starts an utterance, 0..1 (default 0.5)")
 
 
 def _voice_configs(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -313,6 +478,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_voice(args: argparse.Namespace, rest: list[str]) -> int:
+    code = _screen_node_args("voice", rest)
+    if code is not None:
+        return code
     from vlm_ros.ros.voice_node import main
 
     main(["vlm_voice", *rest])
@@ -326,53 +494,68 @@ def _add_voice_parsers(sub: Any) -> None:
     _add_speech_args(transcribe)
 
     listen = sub.add_parser("listen", help="speak commands to the node (push-to-talk)")
-    listen.add_argument("--node", default="/vlm_ros", help="the node's fully qualified name")
+    listen.add_argument("--node", default="/vlm_ros", type=_node_name,
+                        help="the node's name, e.g. vlm_ros or /robot1/vlm_ros (default /vlm_ros)")
     listen.add_argument("--hands-free", action="store_true",
                         help="VAD decides when an utterance ends (no Enter key)")
     listen.add_argument("--mic-device", default="", help="sounddevice name or index")
-    listen.add_argument("--mic-rate", type=int, default=0, help="0 = the device's default")
-    listen.add_argument("--min-confidence", type=float, default=0.4)
+    listen.add_argument("--mic-rate", type=_non_negative_int, default=0,
+                        help="sample rate to open the microphone at (Hz); 0 = the device's default")
+    listen.add_argument("--min-confidence", type=_fraction, default=0.4,
+                        help="transcripts below this confidence (0..1) are not sent")
     listen.add_argument("--wake-word", default="")
-    listen.add_argument("--wait", type=float, default=10.0)
+    listen.add_argument("--wait", type=_positive, default=10.0,
+                        help="seconds to wait for the node's answer (default 10)")
     _add_speech_args(listen)
 
-    sub.add_parser("voice", help="run the voice node (pass --ros-args ... after it)")
+    sub.add_parser("voice", help="run the voice node (pass --ros-args ... after it; see "
+                                 "vlm-ros voice --help)")
 
 
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vlm-ros", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="vlm-ros", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command_name", required=True)
 
     ground = sub.add_parser("ground", help="ground a command in an image file")
-    ground.add_argument("--image", required=True)
-    ground.add_argument("--command", required=True)
-    ground.add_argument("--depth", help="16-bit PNG (mm) or .npy depth registered to the image")
+    ground.add_argument("--image", required=True, help="colour image file (PNG, JPEG, ...)")
+    ground.add_argument("--command", required=True, help="the command, e.g. 'grab the red cup'")
+    ground.add_argument("--depth", help="16-bit PNG or .npy depth registered to the image")
     ground.add_argument("--camera-info", help="camera calibration YAML")
-    ground.add_argument("--depth-scale", type=float, default=0.001)
+    ground.add_argument("--depth-scale", type=_positive, default=0.001,
+                        help="metres per unit of a 16-bit depth PNG (default 0.001: millimetres)")
     ground.add_argument("--frame-id", default="camera_color_optical_frame")
     ground.add_argument("--base-frame", default="base_link")
-    ground.add_argument("--camera-pose", type=float, nargs=6, default=[0.0] * 6,
+    ground.add_argument("--camera-pose", type=_number, nargs=6, default=[0.0] * 6,
                         metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
-                        help="camera body frame pose in the base frame")
-    ground.add_argument("--json", action="store_true")
-    ground.add_argument("--annotate", metavar="OUT.png")
+                        help="camera body frame pose in the base frame: x y z (m) roll pitch yaw "
+                             "(rad)")
+    ground.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    ground.add_argument("--annotate", metavar="OUT.png", type=_image_output,
+                        help="also write the image with the result drawn on it (existing folder)")
     _add_backend_args(ground)
 
-    sub.add_parser("node", help="run the ROS 2 node (pass --ros-args ... after it)")
+    sub.add_parser("node", help="run the ROS 2 node (pass --ros-args ... after it; see "
+                                "vlm-ros node --help)")
 
     say = sub.add_parser("say", help="publish a text command and print the node's result")
     say.add_argument("text")
-    say.add_argument("--node", default="/vlm_ros", help="the node's fully qualified name")
-    say.add_argument("--wait", type=float, default=10.0)
+    say.add_argument("--node", default="/vlm_ros", type=_node_name,
+                     help="the node's name, e.g. vlm_ros or /robot1/vlm_ros (default /vlm_ros)")
+    say.add_argument("--wait", type=_positive, default=10.0,
+                     help="seconds to wait for the node and its answer (default 10)")
     say.add_argument("--json", action="store_true")
 
     camera = sub.add_parser("camera", help="publish a photo as camera/image (+depth, info)")
     camera.add_argument("--image", required=True)
-    camera.add_argument("--depth")
-    camera.add_argument("--camera-info")
-    camera.add_argument("--rate", type=float, default=10.0)
+    camera.add_argument("--depth", help="16-bit PNG (mm) or .npy (m) depth registered to it")
+    camera.add_argument("--camera-info", help="camera calibration YAML (default: a 60 degree "
+                                              "horizontal field of view)")
+    camera.add_argument("--rate", type=_positive, default=10.0,
+                        help="frames per second (Hz, default 10)")
     camera.add_argument("--frame-id", default="camera_color_optical_frame")
+    camera.add_argument("--log-every", type=_positive, default=10.0, metavar="S",
+                        help="log the published frame count every S seconds (default 10)")
 
     demo = sub.add_parser("demo", help="the closed loop in the MuJoCo sim (or --photo)")
     demo.add_argument("--out", default="out/demo")
@@ -383,35 +566,42 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="score the whole chain against ground truth")
     eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)
     sim_eval = eval_kinds.add_parser("sim", help="MuJoCo scenes with graded referring expressions")
-    sim_eval.add_argument("--scenes", type=int, default=20)
+    sim_eval.add_argument("--scenes", type=_positive_int, default=20)
     sim_eval.add_argument("--seed", type=int, default=0)
     sim_eval.add_argument("--json", action="store_true")
     sim_eval.add_argument("--no-pick", action="store_true", help="ground only; skip the gripper")
     sim_eval.add_argument("--no-propose-from-depth", dest="propose_from_depth",
                           action="store_false",
                           help="turn off the node's depth proposals (on for the tabletop)")
-    sim_eval.add_argument("--backend-options", default="",
+    sim_eval.add_argument("--backend-options", default="", type=_mapping,
                           help="the node's backend_options, e.g. '{tiles: 2}'")
 
     soak = sub.add_parser("soak", help="load/soak the node: 30 Hz RGB-D + a command burst")
-    soak.add_argument("--minutes", type=float, default=1.0)
-    soak.add_argument("--rate", type=float, default=30.0, help="camera frames per second")
-    soak.add_argument("--commands-per-s", type=float, default=50.0)
+    soak.add_argument("--minutes", type=_positive, default=1.0,
+                      help="how long to run (minutes, default 1)")
+    soak.add_argument("--rate", type=_positive, default=30.0,
+                      help="camera frames per second (Hz, default 30)")
+    soak.add_argument("--commands-per-s", type=_non_negative, default=50.0,
+                      help="commands per second in the burst (default 50)")
     soak.add_argument("--json", action="store_true")
 
     bench = sub.add_parser("bench", help="benchmark the node over DDS: stages, first goal, "
                                          "tracked goal rate, dropped frames")
-    bench.add_argument("--seconds", type=float, default=20.0, help="length of the follow phase")
-    bench.add_argument("--commands", type=int, default=20, help="'grab the red cup' commands")
-    bench.add_argument("--rate-hz", type=float, default=30.0, help="camera frames per second")
+    bench.add_argument("--seconds", type=_positive, default=20.0,
+                       help="length of the follow phase (s, default 20)")
+    bench.add_argument("--commands", type=_positive_int, default=20,
+                       help="'grab the red cup' commands")
+    bench.add_argument("--rate-hz", type=_positive, default=30.0,
+                       help="camera frames per second (Hz, default 30)")
     bench.add_argument("--backend", default="", help="the node's backend (default: its own)")
     bench.add_argument("--model", default="")
     bench.add_argument("--device", default="", help="auto | cpu | cuda")
     bench.add_argument("--dtype", default="")
-    bench.add_argument("--backend-options", default="",
+    bench.add_argument("--backend-options", default="", type=_mapping,
                        help="the node's backend_options, e.g. '{tiles: 2}'")
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
-    bench.add_argument("--out", metavar="FILE", help="also write the JSON report here")
+    bench.add_argument("--out", metavar="FILE", type=_output_file,
+                       help="also write the JSON report here (existing folder)")
 
     for name, helptext in (("describe", "caption an image with a VLM backend"),
                            ("ask", "answer a question about an image with a VLM backend")):

@@ -34,9 +34,15 @@ class PhotoCamera(Node):
     def __init__(self, rgb: np.ndarray, depth_m: np.ndarray | None = None,
                  intrinsics: CameraIntrinsics | None = None, rate_hz: float = 10.0,
                  frame_id: str = "camera_color_optical_frame", name: str = "photo_camera",
-                 namespace: str = "") -> None:
+                 namespace: str = "", log_every_s: float = 0.0) -> None:
+        """``log_every_s`` > 0: log what is published once at start and the frame count every
+        ``log_every_s`` seconds (`vlm-ros camera` does; tests and demos stay quiet)."""
+        if not rate_hz > 0.0:  # NaN too
+            raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
         super().__init__(name, namespace=namespace)
         self.frame_id = frame_id
+        self.rate_hz = rate_hz
+        self.published = 0
         # Reliable like most RGB-D drivers' defaults: serves reliable and best-effort readers.
         # 10 samples: with 2, Fast DDS replaced about a quarter of 640x480 RGB-D frames at 30 Hz
         # before an idle reader acknowledged them (measured with vlm-ros bench).
@@ -46,6 +52,20 @@ class PhotoCamera(Node):
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", qos)
         self.set_image(rgb, depth_m, intrinsics)
         self.create_timer(1.0 / rate_hz, self.publish_once)
+        if log_every_s > 0.0:
+            self.get_logger().info(self.describe())
+            self.create_timer(log_every_s, lambda: self.get_logger().info(
+                f"published {self.published} frames on {self.image_pub.topic_name}"))
+
+    def describe(self) -> str:
+        """One line: what this camera publishes, where, and how often."""
+        parts = [f"{self._image.width}x{self._image.height} rgb8 on {self.image_pub.topic_name}"]
+        if self._depth is not None:
+            parts.append(f"16UC1 depth (mm) on {self.depth_pub.topic_name}")
+        if self._info is not None:
+            parts.append(f"CameraInfo on {self.info_pub.topic_name}")
+        return (f"publishing {', '.join(parts)} at {self.rate_hz:g} Hz, "
+                f"frame_id {self.frame_id}")
 
     def set_image(self, rgb: np.ndarray, depth_m: np.ndarray | None = None,
                   intrinsics: CameraIntrinsics | None = None) -> None:
@@ -69,3 +89,4 @@ class PhotoCamera(Node):
                 msg.header.stamp = stamp
                 msg.header.frame_id = self.frame_id
                 publisher.publish(msg)
+        self.published += 1

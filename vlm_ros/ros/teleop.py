@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -28,10 +29,28 @@ def _answers(result: dict[str, Any], text: str) -> bool:
     return said == text or said.endswith(f"-> {text}") or said == text[:80]
 
 
+_NAME_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def qualified_node_name(node: str) -> str:
+    """``vlm_ros``, ``/vlm_ros``, ``robot1/vlm_ros`` or ``/robot1/vlm_ros/`` -> the fully
+    qualified ``/vlm_ros`` or ``/robot1/vlm_ros``: a node name is always taken from the root
+    namespace, however it is written.  ValueError (one line) for a name ROS would refuse."""
+    tokens = node.strip().strip("/").split("/")
+    if not all(_NAME_TOKEN.fullmatch(token) for token in tokens):
+        raise ValueError(f"invalid node name {node!r}: expected e.g. vlm_ros or /robot1/vlm_ros "
+                         "(letters, digits and _, not starting with a digit)")
+    return "/" + "/".join(tokens)
+
+
 class CommandClient(Node):
-    """Publishes on <node>/command and collects <node>/result; usable from tests and tools."""
+    """Publishes on <node>/command and collects <node>/result; usable from tests and tools.
+
+    ``node`` is the vlm_ros node's name with or without the leading slash, namespaced or not
+    (see :func:`qualified_node_name`)."""
 
     def __init__(self, node: str = "/vlm_ros", name: str = "vlm_ros_teleop") -> None:
+        node = qualified_node_name(node)
         super().__init__(name)
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # bursts
         self.publisher = self.create_publisher(String, f"{node}/command", reliable)
@@ -94,6 +113,9 @@ def print_answer(result: dict[str, Any], indent: str = "    ") -> None:
 
 
 def say(text: str, node: str = "/vlm_ros", wait_s: float = 10.0) -> dict[str, Any] | None:
+    """Publish ``text`` to ``node`` (with or without its leading slash) and return the result
+    that answers it, or None when none came within ``wait_s`` seconds."""
+    node = qualified_node_name(node)
     rclpy.init()
     client = CommandClient(node)
     executor = SingleThreadedExecutor()

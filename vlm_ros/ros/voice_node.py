@@ -2,7 +2,8 @@
 
 Audio comes from a microphone (sounddevice), a WAV file, or an audio topic; silero-vad cuts it
 into utterances, faster-whisper transcribes each one, and the gate (vlm_ros/voice/gate.py) either
-publishes the transcript on ``command_topic`` (default ``/vlm_ros/command``, std_msgs/String) or
+publishes the transcript on ``command_topic`` (default ``vlm_ros/command``, relative: the ~/command
+of the vlm_ros node in the same namespace; std_msgs/String) or
 answers "say that again".  Every utterance gets one JSON line on ``~/result``.
 
 Threads: audio sources only enqueue (a microphone's PortAudio thread, the WAV reader, the topic
@@ -70,7 +71,8 @@ VOICE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "vad_min_silence_ms": (400, "silence that ends an utterance"),
     "vad_speech_pad_ms": (200, "audio kept around the speech"),
     "max_utterance_s": (15.0, "longer speech is cut into pieces"),
-    "command_topic": ("/vlm_ros/command", "where accepted transcripts are published"),
+    "command_topic": ("vlm_ros/command", "where accepted transcripts are published; relative, "
+                                         "so it resolves inside the node's namespace"),
     "warmup": (True, "transcribe a second of silence at start-up"),
 }
 INPUTS = ("microphone", "wav", "topic")
