@@ -15,7 +15,8 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[Node], Exec
     """Init rclpy, build the node, spin until Ctrl-C or shutdown, always clean up.
 
     An exception in ``fatal`` (a model or device that cannot be loaded) ends the process with
-    exit code 2 and one line - ``what_failed: <reason>`` - instead of a traceback.
+    exit code 2 and one line - ``what_failed: <reason>`` - instead of a traceback (an exception
+    with its own ``what_failed`` attribute names itself, e.g. invalid parameters).
     """
     rclpy.init(args=args)
     node = None
@@ -23,7 +24,7 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[Node], Exec
         node = make_node()
         rclpy.spin(node, executor=make_executor(node))
     except fatal as exc:
-        print(f"{what_failed}: {exc}", flush=True)
+        print(f"{getattr(exc, 'what_failed', what_failed)}: {exc}", flush=True)
         raise SystemExit(2) from exc
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
