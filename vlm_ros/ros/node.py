@@ -98,8 +98,8 @@ class VlmRosNode(LifecycleNode):
             raise ParameterError(str(exc)) from exc
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Only a blocking callback (~/ground) needs more executor threads (make_executor).
-        self._services = messages.optional_module("vlm_ros.srv")
-        self.needs_parallel_callbacks = self._services is not None
+        self._srv_module = messages.optional_module("vlm_ros.srv")
+        self.needs_parallel_callbacks = self._srv_module is not None
         self._nothing_configured()
         self._configure_error: BaseException | None = None
         if self.settings.autostart:
@@ -248,10 +248,10 @@ class VlmRosNode(LifecycleNode):
         # The robot says when it finished what it was sent: a plan's next step waits for it.
         inputs.append(self.create_subscription(String, "robot_status", self._on_robot_status,
                                                reliable, callback_group=commands))
-        if self._services is not None:
+        if self._srv_module is not None:
             # Its own callback group: the service waits for the worker's answer, which needs
             # camera frames that other executor threads deliver meanwhile.
-            inputs.append(self.create_service(self._services.Ground, "~/ground",
+            inputs.append(self.create_service(self._srv_module.Ground, "~/ground",
                                               self._on_ground_service,
                                               callback_group=MutuallyExclusiveCallbackGroup()))
         # ---- action servers: created here on activate (appended to self._inputs, so that
