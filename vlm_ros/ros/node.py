@@ -4,8 +4,12 @@ The rclpy shell around :class:`vlm_ros.core.session.CommandSession`, which decid
 (what a command means, when to ask, when to confirm, what to track, what a stop cancels).  This
 node only carries messages and threads:
 
-* parameters become typed settings (:mod:`params`); camera -> base frames come from tf2 or the
-  static extrinsics (:mod:`frames`);
+* a managed (lifecycle) node: configure loads the backend, activate opens the inputs,
+  deactivate stops acting, cleanup frees the model; ``autostart`` does configure + activate
+  at start-up (see :class:`VlmRosNode`);
+* parameters become typed settings (:mod:`params`), declared with descriptors (ranges,
+  read-only); live ones are validated and handed to the worker, which applies them between two
+  commands; camera -> base frames come from tf2 or the static extrinsics (:mod:`frames`);
 * callbacks store camera messages (:mod:`frame_buffer`) and hand commands to the worker
   (:mod:`worker`), the one thread that talks to the session; a stop is signalled on ~/stop at
   once and cancels the queue before the session hears of it;
