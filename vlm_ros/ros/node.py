@@ -312,21 +312,32 @@ class VlmRosNode(LifecycleNode):
             _free_model_memory()
 
     # ------------------------------------------------------------------ callbacks
+    # A callback taken just before cleanup may run after it (executor threads): each one
+    # reads what it needs once, and does nothing when the node was unconfigured meanwhile.
     def _on_rgb(self, msg: Image | CompressedImage) -> None:
         started = time.perf_counter()
+        frames = self.frames
+        if frames is None:
+            return
         self._counts["rgb_frames"] += 1
-        self.frames.add("rgb", msg)
+        frames.add("rgb", msg)
         self.timings.record("receive", started)
 
     def _on_depth(self, msg: Image) -> None:
         started = time.perf_counter()
+        frames = self.frames
+        if frames is None:
+            return
         self._counts["depth_frames"] += 1
-        self.frames.add("depth", msg)
+        frames.add("depth", msg)
         self.timings.record("receive", started)
 
     def _on_info(self, msg: CameraInfo) -> None:
+        frames = self.frames
+        if frames is None:
+            return
         self._counts["camera_infos"] += 1
-        self.frames.add("info", msg)
+        frames.add("info", msg)
 
     def _on_command(self, msg: String) -> None:
         worker, outputs = self.worker, self.outputs
@@ -364,18 +375,27 @@ class VlmRosNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _on_ask(self, msg: String) -> None:
+        worker = self.worker
+        if worker is None:
+            return
         question = msg.data[:self.settings.max_command_length]
-        self.worker.submit(Request("ask", self.worker.command(question)))
+        worker.submit(Request("ask", worker.command(question)))
 
     def _on_describe(self, _msg: Empty) -> None:
-        self.worker.submit(Request("describe", self.worker.command("")))
+        worker = self.worker
+        if worker is not None:
+            worker.submit(Request("describe", worker.command("")))
 
     def _on_robot_status(self, msg: String) -> None:
-        self.worker.submit(Request("robot_status", self.worker.command(msg.data)))
+        worker = self.worker
+        if worker is not None:
+            worker.submit(Request("robot_status", worker.command(msg.data)))
 
     def _on_ground_service(self, request: Any, response: Any) -> Any:
         """~/ground: a command through the same session as ~/command (clarification,
         confirmation, length limit and stop included), answered in the response too."""
+        if self.worker is None or self.outputs is None or self.frames is None:
+            return response  # unconfigured meanwhile
         image: Frame | None = None
         if not request.use_latest_frame:
             try:
