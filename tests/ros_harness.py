@@ -81,7 +81,10 @@ class Listener(Node):
 class RosGraph:
     """Node process + camera + client + listener."""
 
-    def __init__(self, node_args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, node_args: list[str], env: dict[str, str] | None = None,
+                 ready: bool = True) -> None:
+        """``ready=False``: do not wait for the node's topics (a lifecycle node started with
+        autostart:=false has none until configured and activated); wait_until_linked() later."""
         # The environment carries ROS_AUTOMATIC_DISCOVERY_RANGE and ROS_DOMAIN_ID.
         self.node = NodeProcess(node_args, env=env)
         rclpy.init()
@@ -97,6 +100,11 @@ class RosGraph:
             self.executor.add_node(node)
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self._spinner.start()
+        if ready:
+            self.wait_until_linked()
+
+    def wait_until_linked(self) -> None:
+        """Wait until the node reads commands and camera frames (raises if it does not)."""
         if not (self.client.wait_for_node(None, 60.0) and self._wait_for_links(30.0)):
             self.close()
             raise RuntimeError("vlm_ros node did not come up:\n" + self.node.tail(40))
@@ -159,3 +167,30 @@ class RosGraph:
         if rclpy.ok():
             rclpy.shutdown()
         self.node.stop()
+
+
+def call(node: Node, srv_type: Any, name: str, request: Any, timeout_s: float = 60.0) -> Any:
+    """Call a service from ``node`` (spun elsewhere, e.g. by a RosGraph's executor)."""
+    client = node.create_client(srv_type, name)
+    try:
+        assert client.wait_for_service(timeout_sec=timeout_s), f"no service {name}"
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout_s
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert future.done(), f"{name}: no answer within {timeout_s} s"
+        return future.result()
+    finally:
+        node.destroy_client(client)
+
+
+def set_parameters(node: Node, values: dict[str, Any], target: str = "/vlm_ros") -> list[Any]:
+    """`ros2 param set`, over the node's rcl_interfaces/srv/SetParameters service: one
+    SetParametersResult (successful, reason) per parameter."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    request = SetParameters.Request()
+    request.parameters = [Parameter(name, value=value).to_parameter_msg()
+                          for name, value in values.items()]
+    return list(call(node, SetParameters, f"{target}/set_parameters", request).results)

@@ -101,3 +101,17 @@ def test_node_with_an_unloadable_backend_exits_2_with_one_clear_line() -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert "vlm_ros: backend failed to load: unknown backend 'no_such'" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize(("override", "reason"), [
+    ("score_threshold:=7.5", "score_threshold out of range"),  # rclpy's range check
+    ("workspace_min:=[0.0, 0.0, 5.0]", "must be below workspace_max"),  # a cross-field rule
+])
+def test_node_with_invalid_parameters_exits_2_naming_them(override: str, reason: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "vlm_ros.cli", "node", "--ros-args", "-p", override],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "vlm_ros: invalid parameters: " in done.stdout and reason in done.stdout, done.stdout
+    assert "Traceback" not in done.stdout + done.stderr

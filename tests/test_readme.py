@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from vlm_ros.ros.params import PARAMETERS
+from vlm_ros.ros.params import PARAMETER_SPECS, PARAMETERS, range_text
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -16,6 +16,15 @@ def test_every_parameter_is_documented_with_its_default() -> None:
         row = re.search(rf"^\| `{re.escape(name)}` \| `([^`]*)` \|", README, re.MULTILINE)
         assert row, f"parameter {name} missing from the README table"
         assert json.loads(row.group(1)) == default, name
+
+
+def test_the_parameter_table_says_which_are_read_only_and_their_ranges() -> None:
+    for name, spec in PARAMETER_SPECS.items():
+        row = re.search(rf"^\| `{re.escape(name)}` \| `[^`]*` \| ([a-z-]+) \| ([^|]*) \|", README,
+                        re.MULTILINE)
+        assert row, f"parameter {name}: no read-only / range columns in the README table"
+        assert row.group(1) == ("read-only" if spec.read_only else "live"), name
+        assert row.group(2).strip() == (range_text(spec.range) if spec.range else ""), name
 
 
 def test_every_topic_the_node_uses_is_documented() -> None:

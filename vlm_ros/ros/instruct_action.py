@@ -19,7 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -65,7 +65,7 @@ class InstructServer:
     """The ~/instruct action server of a vlm_ros node."""
 
     def __init__(self, node: Node, action_type: Any, interfaces: Any, worker: Worker,
-                 frames: FrameBuffer, outputs: Outputs, settings: NodeSettings,
+                 frames: FrameBuffer, outputs: Outputs, settings: Callable[[], NodeSettings],
                  backend_name: str) -> None:
         self._node = node
         self._action_type = action_type
@@ -93,7 +93,7 @@ class InstructServer:
 
     # ------------------------------------------------------------------ callbacks
     def _on_goal(self, goal: Any) -> GoalResponse:
-        if len(goal.command) > self._settings.max_command_length * 4:
+        if len(goal.command) > self._settings().max_command_length * 4:
             return GoalResponse.REJECT  # absurd sizes never reach the worker's queue
         return GoalResponse.ACCEPT
 
@@ -112,8 +112,9 @@ class InstructServer:
         image: Frame | None = None
         if not request.use_latest_frame:
             try:
+                settings = self._settings()
                 image = to_frame(request.image, None, self._frames.latest_info(),
-                                 self._settings.depth_scale, self._settings.camera_frame)
+                                 settings.depth_scale, settings.camera_frame)
             except ConversionError as exc:
                 failed = GroundingResult(status="error", message=f"bad camera input: {exc}",
                                          instruction=Instruction(text=request.command[:200]),

@@ -45,6 +45,10 @@ class Outputs:
         self._safety = safety_config
         self._timings = timings
         self._log = node.get_logger()
+        self._publishers: list[Any] = []
+        # Goals go out only while the (lifecycle) node is active: the node sets this on
+        # activate and clears it on deactivate, before it cancels what runs.
+        self.active = True
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         # A deep history on the result path: a burst of answers must queue, not be overwritten.
         results_qos = QoSProfile(depth=COMMAND_HISTORY, reliability=ReliabilityPolicy.RELIABLE)
@@ -84,9 +88,22 @@ class Outputs:
         An incompatible-QoS mismatch is still reported: by our subscriptions for the inputs and
         by the consumer's subscription for the outputs.
         """
-        return self._node.create_publisher(
+        publisher = self._node.create_publisher(
             msg_type, topic, qos,
             event_callbacks=PublisherEventCallbacks(use_default_callbacks=False))
+        self._publishers.append(publisher)
+        return publisher
+
+    def reconfigure(self, settings: NodeSettings, safety_config: SafetyConfig) -> None:
+        """New settings (the worker calls this between two commands)."""
+        self._settings, self._safety = settings, safety_config
+
+    def close(self) -> None:
+        """Destroy every publisher (lifecycle cleanup); nothing may publish afterwards."""
+        self.active = False
+        for publisher in self._publishers:
+            self._node.destroy_publisher(publisher)
+        self._publishers.clear()
 
     # ------------------------------------------------------------------------- results
     def publish_result(self, result: GroundingResult, frame: Frame | None,
@@ -144,6 +161,11 @@ class Outputs:
         sends only ~/target_pose.
         """
         if not result.goals:
+            return []
+        if not self.active:
+            self._log.warning("inactive: no goal published")
+            result.status, result.goals = "rejected", []
+            result.message = "inactive: the node is not active (lifecycle); no goal published"
             return []
         now = self._node.get_clock().now().nanoseconds * 1e-9
         decision = safety.check(result, self._safety, now=now)

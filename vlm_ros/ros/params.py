@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -22,105 +22,140 @@ from vlm_ros.core.safety import SafetyConfig
 from vlm_ros.core.session import SessionConfig
 from vlm_ros.core.types import ACTIONS
 
+_Range = tuple[float, float]
+_AT_LEAST_0: _Range = (0.0, math.inf)
+_FRACTION: _Range = (0.0, 1.0)
 
-def _p(default: Any, description: str) -> Any:
-    """A parameter: its default and the description the node declares."""
+
+def _p(default: Any, description: str, *, read_only: bool = False,
+       range: _Range | None = None) -> Any:  # noqa: A002 - the descriptor's word
+    """A parameter: its default, the description the node declares, whether it is structural
+    (``read_only``: fixed at start-up, refused by rclpy afterwards) and its inclusive range."""
+    metadata = {"description": description, "read_only": read_only, "range": range}
     if isinstance(default, (list, tuple)):
-        return field(default=tuple(default), metadata={"description": description})
-    return field(default=default, metadata={"description": description})
+        return field(default=tuple(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class NodeSettings:
     """Typed view of the parameters, built once at start-up."""
 
-    backend: str = _p("ssd_coco", "grounding backend name (see `vlm-ros backends`)")
-    model: str = _p("", "model id or local path for the backend; empty = the backend's default")
-    device: str = _p("auto", "auto | cpu | cuda")
-    dtype: str = _p("auto", "auto | float16 | bfloat16 | float32 (VLM backends)")
+    # --- structural (read_only): the backend, the parser, frames and the camera subscriptions
+    # are built from these at configure / activate; rclpy refuses changing them afterwards.
+    backend: str = _p("ssd_coco", "grounding backend name (see `vlm-ros backends`)",
+                      read_only=True)
+    model: str = _p("", "model id or local path for the backend; empty = the backend's default",
+                    read_only=True)
+    device: str = _p("auto", "auto | cpu | cuda", read_only=True)
+    dtype: str = _p("auto", "auto | float16 | bfloat16 | float32 (VLM backends)", read_only=True)
     backend_options: str = _p("", "adapter-specific options as a YAML/JSON mapping, e.g. "
-                                  "'{base_url: http://gpu-box:8000/v1, timeout_s: 10}'")
+                                  "'{base_url: http://gpu-box:8000/v1, timeout_s: 10}'",
+                              read_only=True)
     parser: str = _p("grammar", "command parser: grammar (the lexicon parser) | llm (a language "
                                 "model on an OpenAI-compatible server, see parser_options); "
-                                "stops and yes/no answers always use the grammar")
+                                "stops and yes/no answers always use the grammar",
+                     read_only=True)
     parser_options: str = _p("", "parser llm options as a YAML/JSON mapping, e.g. '{base_url: "
-                                 "http://gpu-box:8000/v1, model: qwen2.5, timeout_s: 10}'")
-    score_threshold: float = _p(0.3, "detector score floor")
-    min_match: float = _p(0.5, "attribute agreement needed for a candidate to match")
-    ambiguity_margin: float = _p(0.15, "best two matches closer than this -> ambiguous")
+                                 "http://gpu-box:8000/v1, model: qwen2.5, timeout_s: 10}'",
+                             read_only=True)
+    # --- applied live (between two commands) unless marked read_only
+    score_threshold: float = _p(0.3, "detector score floor", range=_FRACTION)
+    min_match: float = _p(0.5, "attribute agreement needed for a candidate to match",
+                          range=_FRACTION)
+    ambiguity_margin: float = _p(0.15, "best two matches closer than this -> ambiguous",
+                                 range=_FRACTION)
     propose_from_depth: bool = _p(False, "RGB-D tabletops: zoom the detector into depth clusters "
                                          "(objects on a support) that the full-image pass missed")
-    base_frame: str = _p("base_link", "frame every goal is published in")
-    camera_frame: str = _p("", "override the image header frame_id; empty = use the header")
-    use_tf: bool = _p(True, "resolve camera->base with tf2 when tf2_ros is importable")
-    tf_timeout_s: float = _p(0.2, "how long to wait for a transform at the image stamp")
+    base_frame: str = _p("base_link", "frame every goal is published in", read_only=True)
+    camera_frame: str = _p("", "override the image header frame_id; empty = use the header",
+                           read_only=True)
+    use_tf: bool = _p(True, "resolve camera->base with tf2 when tf2_ros is importable",
+                      read_only=True)
+    tf_timeout_s: float = _p(0.2, "how long to wait for a transform at the image stamp",
+                             read_only=True, range=_AT_LEAST_0)
     camera_pose_in_base: tuple[float, ...] = _p(
         [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
         "x y z roll pitch yaw of the camera body frame in base_frame; used when tf2 is "
-        "unavailable or use_tf is false")
-    depth_scale: float = _p(0.001, "metres per unit of 16UC1 depth")
-    min_depth_m: float = _p(0.1, "depth below this is invalid")
-    max_depth_m: float = _p(10.0, "depth above this is invalid")
-    sync_slop_s: float = _p(0.05, "max stamp difference between RGB and depth of one frame")
-    use_compressed: bool = _p(False, "subscribe camera/image/compressed instead of camera/image")
-    use_depth: bool = _p(True, "subscribe camera/depth")
+        "unavailable or use_tf is false", read_only=True)
+    depth_scale: float = _p(0.001, "metres per unit of 16UC1 depth (> 0)", range=_AT_LEAST_0)
+    min_depth_m: float = _p(0.1, "depth below this is invalid", range=_AT_LEAST_0)
+    max_depth_m: float = _p(10.0, "depth above this is invalid (> min_depth_m)",
+                            range=_AT_LEAST_0)
+    sync_slop_s: float = _p(0.05, "max stamp difference between RGB and depth of one frame",
+                            read_only=True, range=_AT_LEAST_0)
+    use_compressed: bool = _p(False, "subscribe camera/image/compressed instead of camera/image",
+                              read_only=True)
+    use_depth: bool = _p(True, "subscribe camera/depth", read_only=True)
     image_reliability: str = _p(
         "best_effort", "camera subscription reliability: best_effort (sensor-data QoS) or "
                        "reliable (large images over Fast DDS UDP lose most best-effort samples; "
-                       "use reliable when the driver publishes reliable)")
-    pregrasp_offset: float = _p(0.10, "pre-grasp pose this far above the grasp (m)")
-    place_height: float = _p(0.05, "place pose this far above the destination (m)")
-    standoff_distance: float = _p(0.8, "navigation goal this far short of the target (m)")
+                       "use reliable when the driver publishes reliable)", read_only=True)
+    pregrasp_offset: float = _p(0.10, "pre-grasp pose this far above the grasp (m)",
+                                range=_AT_LEAST_0)
+    place_height: float = _p(0.05, "place pose this far above the destination (m)",
+                             range=_AT_LEAST_0)
+    standoff_distance: float = _p(0.8, "navigation goal this far short of the target (m)",
+                                  range=_AT_LEAST_0)
     follow_rate_hz: float = _p(2.0, "model re-grounding rate while a target is tracked (the "
                                     "tracker updates goals at camera rate in between); 0 = only "
-                                    "when the tracker's confidence drops or every 45 frames")
+                                    "when the tracker's confidence drops or every 45 frames",
+                               range=_AT_LEAST_0)
     track_target_s: float = _p(3.0, "after pick/look/navigate/find, track the target this long "
-                                    "(~/target_pose follows it); follow tracks until stop; 0 = off")
+                                    "(~/target_pose follows it); follow tracks until stop; 0 = off",
+                               range=_AT_LEAST_0)
     track_resend_goals: bool = _p(False, "also re-send pick/look/navigate/find goals when the "
                                          "tracked target moves (off: a lifted cup moves because "
                                          "of the robot)")
     track_goal_shift_m: float = _p(0.02, "a tracked target must move this far before its goals "
-                                         "are re-sent (~/target_pose follows every frame)")
+                                         "are re-sent (~/target_pose follows every frame)",
+                                   range=_AT_LEAST_0)
     step_timeout_s: float = _p(60.0, "a step of a several-step command must be reported done on "
-                                     "robot_status within this, or the rest is cancelled")
+                                     "robot_status within this, or the rest is cancelled",
+                               range=_AT_LEAST_0)
     command_frame_timeout_s: float = _p(3.0, "how long a command waits for a frame newer than "
-                                             "itself")
-    max_command_length: int = _p(1000, "longer commands are rejected")
+                                             "itself", range=_AT_LEAST_0)
+    max_command_length: int = _p(1000, "longer commands are rejected", range=(1, 1_000_000))
     # --- the safety gate every goal passes (vlm_ros/core/safety.py)
     workspace_min: tuple[float, ...] = _p([-0.2, -1.0, -0.2], "manipulation goals must lie in "
                                           "this base-frame box (x y z min, m)")
     workspace_max: tuple[float, ...] = _p([1.2, 1.0, 1.8], "... and below this corner (x y z "
-                                                           "max, m)")
+                                                           "max, m; each above workspace_min)")
     max_nav_distance: float = _p(10.0, "navigation goals farther than this from the robot are "
-                                       "refused")
+                                       "refused", range=_AT_LEAST_0)
     keepout_zones: tuple[float, ...] = _p([0.0], "x_min y_min x_max y_max rectangles (base "
                                                  "frame, flattened) that navigation goals may "
                                                  "not enter; [0.0] = none")
-    min_confidence: float = _p(0.3, "refuse goals from a target scored below this")
+    min_confidence: float = _p(0.3, "refuse goals from a target scored below this",
+                               range=_FRACTION)
     max_frame_age_s: float = _p(2.0, "refuse goals from a frame older than this when they are "
                                      "published (node clock vs stamp); covers the model's own "
-                                     "time")
+                                     "time", range=_AT_LEAST_0)
     allowed_actions: tuple[str, ...] = _p(list(ACTIONS), "actions that may produce goals")
     max_grasp_width_m: float = _p(0.15, "refuse a pick whose object is wider than this (its box "
                                         "back-projected at its depth; a typical parallel "
-                                        "gripper opens 0.08-0.14 m)")
+                                        "gripper opens 0.08-0.14 m; > 0)", range=_AT_LEAST_0)
     confirm_before_motion: bool = _p(False, "state what will move on ~/result and wait for yes/"
                                             "confirm/确认 (or no) on ~/command before any goal")
     confirm_actions: tuple[str, ...] = _p(["pick", "place", "navigate", "follow"],
                                           "actions that need a confirmation when "
                                           "confirm_before_motion is on")
     confirm_timeout_s: float = _p(15.0, "an unanswered confirmation expires after this; nothing "
-                                        "moves")
+                                        "moves", range=_AT_LEAST_0)
     confirm_max_shift_m: float = _p(0.10, "on yes the target is grounded again on a fresh frame; "
                                           "if it moved farther than this from what was stated, "
-                                          "nothing moves")
+                                          "nothing moves", range=_AT_LEAST_0)
     model_timeout_s: float = _p(30.0, "a backend call that takes longer is answered with an "
-                                      "error (the node keeps serving); 0 = wait forever")
+                                      "error (the node keeps serving); 0 = wait forever",
+                                range=_AT_LEAST_0)
     publish_debug_image: bool = _p(True, "publish ~/debug_image")
     publish_markers: bool = _p(True, "publish ~/markers")
     publish_relevance: bool = _p(True, "publish ~/relevance_image for backends with relevance "
                                        "maps")
-    warmup: bool = _p(True, "run the model once at start-up")
+    warmup: bool = _p(True, "run the model once at configure (start-up)", read_only=True)
+    autostart: bool = _p(True, "configure and activate the lifecycle node by itself at start-up; "
+                               "false = wait for lifecycle transitions (a lifecycle manager)",
+                         read_only=True)
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> NodeSettings:
@@ -140,6 +175,63 @@ class NodeSettings:
                 raise ValueError(f"parameter {spec.name} must be a {kind.__name__}, "
                                  f"got {value!r}") from None
         return cls(**typed)
+
+    # ---------------------------------------------------------------- validation
+    def problems(self) -> list[str]:
+        """Every rule these settings break (ranges, vector lengths, cross-field rules); [] = ok."""
+        found: list[str] = []
+        for spec in fields(self):
+            bounds = spec.metadata["range"]
+            value = getattr(self, spec.name)
+            if bounds is not None and not bounds[0] <= value <= bounds[1]:  # NaN fails too
+                found.append(f"{spec.name} must be in {range_text(bounds)}, got {value}")
+        for name in _POSITIVE:
+            if getattr(self, name) == 0.0:
+                found.append(f"{name} must be greater than 0")
+        found += _vector_problems(self)
+        if not self.min_depth_m < self.max_depth_m:
+            found.append(f"min_depth_m ({self.min_depth_m}) must be below max_depth_m "
+                         f"({self.max_depth_m})")
+        for name in ("allowed_actions", "confirm_actions"):
+            unknown = sorted(set(getattr(self, name)) - set(ACTIONS))
+            if unknown:
+                found.append(f"{name}: unknown action(s) {', '.join(unknown)} (known: "
+                             f"{', '.join(ACTIONS)})")
+        if self.image_reliability not in ("best_effort", "reliable"):
+            found.append(f"image_reliability must be best_effort or reliable, got "
+                         f"{self.image_reliability!r}")
+        for check in (self.backend_kwargs, self.parser_kwargs):
+            try:
+                check()
+            except (ValueError, yaml.YAMLError) as exc:
+                found.append(str(exc).splitlines()[0])
+        return found
+
+    def check(self) -> NodeSettings:
+        """These settings, or ValueError naming every rule they break."""
+        found = self.problems()
+        if found:
+            raise ValueError("; ".join(found))
+        return self
+
+    def changed(self, changes: Mapping[str, Any], structural: bool = False) -> NodeSettings:
+        """New settings with ``changes`` (name -> value as a parameter carries it) applied.
+
+        ValueError gives the reason a change is refused: an unknown or read-only name (unless
+        ``structural``), a value of the wrong type or out of its range, or a cross-field rule
+        the result would break (workspace_min < workspace_max, known actions, ...).
+        """
+        specs = {spec.name: spec for spec in fields(self)}
+        typed: dict[str, Any] = {}
+        for name, value in changes.items():
+            spec = specs.get(name)
+            if spec is None:
+                raise ValueError(f"unknown parameter {name}")
+            if spec.metadata["read_only"] and not structural:
+                raise ValueError(f"{name} is read-only: it is structural and set at start-up "
+                                 f"(params file / launch), not while the node runs")
+            typed[name] = _strict(name, spec.default, value)
+        return replace(self, **typed).check()
 
     # ---------------------------------------------------------------- the core's configurations
     def backend_kwargs(self) -> dict[str, Any]:
@@ -228,9 +320,92 @@ def _vec3(values: tuple[float, ...], name: str) -> tuple[float, float, float]:
     return (float(values[0]), float(values[1]), float(values[2]))
 
 
+_POSITIVE = ("depth_scale", "max_grasp_width_m")  # ranges from 0, but 0 itself is no value
+
+
+def range_text(bounds: tuple[float, float]) -> str:
+    """``[0, 1]`` or ``[0, inf)``: how a range reads in a refusal and in the README."""
+    def number(value: float) -> str:
+        return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+    low, high = bounds
+    return f"[{number(low)}, {number(high)}]" if math.isfinite(high) else f"[{number(low)}, inf)"
+
+
+def _vector_problems(settings: NodeSettings) -> list[str]:
+    found: list[str] = []
+    lengths = {"workspace_min": 3, "workspace_max": 3, "camera_pose_in_base": 6}
+    for name, length in lengths.items():
+        values = getattr(settings, name)
+        if len(values) != length:
+            found.append(f"{name} needs {length} numbers, got {len(values)}")
+        elif not all(math.isfinite(v) for v in values):
+            found.append(f"{name} must be finite numbers")
+    low, high = settings.workspace_min, settings.workspace_max
+    if len(low) == len(high) == 3 and not all(a < b for a, b in zip(low, high)):
+        found.append(f"workspace_min {list(low)} must be below workspace_max {list(high)} on "
+                     f"every axis (x y z)")
+    zones = list(settings.keepout_zones)
+    if zones != [0.0]:
+        if len(zones) % 4 or not zones:
+            found.append("keepout_zones needs 4 numbers per zone: x_min y_min x_max y_max "
+                         "([0.0] = none)")
+        elif not all(zones[i] < zones[i + 2] and zones[i + 1] < zones[i + 3]
+                     for i in range(0, len(zones), 4)):
+            found.append("keepout_zones: every zone needs x_min < x_max and y_min < y_max")
+    return found
+
+
+def _strict(name: str, default: Any, value: Any) -> Any:
+    """``value`` typed like ``default``, or ValueError (a parameter keeps its declared type)."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if isinstance(default, tuple):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ValueError(f"{name} must be a list, got {value!r}")
+        items = list(value)
+        if default and isinstance(default[0], str):
+            if not all(isinstance(v, str) for v in items):
+                raise ValueError(f"{name} must be a list of strings, got {items!r}")
+            return tuple(items)
+        if not all(number(v) for v in items):
+            raise ValueError(f"{name} must be a list of numbers, got {items!r}")
+        return tuple(float(v) for v in items)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if not number(value):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, int):
+        if not (number(value) and float(value).is_integer()):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+class ParamSpec(NamedTuple):
+    """One row of the parameter table, as the node declares it."""
+
+    default: Any  # lists for arrays, as ROS parameters are
+    description: str
+    read_only: bool
+    range: tuple[float, float] | None  # inclusive; None = no range
+
+
+PARAMETER_SPECS: dict[str, ParamSpec] = {
+    spec.name: ParamSpec(list(spec.default) if isinstance(spec.default, tuple) else spec.default,
+                         spec.metadata["description"], spec.metadata["read_only"],
+                         spec.metadata["range"])
+    for spec in fields(NodeSettings)
+}
+
 # name -> (default, description): what the node declares (lists, as ROS parameters are).
 PARAMETERS: dict[str, tuple[Any, str]] = {
-    spec.name: (list(spec.default) if isinstance(spec.default, tuple) else spec.default,
-                spec.metadata["description"])
-    for spec in fields(NodeSettings)
+    name: (spec.default, spec.description) for name, spec in PARAMETER_SPECS.items()
 }

@@ -86,7 +86,8 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[Node], Exec
     """Init rclpy, build the node, spin until Ctrl-C or shutdown, always clean up.
 
     An exception in ``fatal`` (a model or device that cannot be loaded) ends the process with
-    exit code 2 and one line - ``what_failed: <reason>`` - instead of a traceback; so do a
+    exit code 2 and one line - ``what_failed: <reason>`` - instead of a traceback (an exception
+    with its own ``what_failed`` attribute names itself, e.g. invalid parameters); so do a
     command line that is not ROS arguments and a parameter of the wrong type (one line on
     stderr).  ``-h`` / ``--help`` prints the usage and exits 0 without starting ROS.  Ctrl-C
     (SIGINT, also a repeated one) and ``rclpy.shutdown()`` end it with exit code 0.
@@ -105,7 +106,7 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[Node], Exec
         node = make_node()
         rclpy.spin(node, executor=make_executor(node))
     except fatal as exc:
-        print(f"{what_failed}: {exc}", flush=True)
+        print(f"{getattr(exc, 'what_failed', what_failed)}: {exc}", flush=True)
         raise SystemExit(2) from exc
     except ParameterException as exc:  # e.g. [0, 0, 1] where doubles are declared: 0.0, ...
         message = _first_line(str(exc))

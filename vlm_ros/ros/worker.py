@@ -100,6 +100,9 @@ class Worker:
         # What /diagnostics reports of the session (read from the timer's thread).
         self.state = {"queued_commands": 0, "following": False, "tracking": False,
                       "awaiting_confirmation": False}
+        # New settings from the parameter callback, applied by the worker between two commands.
+        self._settings_lock = threading.Lock()
+        self._pending_settings: NodeSettings | None = None
         self._running = True
         self._thread = threading.Thread(target=self._run, name="vlm_ros_worker", daemon=True)
         self._thread.start()
@@ -117,6 +120,20 @@ class Worker:
 
     def forget(self, request: Request) -> None:
         self._replies.pop(request.command.id, None)
+
+    def reconfigure(self, settings: NodeSettings) -> None:
+        """Hand over new settings; the worker applies them at its next safe point (between two
+        requests), so a change never lands half-way through a command."""
+        with self._settings_lock:
+            self._pending_settings = settings
+        try:  # an idle worker waits on its queue: wake it
+            self._inbox.put_nowait(Request("wake", self.command("")))
+        except queue.Full:
+            pass
+
+    def stop_all(self, text: str = "stop") -> None:
+        """Cancel everything as a stop command does (lifecycle deactivate)."""
+        self.submit(Request("command", self.command(text)))
 
     def close(self) -> None:
         self._running = False
@@ -175,7 +192,27 @@ class Worker:
             except Exception as exc:  # the node keeps serving whatever goes wrong
                 self._log.error(f"worker step failed: {exc!r}")
 
+    def _apply_settings(self) -> None:
+        """Push pending settings to the session, pipeline, safety gate, outputs and model."""
+        with self._settings_lock:
+            settings, self._pending_settings = self._pending_settings, None
+        if settings is None:
+            return
+        safety_config = settings.safety_config()
+        # A new Pipeline, not a mutated one: a re-grounding running on the model thread keeps
+        # the configuration it started with.
+        pipeline = Pipeline(self._backend, settings.pipeline_config(), self._pipeline.frames)
+        self.session.pipeline = self._pipeline = pipeline
+        self.session.config = settings.session_config()
+        self.session.safety = safety_config
+        self._outputs.reconfigure(settings, safety_config)
+        self._model.timeout_s = settings.model_timeout_s
+        if isinstance(getattr(self._backend, "score_threshold", None), float):
+            self._backend.score_threshold = settings.score_threshold  # the detector's own floor
+        self._settings = settings
+
     def _step(self) -> None:
+        self._apply_settings()
         self._apply_stops()
         self._collect_background()
         self._execute(self.session.tick(time.monotonic()))
@@ -183,6 +220,7 @@ class Worker:
             request = self._next_request()
             if request is None or request.kind == "wake":
                 return
+            self._apply_settings()  # settings that arrived while it waited apply to it
             try:
                 if request.kind == "command":
                     self._execute(self.session.command(request.command, time.monotonic()))
