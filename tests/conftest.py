@@ -7,13 +7,40 @@ test imports rclpy, and never become defaults for robot use.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
+import tempfile
+from pathlib import Path
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 if os.environ.get("ROS_DISTRO") == "humble":  # Humble predates the variable above (Iron)
     os.environ["ROS_LOCALHOST_ONLY"] = "1"
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+
+
+def _claim_domain_id() -> str:
+    """A ROS_DOMAIN_ID no other test session on this machine holds: each candidate is a lock
+    file, held (flock) for the life of this process, so two pytest runs at once never share a
+    domain (a shared one mixes their nodes' answers).  Fast DDS allows 0..232."""
+    folder = Path(tempfile.gettempdir()) / "vlm_ros_test_domains"
+    folder.mkdir(exist_ok=True)
+    candidates = list(range(100, 233))
+    random.Random(os.getpid()).shuffle(candidates)
+    for domain in candidates:
+        handle = open(folder / f"{domain}.lock", "w")  # noqa: SIM115 - held until exit
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _HELD_LOCKS.append(handle)
+        return str(domain)
+    raise RuntimeError(f"every test ROS domain 100..232 is taken (locks in {folder})")
+
+
+_HELD_LOCKS: list = []
+if "ROS_DOMAIN_ID" not in os.environ:  # a caller's choice (.ci/run) stands
+    os.environ["ROS_DOMAIN_ID"] = _claim_domain_id()
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
 
 
