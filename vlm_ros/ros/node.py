@@ -81,7 +81,7 @@ class VlmRosNode(Node):
         self.timings = StageTimings()
         self._counts: collections.Counter[str] = collections.Counter()
         self.frames = FrameBuffer(settings.sync_slop_s, settings.use_depth, self.timings)
-        self.outputs = Outputs(self, settings, safety_config, self.timings)
+        self.outputs = Outputs(self, settings, safety_config, self.timings, resolver)
         self.model = ModelGuard(self.backend.name, settings.model_timeout_s)
         self.model.recovered = lambda: self.get_logger().info(
             f"backend {self.backend.name} answers again")
@@ -131,7 +131,7 @@ class VlmRosNode(Node):
 
         self.get_logger().info(
             f"vlm_ros ready: backend={self.backend.name}, parser={settings.parser}, "
-            f"base_frame={settings.base_frame}, "
+            f"base_frame={settings.base_frame}, goal_frame={settings.goal_frame_name()}, "
             f"frames={'tf2' if self._uses_tf2 else 'static camera_pose_in_base'}, "
             f"vision_msgs={'yes' if self.outputs.vision_msgs else 'no'}, "
             f"vlm_ros interfaces="
@@ -175,7 +175,8 @@ class VlmRosNode(Node):
         if not request.use_latest_frame:
             try:
                 image = to_frame(request.image, None, self.frames.latest_info(),
-                                 self.settings.depth_scale, self.settings.camera_frame)
+                                 self.settings.depth_scale, self.settings.camera_frame,
+                                 self.settings.image_rectified)
             except ConversionError as exc:
                 failed = GroundingResult(status="error", message=f"bad camera input: {exc}",
                                          instruction=Instruction(text=request.command[:200]),
