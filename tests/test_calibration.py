@@ -250,3 +250,15 @@ def test_node_conversion_applies_the_rules_to_camera_info_messages() -> None:
     transposed = array_to_image(np.full((640, 360), 1000, np.uint16), "16UC1")
     with pytest.raises(ConversionError, match="camera/depth is 360x640, not registered"):
         to_frame(image, transposed, info, 0.001)
+
+
+def test_an_image_topic_name_that_contradicts_image_rectified_is_warned_about() -> None:
+    pytest.importorskip("sensor_msgs")
+    from vlm_ros.ros.frame_buffer import rectification_doubt
+
+    assert "set image_rectified:=false" in rectification_doubt("/camera/color/image_raw", True)
+    assert "set image_rectified:=true" in rectification_doubt(
+        "/camera/image_rect_color/compressed", False)
+    assert rectification_doubt("/camera/image_rect", True) == ""
+    assert rectification_doubt("/camera/image_raw", False) == ""
+    assert rectification_doubt("/vlm_ros/camera/image", True) == ""

@@ -133,6 +133,21 @@ class FrameBuffer:
         return best
 
 
+def rectification_doubt(image_topic: str, image_rectified: bool) -> str:
+    """A warning when the image topic's name contradicts ``image_rectified`` (image_proc's
+    names: ``image_raw`` is raw, ``image_rect``/``image_rect_color`` rectified); '' otherwise.
+    Only a warning: drivers that rectify on board often still call their topic image_raw."""
+    name = image_topic.rstrip("/").removesuffix("/compressed").rsplit("/", 1)[-1]
+    if image_rectified and name.startswith("image_raw"):
+        return (f"image_rectified is true (CameraInfo P is used) but camera/image is "
+                f"{image_topic}: if that image is not rectified, set image_rectified:=false "
+                f"(K) or subscribe image_rect")
+    if not image_rectified and name.startswith("image_rect"):
+        return (f"image_rectified is false (CameraInfo K is used) but camera/image is "
+                f"{image_topic}, a rectified image: set image_rectified:=true (P)")
+    return ""
+
+
 def to_frame(rgb_msg: Any, depth_msg: Any, info: CameraInfo | None, depth_scale: float,
              camera_frame: str = "", image_rectified: bool = True) -> Frame:
     """Messages -> a Frame (ConversionError says what is wrong with them).

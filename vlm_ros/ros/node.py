@@ -40,7 +40,7 @@ from vlm_ros.core.types import Frame, GroundingResult, Instruction
 from vlm_ros.ros import messages
 from vlm_ros.ros.convert import ConversionError
 from vlm_ros.ros.diagnostics import STAGES, StageTimings, diagnostic_array
-from vlm_ros.ros.frame_buffer import FrameBuffer, to_frame
+from vlm_ros.ros.frame_buffer import FrameBuffer, rectification_doubt, to_frame
 from vlm_ros.ros.frames import make_frame_resolver
 from vlm_ros.ros.model_guard import ModelGuard
 from vlm_ros.ros.outputs import COMMAND_HISTORY, Outputs
@@ -92,11 +92,13 @@ class VlmRosNode(Node):
         cameras = MutuallyExclusiveCallbackGroup()
         commands = MutuallyExclusiveCallbackGroup()
         if settings.use_compressed:
-            self.create_subscription(CompressedImage, "camera/image/compressed",
-                                     self._on_rgb, camera_qos, callback_group=cameras)
+            image_sub = self.create_subscription(CompressedImage, "camera/image/compressed",
+                                                 self._on_rgb, camera_qos, callback_group=cameras)
         else:
-            self.create_subscription(Image, "camera/image", self._on_rgb, camera_qos,
-                                     callback_group=cameras)
+            image_sub = self.create_subscription(Image, "camera/image", self._on_rgb, camera_qos,
+                                                 callback_group=cameras)
+        if doubt := rectification_doubt(image_sub.topic_name, settings.image_rectified):
+            self.get_logger().warning(doubt)
         if settings.use_depth:
             self.create_subscription(Image, "camera/depth", self._on_depth, camera_qos,
                                      callback_group=cameras)
