@@ -106,5 +106,6 @@ class LazyStaticResolver:
         return self._resolver.lookup(target_frame, source_frame, stamp)
 
     def why_not(self, target_frame: str, source_frame: str) -> str:
-        return (f"no transform {target_frame} <- {source_frame}: without tf2 only "
-                f"{self._settings.base_frame} <- the camera frame (camera_pose_in_base) is known")
+        return (f"cannot transform from '{source_frame}' to '{target_frame}': without tf2 "
+                f"only {self._settings.base_frame} <- the camera frame (camera_pose_in_base) "
+                f"is known")
