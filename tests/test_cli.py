@@ -168,6 +168,49 @@ def test_ground_with_depth_and_calibration_gives_base_frame_goals(tmp_path: Path
     assert goals["pregrasp"]["pose"]["position"][2] > goals["grasp"]["pose"]["position"][2]
 
 
+def _coffee_files(tmp_path: Path, depth_m: np.ndarray | None = None,
+                  calibration_size: tuple[int, int] | None = None) -> tuple[str, str]:
+    rgb, depth, k = scenes.coffee()
+    depth_file, info_file = tmp_path / "depth.png", tmp_path / "camera.yaml"
+    _write_depth_png(depth_file, depth if depth_m is None else depth_m)
+    width, height = calibration_size or (k.width, k.height)
+    _write_calibration(info_file, k.fx, k.fy, k.cx, k.cy, width, height)
+    return str(depth_file), str(info_file)
+
+
+def test_ground_without_camera_pose_gives_the_grounding_but_no_goals(tmp_path: Path) -> None:
+    depth_file, info_file = _coffee_files(tmp_path)
+    result = ground_json("--image", COFFEE, "--command", "grab the red cup",
+                         "--depth", depth_file, "--camera-info", info_file)
+    assert result["status"] == "ok", result["message"]
+    assert result["targets"][0]["label"] == "cup"
+    assert result["targets"][0]["point_camera"] is not None
+    assert result["targets"][0]["point_base"] is None and result["goals"] == []
+    assert "no camera extrinsics: set camera_pose_in_base or provide TF base_link <- " \
+           "camera_color_optical_frame" in result["message"]
+
+
+def test_ground_refuses_a_transposed_depth_image_like_the_node(tmp_path: Path) -> None:
+    _, depth, _ = scenes.coffee()
+    depth_file, info_file = _coffee_files(tmp_path, depth_m=np.ascontiguousarray(depth.T))
+    proc = run_cli("ground", "--image", COFFEE, "--command", "grab the red cup", "--depth",
+                   depth_file, "--camera-info", info_file, "--camera-pose", "0", "0", "0.6",
+                   "0", "0.6", "0")
+    line = assert_one_line_error(proc)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "--depth is 400x600, not registered to the 600x400 colour image" in line
+
+
+def test_ground_refuses_a_calibration_for_another_image_size(tmp_path: Path) -> None:
+    depth_file, info_file = _coffee_files(tmp_path, calibration_size=(1280, 720))
+    proc = run_cli("ground", "--image", COFFEE, "--command", "grab the red cup", "--depth",
+                   depth_file, "--camera-info", info_file, "--camera-pose", "0", "0", "0.6",
+                   "0", "0.6", "0")
+    line = assert_one_line_error(proc)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "1280x720 image but the image is 600x400" in line
+
+
 def test_ground_annotate_writes_a_png_of_the_input_size(tmp_path: Path) -> None:
     out = tmp_path / "annotated.png"
     proc = run_cli("ground", "--image", COFFEE, "--command", "grab the red cup",
@@ -309,7 +352,8 @@ def graph():
     from ros_harness import RosGraph
 
     # Reliable images for the same reason as test_node.py: best-effort large images are lossy.
-    graph = RosGraph(["-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=0.0"])
+    graph = RosGraph(["-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=0.0",
+                      "-p", "camera_pose_in_base:=[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]"])
     yield graph
     graph.close()
 

@@ -191,9 +191,10 @@ def _fail(message: str) -> int:
 
 # ---------------------------------------------------------------------------- ground
 def cmd_ground(args: argparse.Namespace) -> int:
-    from vlm_ros.core.geometry import StaticFrameResolver, camera_extrinsics
+    from vlm_ros.core.calibration import CameraInputError, check_camera_input
+    from vlm_ros.core.geometry import StaticFrameResolver, UnknownExtrinsics, camera_extrinsics
     from vlm_ros.core.goals import GoalConfig
-    from vlm_ros.core.io import InputError, load_camera_info, load_depth, load_image
+    from vlm_ros.core.io import InputError, load_calibration, load_depth, load_image
     from vlm_ros.core.pipeline import Pipeline, PipelineConfig
     from vlm_ros.core.session import CommandSession
     from vlm_ros.core.types import Frame
@@ -201,19 +202,24 @@ def cmd_ground(args: argparse.Namespace) -> int:
     try:
         rgb = load_image(args.image)
         depth = load_depth(args.depth, args.depth_scale) if args.depth else None
-        intrinsics = load_camera_info(args.camera_info) if args.camera_info else None
-    except InputError as exc:
+        calibration = load_calibration(args.camera_info) if args.camera_info else None
+        # The node's rules (vlm_ros/core/calibration.py): depth registered to the image, and a
+        # calibration for exactly this image or an exact integer binning of it.
+        intrinsics = check_camera_input(rgb.shape[1], rgb.shape[0],
+                                        None if depth is None else depth.shape, calibration,
+                                        not args.raw_image, depth_name="--depth")
+    except (InputError, CameraInputError) as exc:
         return _fail(str(exc))
-    if intrinsics is not None and (intrinsics.width, intrinsics.height) != (rgb.shape[1],
-                                                                            rgb.shape[0]):
-        intrinsics = intrinsics.scaled_to(rgb.shape[1], rgb.shape[0])
     try:
         backend = _backend_from_args(args)
     except BackendError as exc:
         return _fail(str(exc))
     config = PipelineConfig(goals=GoalConfig(base_frame=args.base_frame))
-    frames = StaticFrameResolver(args.base_frame, args.frame_id,
-                                 camera_extrinsics(*args.camera_pose))
+    # No --camera-pose: the camera's pose on the robot is unknown, so the grounding is printed
+    # without goals and says why (as the node does without TF and camera_pose_in_base).
+    frames = (StaticFrameResolver(args.base_frame, args.frame_id,
+                                  camera_extrinsics(*args.camera_pose))
+              if args.camera_pose is not None else UnknownExtrinsics(args.base_frame))
     pipeline = Pipeline(backend, config, frames)
     frame = Frame(rgb=rgb, depth_m=depth, intrinsics=intrinsics, frame_id=args.frame_id)
     result = CommandSession(pipeline).run(args.command, frame)
@@ -526,10 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="metres per unit of a 16-bit depth PNG (default 0.001: millimetres)")
     ground.add_argument("--frame-id", default="camera_color_optical_frame")
     ground.add_argument("--base-frame", default="base_link")
-    ground.add_argument("--camera-pose", type=_number, nargs=6, default=[0.0] * 6,
+    ground.add_argument("--camera-pose", type=_number, nargs=6, default=None,
                         metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
                         help="camera body frame pose in the base frame: x y z (m) roll pitch yaw "
-                             "(rad)")
+                             "(rad); without it no goals (the camera's pose on the robot is "
+                             "unknown)")
+    ground.add_argument("--raw-image", action="store_true",
+                        help="the image is raw (not rectified): use the calibration's K, not P")
     ground.add_argument("--json", action="store_true", help="print the result as one JSON line")
     ground.add_argument("--annotate", metavar="OUT.png", type=_image_output,
                         help="also write the image with the result drawn on it (existing folder)")

@@ -508,3 +508,36 @@ class StaticFrameResolver:
         if (target, source) == (self.base_frame, self.camera_frame):
             return self.camera_to_base
         return self.camera_to_base.inverse()
+
+
+def no_extrinsics_reason(base_frame: str, camera_frame: str) -> str:
+    """Why nothing can be placed in the base frame when the camera's pose on the robot is
+    unknown (what results say instead of inventing an identity extrinsic)."""
+    return (f"no camera extrinsics: set camera_pose_in_base or provide TF "
+            f"{_frame_name(base_frame) or 'base_frame'} <- "
+            f"{_frame_name(camera_frame) or 'camera_frame'}")
+
+
+class UnknownExtrinsics:
+    """The resolver for a camera whose pose on the robot nobody gave (no TF, no
+    camera_pose_in_base): every frame maps only onto itself, and :meth:`why_not` says why."""
+
+    def __init__(self, base_frame: str) -> None:
+        self.base_frame = _frame_name(base_frame)
+
+    def lookup(self, target_frame: str, source_frame: str, stamp: float = 0.0) -> Transform | None:
+        if target_frame and _frame_name(target_frame) == _frame_name(source_frame):
+            return Transform.identity()
+        return None
+
+    def why_not(self, target_frame: str, source_frame: str) -> str:
+        return no_extrinsics_reason(target_frame or self.base_frame, source_frame)
+
+
+def unresolved_reason(frames: object, target_frame: str, source_frame: str) -> str:
+    """Why ``frames`` returned no transform ``target_frame`` <- ``source_frame``: its own
+    ``why_not`` when it has one, else a generic sentence."""
+    why_not = getattr(frames, "why_not", None)
+    if callable(why_not):
+        return str(why_not(target_frame, source_frame))
+    return f"cannot transform from '{source_frame}' to '{target_frame}'"

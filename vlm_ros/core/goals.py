@@ -27,7 +27,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vlm_ros.core.geometry import quat_from_rpy, quat_from_yaw
+from vlm_ros.core.geometry import (
+    Transform,
+    quat_from_rpy,
+    quat_from_yaw,
+    quat_multiply,
+    quat_normalize,
+)
 from vlm_ros.core.types import Goal, GoalKind, Pose, Vec3
 
 
@@ -184,3 +190,35 @@ def make_goals(
 
 def _as_vec3(values: Vec3 | None) -> Vec3 | None:
     return None if values is None else (float(values[0]), float(values[1]), float(values[2]))
+
+
+# --------------------------------------------------------------------------------------------
+# Goals in another frame (goal_frame)
+# --------------------------------------------------------------------------------------------
+
+
+def goal_from_camera(base_from_camera: Transform, goal_from_base: Transform) -> Transform:
+    """goal_frame <- camera: what tf2 would chain from base <- camera and goal_frame <- base."""
+    return goal_from_base.compose(base_from_camera)
+
+
+def goal_from_base_via_camera(base_from_camera: Transform,
+                              goal_from_camera: Transform) -> Transform:
+    """goal_frame <- base from goal_frame <- camera (a tf2 lookup from the image frame) and
+    base <- camera: goal <- camera <- base."""
+    return goal_from_camera.compose(base_from_camera.inverse())
+
+
+def goals_in_frame(goals: list[Goal], goal_frame: str, goal_from_base: Transform) -> list[Goal]:
+    """``goals`` (built and safety-checked in the base frame) re-expressed in ``goal_frame``:
+    positions moved and orientations rotated by ``goal_from_base``; kinds and stamps kept."""
+    moved = []
+    for goal in goals:
+        position = goal_from_base.apply(goal.pose.position)
+        orientation = quat_normalize(quat_multiply(goal_from_base.rotation,
+                                                   goal.pose.orientation))
+        if not all(math.isfinite(v) for v in (*position, *orientation)):
+            raise ValueError(f"non-finite {goal.kind} goal in {goal_frame}")
+        moved.append(Goal(kind=goal.kind, frame_id=goal_frame,
+                          pose=Pose(position, orientation), stamp=goal.stamp))
+    return moved

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import yaml
 
+from vlm_ros.core.calibration import Calibration
 from vlm_ros.core.geometry import depth_to_meters
 from vlm_ros.core.types import CameraIntrinsics
 
@@ -124,14 +125,29 @@ def _camera_matrix(doc: dict[str, Any], path: Path) -> list[Any]:
     return list(data)
 
 
-def load_camera_info(path: str | Path) -> CameraIntrinsics:
-    """Camera calibration YAML -> intrinsics.
+def _projection_matrix(doc: dict[str, Any], path: Path) -> tuple[float, ...]:
+    """The 12 row-major P entries, or () when the file gives none."""
+    if "projection_matrix" in doc:
+        matrix = doc["projection_matrix"]
+        data = matrix.get("data") if isinstance(matrix, dict) else matrix
+    else:
+        data = doc.get("p", doc.get("P"))
+    if data is None:
+        return ()
+    if not isinstance(data, list | tuple) or len(data) != 12:
+        raise InputError(f"{path}: the projection matrix must have 12 numbers")
+    return tuple(_number(v, "projection matrix entry", path) for v in data)
 
-    Reads both layouts people actually have: the camera_calibration / camera_info_manager file
-    (``image_width``, ``image_height``, ``camera_matrix: {rows, cols, data}``) and a dumped
-    CameraInfo message (``width``, ``height``, ``k``), including ``ros2 topic echo --once`` output
-    (its trailing ``---`` document separator is fine).
-    """
+
+def _integer(doc: dict[str, Any], name: str, path: Path) -> int:
+    value = doc.get(name, 0)
+    number = _number(value if value is not None else 0, name, path)
+    if number != int(number) or number < 0:
+        raise InputError(f"{path}: '{name}' must be a whole number >= 0, got {value!r}")
+    return int(number)
+
+
+def _doc(path: str | Path) -> tuple[dict[str, Any], Path]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"camera info file not found: {p}")
@@ -141,18 +157,45 @@ def load_camera_info(path: str | Path) -> CameraIntrinsics:
         raise InputError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not docs or not isinstance(docs[0], dict):
         raise InputError(f"{p}: expected a YAML mapping with a camera calibration")
-    doc = docs[0]
-    k = [_number(v, "camera matrix entry", p) for v in _camera_matrix(doc, p)]
+    return docs[0], p
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    """Camera calibration YAML -> :class:`Calibration` (K, P when given, size, binning, roi).
+
+    Reads both layouts people actually have: the camera_calibration / camera_info_manager file
+    (``image_width``, ``image_height``, ``camera_matrix: {rows, cols, data}``,
+    ``projection_matrix``) and a dumped CameraInfo message (``width``, ``height``, ``k``, ``p``,
+    ``binning_x/y``, ``roi``), including ``ros2 topic echo --once`` output (its trailing ``---``
+    document separator is fine).  A file without P gives K for both raw and rectified images.
+    """
+    doc, p = _doc(path)
+    k = tuple(_number(v, "camera matrix entry", p) for v in _camera_matrix(doc, p))
     width = doc.get("image_width", doc.get("width"))
     height = doc.get("image_height", doc.get("height"))
     if width is None or height is None:
         raise InputError(f"{p}: missing image size ('image_width'/'image_height' or 'width'/'height')")
-    intrinsics = CameraIntrinsics(
-        fx=k[0], fy=k[4], cx=k[2], cy=k[5],
+    roi = doc.get("roi") or {}
+    if not isinstance(roi, dict):
+        raise InputError(f"{p}: 'roi' must be a mapping (x_offset, y_offset, width, height)")
+    return Calibration(
         width=int(_number(width, "width", p)), height=int(_number(height, "height", p)),
-    )
+        k=k, p=_projection_matrix(doc, p),
+        binning_x=_integer(doc, "binning_x", p), binning_y=_integer(doc, "binning_y", p),
+        roi=(_integer(roi, "x_offset", p), _integer(roi, "y_offset", p),
+             _integer(roi, "width", p), _integer(roi, "height", p)))
+
+
+def load_camera_info(path: str | Path) -> CameraIntrinsics:
+    """Camera calibration YAML -> the intrinsics (K) at the calibrated size (see
+    :func:`load_calibration` for the layouts read)."""
+    calibration = load_calibration(path)
+    k = calibration.k
+    intrinsics = CameraIntrinsics(fx=k[0], fy=k[4], cx=k[2], cy=k[5], width=calibration.width,
+                                  height=calibration.height)
     if not intrinsics.is_valid():
-        raise InputError(f"{p}: invalid intrinsics (fx, fy and image size must be > 0): {intrinsics}")
+        raise InputError(f"{path}: invalid intrinsics (fx, fy and image size must be > 0): "
+                         f"{intrinsics}")
     return intrinsics
 
 

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field, replace
 
 from vlm_ros.core.attributes import box_problem
 from vlm_ros.core.backend import Backend, BackendError
-from vlm_ros.core.geometry import FrameResolver, object_center_3d, object_center_on_support
+from vlm_ros.core.geometry import (
+    FrameResolver,
+    object_center_3d,
+    object_center_on_support,
+    unresolved_reason,
+)
 from vlm_ros.core.goals import GoalConfig, make_goals
 from vlm_ros.core.graspable import box_width_m
 from vlm_ros.core.grounding import (
@@ -240,8 +245,7 @@ class Pipeline:
             return "no frame resolver configured"
         transform = self.frames.lookup(self.config.goals.base_frame, frame.frame_id, frame.stamp)
         if transform is None:
-            return (f"cannot transform from '{frame.frame_id}' to "
-                    f"'{self.config.goals.base_frame}'")
+            return unresolved_reason(self.frames, self.config.goals.base_frame, frame.frame_id)
         candidate.point_base = transform.apply(point)
         on_support = object_center_on_support(frame, candidate.bbox, transform, point, low, high)
         if on_support is not None:

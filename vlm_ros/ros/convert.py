@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vlm_ros.core.calibration import Calibration, CameraInputError, intrinsics_for_image
 from vlm_ros.core.types import CameraIntrinsics, Goal
 
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -343,31 +344,31 @@ def compressed_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
 # --------------------------------------------------------------------------------------------
 
 
-def camera_info_to_intrinsics(msg: Any) -> CameraIntrinsics:
-    """CameraInfo -> intrinsics of the *published* image (K, adjusted for ROI and binning).
-
-    K describes the full-resolution sensor; a driver that crops (roi) or bins publishes smaller
-    images, and CameraInfo's documented rule maps K onto them.  A zero K (an uncalibrated
-    driver) raises, because every 3D point from it would be garbage.
-    """
-    k = [float(v) for v in msg.k]
-    if len(k) != 9 or not any(k):
-        raise ConversionError("CameraInfo has an all-zero K: the camera is not calibrated")
-    bx = int(msg.binning_x) if int(msg.binning_x) > 1 else 1
-    by = int(msg.binning_y) if int(msg.binning_y) > 1 else 1
+def camera_info_to_calibration(msg: Any) -> Calibration:
+    """sensor_msgs/CameraInfo -> the ROS-free :class:`Calibration` (K, P, size, binning, roi)."""
     roi = msg.roi
-    width, height = int(msg.width), int(msg.height)
-    x_off = y_off = 0
-    if roi.width > 0 and roi.height > 0:
-        x_off, y_off = int(roi.x_offset), int(roi.y_offset)
-        width, height = int(roi.width), int(roi.height)
-    intrinsics = CameraIntrinsics(
-        fx=k[0] / bx, fy=k[4] / by, cx=(k[2] - x_off) / bx, cy=(k[5] - y_off) / by,
-        width=width // bx, height=height // by,
-    )
-    if not intrinsics.is_valid():
-        raise ConversionError(f"CameraInfo gives invalid intrinsics: {intrinsics}")
-    return intrinsics
+    return Calibration(width=int(msg.width), height=int(msg.height),
+                       k=tuple(float(v) for v in msg.k), p=tuple(float(v) for v in msg.p),
+                       binning_x=int(msg.binning_x), binning_y=int(msg.binning_y),
+                       roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width),
+                            int(roi.height)))
+
+
+def camera_info_to_intrinsics(msg: Any, image_size: tuple[int, int] | None = None,
+                              rectified: bool = False) -> CameraIntrinsics:
+    """CameraInfo -> intrinsics of the *published* image (K, or P when ``rectified``, adjusted
+    for ROI and binning; see :mod:`vlm_ros.core.calibration`).
+
+    ``image_size`` (width, height) is the image the intrinsics are for: it must be the published
+    size or an exact integer binning of it.  A zero K (an uncalibrated driver) raises, because
+    every 3D point from it would be garbage; so does a calibration for another image.
+    """
+    calibration = camera_info_to_calibration(msg)
+    size = image_size if image_size is not None else calibration.published_size()
+    try:
+        return intrinsics_for_image(calibration, size[0], size[1], rectified)
+    except CameraInputError as exc:
+        raise ConversionError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------

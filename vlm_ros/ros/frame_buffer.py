@@ -17,11 +17,12 @@ from typing import Any, Literal
 
 from sensor_msgs.msg import CameraInfo, CompressedImage
 
+from vlm_ros.core.calibration import CameraInputError, check_camera_input
 from vlm_ros.core.geometry import depth_to_meters
 from vlm_ros.core.types import Frame
 from vlm_ros.ros.convert import (
     ConversionError,
-    camera_info_to_intrinsics,
+    camera_info_to_calibration,
     compressed_to_array,
     image_to_array,
     stamp_to_seconds,
@@ -132,35 +133,54 @@ class FrameBuffer:
         return best
 
 
+def rectification_doubt(image_topic: str, image_rectified: bool) -> str:
+    """A warning when the image topic's name contradicts ``image_rectified`` (image_proc's
+    names: ``image_raw`` is raw, ``image_rect``/``image_rect_color`` rectified); '' otherwise.
+    Only a warning: drivers that rectify on board often still call their topic image_raw."""
+    name = image_topic.rstrip("/").removesuffix("/compressed").rsplit("/", 1)[-1]
+    if image_rectified and name.startswith("image_raw"):
+        return (f"image_rectified is true (CameraInfo P is used) but camera/image is "
+                f"{image_topic}: if that image is not rectified, set image_rectified:=false "
+                f"(K) or subscribe image_rect")
+    if not image_rectified and name.startswith("image_rect"):
+        return (f"image_rectified is false (CameraInfo K is used) but camera/image is "
+                f"{image_topic}, a rectified image: set image_rectified:=true (P)")
+    return ""
+
+
 def to_frame(rgb_msg: Any, depth_msg: Any, info: CameraInfo | None, depth_scale: float,
-             camera_frame: str = "") -> Frame:
-    """Messages -> a Frame (ConversionError says what is wrong with them)."""
+             camera_frame: str = "", image_rectified: bool = True) -> Frame:
+    """Messages -> a Frame (ConversionError says what is wrong with them).
+
+    Depth and CameraInfo are checked against the colour image by the same rules as the CLI
+    (:func:`vlm_ros.core.calibration.check_camera_input`): depth registered to it, and a
+    CameraInfo (P for a rectified image, K for a raw one) that describes exactly this image or
+    an exact integer binning of it - never a silent rescale.
+    """
     if isinstance(rgb_msg, CompressedImage):
         rgb = compressed_to_array(rgb_msg)
     else:
         rgb, _encoding = image_to_array(rgb_msg)
     if rgb.ndim != 3:
         raise ConversionError(f"camera/image must be a colour image, got shape {rgb.shape}")
-    depth_m = None
+    raw, encoding = (None, "")
     if depth_msg is not None:
         raw, encoding = image_to_array(depth_msg)
         if raw.ndim != 2:
             raise ConversionError(f"camera/depth must be single-channel, got {encoding}")
-        if abs(raw.shape[1] / raw.shape[0] - rgb.shape[1] / rgb.shape[0]) > 0.02:
-            # Half-resolution depth is fine (it is scaled); another aspect ratio means the
-            # depth is not registered to this colour image.
-            raise ConversionError(
-                f"camera/depth is {raw.shape[1]}x{raw.shape[0]}, not registered to the "
-                f"{rgb.shape[1]}x{rgb.shape[0]} colour image (aspect ratios differ)")
+    try:
+        intrinsics = check_camera_input(
+            rgb.shape[1], rgb.shape[0], None if raw is None else raw.shape,
+            None if info is None else camera_info_to_calibration(info), image_rectified,
+            depth_name="camera/depth")
+    except CameraInputError as exc:
+        raise ConversionError(str(exc)) from None
+    depth_m = None
+    if raw is not None:
         try:
             depth_m = depth_to_meters(raw, encoding, depth_scale)
         except ValueError as exc:  # e.g. a colour encoding on the depth topic
             raise ConversionError(f"camera/depth: {exc}") from exc
-    intrinsics = None
-    if info is not None:
-        intrinsics = camera_info_to_intrinsics(info)
-        if (intrinsics.width, intrinsics.height) != (rgb.shape[1], rgb.shape[0]):
-            intrinsics = intrinsics.scaled_to(rgb.shape[1], rgb.shape[0])
     return Frame(rgb=rgb, depth_m=depth_m, intrinsics=intrinsics,
                  stamp=stamp_to_seconds(rgb_msg.header.stamp),
                  frame_id=camera_frame or rgb_msg.header.frame_id)

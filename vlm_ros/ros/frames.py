@@ -2,13 +2,21 @@
 
 tf2_ros is not available as a PyPI wheel, so it is imported lazily; the node falls back to the
 static ``camera_pose_in_base`` extrinsics when it is missing, and says so in its start-up log.
+With neither (camera_pose_in_base left at [0.0], "not set") the extrinsics are unknown: results
+still carry the grounding but no goals, and say why (never an assumed identity extrinsic).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from vlm_ros.core.geometry import FrameResolver, StaticFrameResolver, Transform
+from vlm_ros.core.geometry import (
+    FrameResolver,
+    StaticFrameResolver,
+    Transform,
+    UnknownExtrinsics,
+    no_extrinsics_reason,
+)
 from vlm_ros.ros.params import NodeSettings
 
 
@@ -23,7 +31,7 @@ def tf2_available() -> bool:
 class Tf2FrameResolver:
     """Looks transforms up at the image stamp; returns None (never a guess) when tf2 cannot."""
 
-    def __init__(self, node: Any, timeout_s: float) -> None:
+    def __init__(self, node: Any, timeout_s: float, base_frame: str = "base_link") -> None:
         import tf2_ros
         from rclpy.duration import Duration
 
@@ -32,6 +40,7 @@ class Tf2FrameResolver:
         self.buffer = tf2_ros.Buffer()
         self.listener = tf2_ros.TransformListener(self.buffer, node)
         self._node = node
+        self.base_frame = base_frame
 
     def lookup(self, target_frame: str, source_frame: str, stamp: float) -> Transform | None:
         from rclpy.time import Time
@@ -49,17 +58,32 @@ class Tf2FrameResolver:
         t, r = msg.transform.translation, msg.transform.rotation
         return Transform((t.x, t.y, t.z), (r.x, r.y, r.z, r.w))
 
+    def why_not(self, target_frame: str, source_frame: str) -> str:
+        missing = f"no TF {target_frame} <- {source_frame} at the image stamp"
+        if target_frame == self.base_frame:  # the camera's pose on the robot
+            return f"{no_extrinsics_reason(target_frame, source_frame)} ({missing})"
+        return missing
+
 
 def make_frame_resolver(node: Any, settings: NodeSettings) -> tuple[FrameResolver, bool]:
-    """tf2 at the image stamp when importable (and use_tf), else the static extrinsics; and
-    whether tf2 is used."""
+    """tf2 at the image stamp when importable (and use_tf), else the static extrinsics, else
+    (camera_pose_in_base not set) a resolver that refuses and says why; and whether tf2 is
+    used."""
     if settings.use_tf and tf2_available():
-        return Tf2FrameResolver(node, settings.tf_timeout_s), True
+        return Tf2FrameResolver(node, settings.tf_timeout_s, settings.base_frame), True
+    extrinsics = settings.camera_extrinsics()
+    if extrinsics is None:
+        node.get_logger().warning(
+            "no camera extrinsics: " + ("tf2_ros is not importable and " if settings.use_tf
+                                        else "use_tf is false and ")
+            + "camera_pose_in_base is not set: results will carry the grounding but no goals "
+              "until camera_pose_in_base is set (or TF is available)")
+        return UnknownExtrinsics(settings.base_frame), False
     if settings.use_tf:
         node.get_logger().warning(
             "use_tf is true but tf2_ros is not importable: using the static "
             "camera_pose_in_base extrinsics for the image frame only")
-    return LazyStaticResolver(settings), False
+    return LazyStaticResolver(settings, extrinsics), False
 
 
 class LazyStaticResolver:
@@ -67,9 +91,9 @@ class LazyStaticResolver:
     one camera frame (whatever frame the images carry, or camera_frame), so other frames are
     refused, never guessed."""
 
-    def __init__(self, settings: NodeSettings) -> None:
+    def __init__(self, settings: NodeSettings, extrinsics: Transform) -> None:
         self._settings = settings
-        self._extrinsics = settings.camera_extrinsics()
+        self._extrinsics = extrinsics
         self._resolver: StaticFrameResolver | None = None
 
     def lookup(self, target_frame: str, source_frame: str, stamp: float) -> Any:
@@ -80,3 +104,8 @@ class LazyStaticResolver:
             self._resolver = StaticFrameResolver(self._settings.base_frame, camera_frame,
                                                  self._extrinsics)
         return self._resolver.lookup(target_frame, source_frame, stamp)
+
+    def why_not(self, target_frame: str, source_frame: str) -> str:
+        return (f"cannot transform from '{source_frame}' to '{target_frame}': without tf2 "
+                f"only {self._settings.base_frame} <- the camera frame (camera_pose_in_base) "
+                f"is known")

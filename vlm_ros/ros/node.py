@@ -56,7 +56,7 @@ from vlm_ros.core.types import Frame, GroundingResult, Instruction
 from vlm_ros.ros import messages
 from vlm_ros.ros.convert import ConversionError
 from vlm_ros.ros.diagnostics import STAGES, StageTimings, diagnostic_array
-from vlm_ros.ros.frame_buffer import FrameBuffer, to_frame
+from vlm_ros.ros.frame_buffer import FrameBuffer, rectification_doubt, to_frame
 from vlm_ros.ros.frames import make_frame_resolver
 from vlm_ros.ros.instruct_action import InstructServer
 from vlm_ros.ros.model_guard import ModelGuard
@@ -197,7 +197,7 @@ class VlmRosNode(LifecycleNode):
         self.timings = StageTimings()
         self._counts: collections.Counter[str] = collections.Counter()
         self.frames = FrameBuffer(settings.sync_slop_s, settings.use_depth, self.timings)
-        self.outputs = Outputs(self, settings, safety_config, self.timings)
+        self.outputs = Outputs(self, settings, safety_config, self.timings, self._resolver)
         self.outputs.active = False  # until activate
         self.model = ModelGuard(self.backend.name, settings.model_timeout_s)
         backend_name = self.backend.name
@@ -219,7 +219,7 @@ class VlmRosNode(LifecycleNode):
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f"vlm_ros configured: backend={self.backend.name}, parser={settings.parser}, "
-            f"base_frame={settings.base_frame}, "
+            f"base_frame={settings.base_frame}, goal_frame={settings.goal_frame_name()}, "
             f"frames={'tf2' if self._uses_tf2 else 'static camera_pose_in_base'}, "
             f"vision_msgs={'yes' if self.outputs.vision_msgs else 'no'}, "
             f"vlm_ros interfaces="
@@ -241,6 +241,8 @@ class VlmRosNode(LifecycleNode):
         else:
             inputs.append(self.create_subscription(Image, "camera/image", self._on_rgb,
                                                    camera_qos, callback_group=cameras))
+        if doubt := rectification_doubt(inputs[-1].topic_name, settings.image_rectified):
+            self.get_logger().warning(doubt)
         if settings.use_depth:
             inputs.append(self.create_subscription(Image, "camera/depth", self._on_depth,
                                                    camera_qos, callback_group=cameras))
@@ -405,7 +407,8 @@ class VlmRosNode(LifecycleNode):
         if not request.use_latest_frame:
             try:
                 image = to_frame(request.image, None, self.frames.latest_info(),
-                                 self.settings.depth_scale, self.settings.camera_frame)
+                                 self.settings.depth_scale, self.settings.camera_frame,
+                                 self.settings.image_rectified)
             except ConversionError as exc:
                 failed = GroundingResult(status="error", message=f"bad camera input: {exc}",
                                          instruction=Instruction(text=request.command[:200]),

@@ -23,6 +23,8 @@ from visualization_msgs.msg import MarkerArray
 
 from vlm_ros.core import safety
 from vlm_ros.core.annotate import annotate, overlay_heatmap
+from vlm_ros.core.geometry import FrameResolver, Transform, unresolved_reason
+from vlm_ros.core.goals import goals_in_frame
 from vlm_ros.core.safety import SafetyConfig
 from vlm_ros.core.types import Frame, GroundingResult
 from vlm_ros.ros import messages
@@ -33,14 +35,17 @@ from vlm_ros.ros.params import NodeSettings
 
 COMMAND_HISTORY = 100  # DDS history depth of ~/command and ~/result
 
+_SAME_FRAME = Transform.identity()  # goal_frame is base_frame: goals leave as they were made
+
 # A map of "how much each pixel answers the phrase" for the chosen target, or None.
 RelevanceMap = Callable[[str], np.ndarray | None]
 
 
 class Outputs:
     def __init__(self, node: Node, settings: NodeSettings, safety_config: SafetyConfig,
-                 timings: StageTimings) -> None:
+                 timings: StageTimings, frames: FrameResolver | None = None) -> None:
         self._node = node
+        self._frames = frames  # goal_frame <- base_frame, when goal_frame is another frame
         self._settings = settings
         self._safety = safety_config
         self._timings = timings
@@ -173,6 +178,13 @@ class Outputs:
             self._log.warning(f"safety gate refused goals: {decision.reason}")
             safety.apply(result, decision)
             return []
+        # Checked in base_frame above; only then re-expressed in goal_frame (or refused).
+        goal_from_base = self._goal_from_base(result)
+        if goal_from_base is None:
+            return []
+        if goal_from_base is not _SAME_FRAME:
+            result.goals = goals_in_frame(result.goals, self._settings.goal_frame_name(),
+                                          goal_from_base)
         goal_msgs = [pose_to_msg(goal, header.stamp) for goal in result.goals]
         for goal, msg in zip(result.goals, goal_msgs):
             publisher = self.goal_pubs.get(goal.kind)
@@ -181,8 +193,27 @@ class Outputs:
         target = result.targets[0] if result.targets else None
         if (target is not None and target.point_base is not None
                 and "look" not in {g.kind for g in result.goals}):
-            self.goal_pubs["look"].publish(_target_pose(goal_msgs[0], target.point_base))
+            self.goal_pubs["look"].publish(_target_pose(goal_msgs[0],
+                                                        goal_from_base.apply(target.point_base)))
         return goal_msgs
+
+    def _goal_from_base(self, result: GroundingResult) -> Transform | None:
+        """goal_frame <- base_frame at the image stamp (identity when they are one frame); None
+        after emptying the result's goals and saying why, when the transform is unknown."""
+        goal_frame, base_frame = self._settings.goal_frame_name(), self._settings.base_frame
+        if goal_frame.lstrip("/") == base_frame.lstrip("/"):
+            return _SAME_FRAME
+        transform = (self._frames.lookup(goal_frame, base_frame, result.stamp)
+                     if self._frames is not None else None)
+        if transform is None:
+            why = (unresolved_reason(self._frames, goal_frame, base_frame)
+                   if self._frames is not None else "no frame resolver")
+            result.status = "error"
+            result.message = (f"no goals: goal_frame {goal_frame} is not {base_frame} and "
+                              f"the transform is unknown ({why})")
+            result.goals = []
+            self._log.warning(result.message)
+        return transform
 
     def _publish_relevance(self, result: GroundingResult, frame: Frame, header: Header,
                            relevance: RelevanceMap) -> None:

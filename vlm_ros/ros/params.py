@@ -67,7 +67,9 @@ class NodeSettings:
                                  range=_FRACTION)
     propose_from_depth: bool = _p(False, "RGB-D tabletops: zoom the detector into depth clusters "
                                          "(objects on a support) that the full-image pass missed")
-    base_frame: str = _p("base_link", "frame every goal is published in", read_only=True)
+    base_frame: str = _p("base_link", "frame goals are made and safety-checked in (and "
+                                      "published in, unless goal_frame names another)",
+                         read_only=True)
     camera_frame: str = _p("", "override the image header frame_id; empty = use the header",
                            read_only=True)
     use_tf: bool = _p(True, "resolve camera->base with tf2 when tf2_ros is importable",
@@ -75,9 +77,17 @@ class NodeSettings:
     tf_timeout_s: float = _p(0.2, "how long to wait for a transform at the image stamp",
                              read_only=True, range=_AT_LEAST_0)
     camera_pose_in_base: tuple[float, ...] = _p(
-        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0],
         "x y z roll pitch yaw of the camera body frame in base_frame; used when tf2 is "
-        "unavailable or use_tf is false", read_only=True)
+        "unavailable or use_tf is false; [0.0] = not set: without it and without tf2 no goals "
+        "are sent (the result still says where the target is in the image)", read_only=True)
+    goal_frame: str = _p("", "frame goals are published in; empty = base_frame.  Another frame "
+                             "(e.g. map) is looked up with tf2 at the image stamp after the "
+                             "safety gate checked the goals in base_frame; no transform, no "
+                             "goals", read_only=True)
+    image_rectified: bool = _p(True, "camera/image is rectified (image_proc's image_rect, or a "
+                                     "driver that rectifies on board): use CameraInfo P; false "
+                                     "= a raw image (image_raw): use K", read_only=True)
     depth_scale: float = _p(0.001, "metres per unit of 16UC1 depth (> 0)", range=_AT_LEAST_0)
     min_depth_m: float = _p(0.1, "depth below this is invalid", range=_AT_LEAST_0)
     max_depth_m: float = _p(10.0, "depth above this is invalid (> min_depth_m)",
@@ -301,11 +311,20 @@ class NodeSettings:
             step_timeout_s=self.step_timeout_s,
         )
 
-    def camera_extrinsics(self) -> Transform:
+    def camera_extrinsics(self) -> Transform | None:
+        """camera optical -> base_frame from camera_pose_in_base; None when it is not set
+        ([0.0]): the extrinsics are then unknown, never assumed."""
         pose = [float(x) for x in self.camera_pose_in_base]
+        if pose == [0.0]:
+            return None
         if len(pose) != 6:
-            raise ValueError("camera_pose_in_base needs 6 numbers: x y z roll pitch yaw")
+            raise ValueError("camera_pose_in_base needs 6 numbers: x y z roll pitch yaw "
+                             "([0.0] = not set)")
         return camera_extrinsics(*pose)
+
+    def goal_frame_name(self) -> str:
+        """The frame goals are published in (goal_frame, or base_frame when it is empty)."""
+        return self.goal_frame or self.base_frame
 
 
 def _positive(value: float, name: str) -> float:
@@ -337,8 +356,11 @@ def _vector_problems(settings: NodeSettings) -> list[str]:
     lengths = {"workspace_min": 3, "workspace_max": 3, "camera_pose_in_base": 6}
     for name, length in lengths.items():
         values = getattr(settings, name)
+        if name == "camera_pose_in_base" and list(values) == [0.0]:
+            continue  # not set: extrinsics come from tf2, or no goals are sent
         if len(values) != length:
-            found.append(f"{name} needs {length} numbers, got {len(values)}")
+            unset = " ([0.0] = not set)" if name == "camera_pose_in_base" else ""
+            found.append(f"{name} needs {length} numbers{unset}, got {len(values)}")
         elif not all(math.isfinite(v) for v in values):
             found.append(f"{name} must be finite numbers")
     low, high = settings.workspace_min, settings.workspace_max

@@ -358,7 +358,7 @@ class Worker:
     def _to_frame(self, snapshot: Snapshot) -> Frame:
         started = time.perf_counter()
         frame = to_frame(snapshot.rgb, snapshot.depth, snapshot.info, self._settings.depth_scale,
-                         self._settings.camera_frame)
+                         self._settings.camera_frame, self._settings.image_rectified)
         self._timings.record("convert", started)
         return frame
 
