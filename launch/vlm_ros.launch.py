@@ -18,6 +18,8 @@ inside launch, never for a process's exit code.)
 
 from __future__ import annotations
 
+import os
+
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.events.process import ProcessExited
@@ -52,8 +54,14 @@ def _end_launch(event: ProcessExited, context: LaunchContext) -> list[Shutdown]:
 
 def _vlm_node(context: LaunchContext) -> list[Node]:
     """Build the node once the arguments are known: the backend override is only added when set,
-    so an empty `backend` leaves the parameters file in charge."""
+    so an empty `backend` leaves the parameters file in charge; a params_file that is not a file
+    fails the launch."""
     overrides: dict[str, object] = {"use_sim_time": LaunchConfiguration("use_sim_time")}
+    # launch_ros only warns about a params file that is not a file and starts the node on its
+    # defaults: a mistyped params_file must fail the launch instead.
+    params_file = LaunchConfiguration("params_file").perform(context)
+    if not os.path.isfile(params_file):
+        raise FileNotFoundError(f"params_file {params_file!r} is not a file")
     backend = LaunchConfiguration("backend").perform(context).strip()
     if backend:
         overrides["backend"] = backend

@@ -1,6 +1,7 @@
 """Properties every launch file must have, read with `ast` (ROS's `launch` is not installable here).
 
 - every launch argument has a description, and the README lists it;
+- a params_file that is not a file fails the launch (launch_ros would only warn);
 - every Node ends the launch when it exits, with a handler that fails the launch on a non-zero
   exit code (LaunchService.run() returns 1 only for an error raised inside launch; a Shutdown
   action alone ends `ros2 launch` with exit code 0);
@@ -89,6 +90,16 @@ def test_every_node_ends_the_launch_when_it_exits(path: Path) -> None:
         tests = [ast.unparse(n.test) for n in ast.walk(handler) if isinstance(n, ast.If)]
         assert "event.returncode != 0" in tests
         assert _calls(handler, "Shutdown"), f"{path.name}: {handler.name} emits no Shutdown"
+
+
+def test_a_params_file_that_is_not_a_file_fails_the_launch() -> None:
+    # launch_ros only logs "Parameter file path is not a file" and starts the node on its
+    # defaults; vlm_ros.launch.py checks the path itself and raises (ros2 launch exits 1).
+    tree = _tree(ROOT / "launch" / "vlm_ros.launch.py")
+    checks = [n for n in ast.walk(tree) if isinstance(n, ast.If)
+              and ast.unparse(n.test) == "not os.path.isfile(params_file)"
+              and any(isinstance(s, ast.Raise) for s in n.body)]
+    assert checks, "vlm_ros.launch.py does not fail on a params_file that is not a file"
 
 
 @pytest.mark.parametrize("path", [p for p in LAUNCH_FILES if p.name != "gazebo.launch.py"],
