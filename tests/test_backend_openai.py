@@ -199,8 +199,9 @@ def no_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def backend_for(server: ChatServer, **options: Any) -> OpenAiBackend:
+    # "served-vlm" names no known family, so its box convention is stated: pixels as sent.
     options = {"model": "served-vlm", "base_url": server.url, "api_key_env": KEY_ENV,
-               "timeout_s": 5.0, **options}
+               "timeout_s": 5.0, "coords": "pixels", **options}
     return OpenAiBackend(**options)
 
 
@@ -327,7 +328,8 @@ def test_created_through_the_registry_with_the_nodes_generic_parameters(
         coffee: np.ndarray, no_key: None) -> None:
     with ChatServer(cup_in_sent_pixels) as server:
         backend = create_backend("openai", model="x", base_url=server.url, device="cuda",
-                                 dtype="float16", score_threshold=0.3, api_key_env=KEY_ENV)
+                                 dtype="float16", score_threshold=0.3, api_key_env=KEY_ENV,
+                                 coords="pixels")
         detections = backend.detect(coffee, ["cup"])
     assert isinstance(backend, OpenAiBackend) and backend.vocabulary is None
     assert backend.resolves_referring_expressions
@@ -432,7 +434,7 @@ def test_a_slow_server_times_out_within_the_budget(coffee: np.ndarray, no_key: N
 def test_unreachable_server_says_is_it_running(coffee: np.ndarray, no_key: None) -> None:
     url = f"http://127.0.0.1:{closed_port()}/v1"
     backend = OpenAiBackend(model="served-vlm", base_url=url, retries=1, timeout_s=2.0,
-                            api_key_env=KEY_ENV)
+                            api_key_env=KEY_ENV, coords="pixels")
     with pytest.raises(BackendError, match="could not connect.*is the server running") as info:
         backend.detect(coffee, ["cup"])
     assert url in str(info.value) and "served-vlm" in str(info.value)
