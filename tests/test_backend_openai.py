@@ -28,6 +28,7 @@ from photos import load_photo
 
 from vlm_ros import scenes
 from vlm_ros.backends import create_backend
+from vlm_ros.backends import openai as openai_backend
 from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.openai import OpenAiBackend, match_query
 from vlm_ros.core.pipeline import Pipeline
@@ -199,8 +200,9 @@ def no_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def backend_for(server: ChatServer, **options: Any) -> OpenAiBackend:
+    # "served-vlm" names no known family, so its box convention is stated: pixels as sent.
     options = {"model": "served-vlm", "base_url": server.url, "api_key_env": KEY_ENV,
-               "timeout_s": 5.0, **options}
+               "timeout_s": 5.0, "coords": "pixels", **options}
     return OpenAiBackend(**options)
 
 
@@ -283,6 +285,184 @@ def test_an_answer_without_json_is_nothing_found(coffee: np.ndarray, no_key: Non
         assert backend_for(server).detect(coffee, ["cup"]) == []
 
 
+# ---------------------------------------------------------------------------- box conventions
+# Each family's server answers the same known box in its own frame; the adapter must return it in
+# pixels of the original 1280x720 photo within 1 px.  The box sits near the right and bottom
+# edges, where a wrong frame is furthest off.
+ZIDANE_BOX = (747.0, 41.0, 1141.0, 712.0)
+# Qwen2.5-VL-7B-Instruct's preprocessor_config.json budget (what vLLM's HF processor uses).
+QWEN25_CHECKPOINT_PIXELS = (3136, 12845056)
+
+
+def reference_smart_resize(width: int, height: int, min_pixels: int,
+                           max_pixels: int) -> tuple[int, int]:
+    """Qwen2-VL's image processor resize (transformers' Qwen2VLImageProcessor), written out
+    independently of the adapter's so the server does what a real one does."""
+    w, h = round(width / 28) * 28, round(height / 28) * 28
+    if w * h > max_pixels:
+        beta = (width * height / max_pixels) ** 0.5
+        w, h = max(28, int(width / beta // 28) * 28), max(28, int(height / beta // 28) * 28)
+    elif w * h < min_pixels:
+        beta = (min_pixels / (width * height)) ** 0.5
+        w, h = -int(-width * beta // 28) * 28, -int(-height * beta // 28) * 28
+    return w, h
+
+
+def family_answer(family: str, box: tuple[float, float, float, float],
+                  photo_size: tuple[int, int],
+                  server_pixels: tuple[int, int] = QWEN25_CHECKPOINT_PIXELS,
+                  ) -> Callable[[Seen], Reply]:
+    """A server for ``family`` that answers ``box`` (pixels of the original photo) the way the
+    family does: Qwen2.5-VL in pixels of the smart-resized input it actually ran on, Qwen2-VL /
+    Qwen3-VL on a 0-1000 grid, Gemini as box_2d [ymin, xmin, ymax, xmax] on 0-1000, a generic
+    chat model in pixels of the image it was sent, or 0-1 fractions."""
+    width, height = photo_size
+    x1, y1, x2, y2 = box
+
+    def respond(seen: Seen) -> Reply:
+        if family == "qwen2.5-vl":
+            seen_w, seen_h = reference_smart_resize(*seen.image_size, *server_pixels)
+            sx, sy = seen_w / width, seen_h / height
+            entry = {"bbox_2d": [round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy)]}
+        elif family == "qwen-grid":
+            entry = {"bbox_2d": [round(x1 / width * 1000), round(y1 / height * 1000),
+                                 round(x2 / width * 1000), round(y2 / height * 1000)]}
+        elif family == "gemini":
+            entry = {"box_2d": [round(y1 / height * 1000), round(x1 / width * 1000),
+                                round(y2 / height * 1000), round(x2 / width * 1000)]}
+        elif family == "sent-pixels":
+            sx, sy = seen.image_size[0] / width, seen.image_size[1] / height
+            entry = {"bbox": [round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy)]}
+        elif family == "fractions":
+            entry = {"bbox": [round(x1 / width, 4), round(y1 / height, 4),
+                              round(x2 / width, 4), round(y2 / height, 4)]}
+        else:
+            raise AssertionError(family)
+        # Qwen and Gemini both fence their JSON lists.
+        return Reply(content="```json\n" + json.dumps([{**entry, "label": "man"}]) + "\n```")
+
+    return respond
+
+
+@pytest.fixture
+def zidane() -> np.ndarray:
+    return load_photo("zidane")  # 1280x720
+
+
+def test_reference_sizes_of_the_smart_resize() -> None:
+    # The frames the issue names: 1024x576 becomes 1036x588 on the server, 1280x720 1288x728.
+    assert reference_smart_resize(1024, 576, *QWEN25_CHECKPOINT_PIXELS) == (1036, 588)
+    assert reference_smart_resize(1280, 720, *QWEN25_CHECKPOINT_PIXELS) == (1288, 728)
+    assert openai_backend.smart_resize(576, 1024) == (588, 1036)
+    assert openai_backend.smart_resize(1280, 720, max_pixels=200704) == (588, 336)
+    assert openai_backend.smart_resize(40, 30) == (84, 56)  # below min_pixels: scaled up
+
+
+def test_qwen2_5_vl_gets_a_28_multiple_image_and_its_pixels_map_back(zidane: np.ndarray,
+                                                                     no_key: None) -> None:
+    respond = family_answer("qwen2.5-vl", ZIDANE_BOX, (1280, 720))
+    with ChatServer(respond) as server:
+        backend = backend_for(server, model="Qwen/Qwen2.5-VL-7B-Instruct", coords="auto")
+        (det,) = backend.detect(zidane, ["man"])
+    assert np.allclose(det.bbox, ZIDANE_BOX, atol=1.0), det.bbox
+    seen = server.seen[0]
+    # 1280x720 -> 1024x576 (max_image_side) -> smart-resized here to 1036x588, which the server
+    # leaves as it is: the model answers in the frame that was sent, and the prompt says so.
+    assert seen.image_size == seen.claimed_size == (1036, 588)
+    assert reference_smart_resize(*seen.image_size, *QWEN25_CHECKPOINT_PIXELS) == seen.image_size
+    assert backend.info()["coords"] == "pixels_28"
+
+
+def test_qwen2_5_vl_with_a_lower_server_pixel_budget(zidane: np.ndarray, no_key: None) -> None:
+    # vLLM started with --mm-processor-kwargs '{"max_pixels": 200704}', and max_pixels set to match.
+    budget = (3136, 200704)
+    with ChatServer(family_answer("qwen2.5-vl", ZIDANE_BOX, (1280, 720), budget)) as server:
+        backend = backend_for(server, model="qwen2.5-vl-72b-instruct-awq", coords="auto",
+                              max_pixels=budget[1])
+        (det,) = backend.detect(zidane, ["man"])
+    assert np.allclose(det.bbox, ZIDANE_BOX, atol=1.0), det.bbox
+    assert server.seen[0].image_size == (588, 336)
+
+
+@pytest.mark.parametrize("model", ["Qwen/Qwen3-VL-8B-Instruct", "Qwen/Qwen2-VL-7B-Instruct"])
+def test_qwen3_and_qwen2_vl_answer_on_the_1000_grid(model: str, zidane: np.ndarray,
+                                                    no_key: None) -> None:
+    with ChatServer(family_answer("qwen-grid", ZIDANE_BOX, (1280, 720))) as server:
+        backend = backend_for(server, model=model, coords="auto")
+        (det,) = backend.detect(zidane, ["man"])
+    # The answer is [584, 57, 891, 989]; read as pixels of the 1024x576 image sent (what "auto"
+    # did before) it would land at (730, 71, 1114, 720), not on the man.
+    assert np.allclose(det.bbox, ZIDANE_BOX, atol=1.0), det.bbox
+    assert backend.info()["coords"] == "norm1000"
+    assert "0-1000" in server.seen[0].prompt and '"bbox_2d"' in server.seen[0].prompt
+
+
+def test_gemini_is_asked_for_box_2d_and_read_y_first(zidane: np.ndarray, no_key: None) -> None:
+    with ChatServer(family_answer("gemini", ZIDANE_BOX, (1280, 720))) as server:
+        backend = backend_for(server, model="gemini-2.5-flash", coords="auto")
+        (det,) = backend.detect(zidane, ["man"])
+    assert np.allclose(det.bbox, ZIDANE_BOX, atol=1.0), det.bbox
+    # Asked the way Gemini is trained to answer (the old prompt asked it for pixel x, y boxes).
+    prompt = server.seen[0].prompt
+    assert '"box_2d": [ymin, xmin, ymax, xmax]' in prompt and "0-1000" in prompt
+    assert "pixel" not in prompt  # a grid answer does not depend on the sent size
+
+
+@pytest.mark.parametrize("model, coords, family", [
+    ("gpt-4o", "pixels", "sent-pixels"),
+    ("llava-hf/llava-1.5-7b-hf", "norm1", "fractions"),
+    ("served-vlm", "norm1000", "qwen-grid"),
+    ("served-vlm", "norm1000_yx", "gemini"),
+    ("served-vlm", "pixels_28", "qwen2.5-vl"),
+    # An explicit setting wins over the model id.
+    ("gemini-2.5-flash", "norm1000", "qwen-grid"),
+    ("Qwen/Qwen3-VL-8B-Instruct", "norm1", "fractions"),
+])
+def test_an_explicit_coords_option_is_the_convention(model: str, coords: str, family: str,
+                                                      no_key: None) -> None:
+    dog = load_photo("dog")  # 768x576
+    box = (120.0, 210.0, 560.0, 570.0)
+    with ChatServer(family_answer(family, box, (768, 576))) as server:
+        backend = backend_for(server, model=model, coords=coords)
+        (det,) = backend.detect(dog, ["man"])
+    assert np.allclose(det.bbox, box, atol=1.0), det.bbox
+    assert backend.info()["coords"] == coords and backend.info()["coords_from"] == "coords option"
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "llava-hf/llava-1.5-7b-hf", "served-vlm",
+                                   "Qwen/Qwen2.5-7B-Instruct"])
+def test_an_unknown_model_without_coords_is_refused_not_guessed(model: str) -> None:
+    with pytest.raises(BackendError) as info:
+        OpenAiBackend(model=model)  # coords left on auto
+    message = str(info.value)
+    assert "\n" not in message and "coords" in message and model in message
+    for value in ("pixels", "pixels_28", "norm1000", "norm1", "norm1000_yx"):
+        assert value in message
+
+
+def test_an_unknown_coords_value_names_the_choices() -> None:
+    with pytest.raises(BackendError, match="coords must be one of auto, pixels, pixels_28"):
+        OpenAiBackend(model="gpt-4o", coords="inches")
+
+
+@pytest.mark.parametrize("model, coords", [
+    ("Qwen/Qwen2.5-VL-7B-Instruct", "pixels_28"),
+    ("qwen2.5-vl-72b-instruct-awq", "pixels_28"),
+    ("Qwen/Qwen2.5-VL-3B-Instruct-AWQ", "pixels_28"),
+    ("qwen2.5vl:7b", "pixels_28"),  # Ollama
+    ("Qwen/Qwen2-VL-7B-Instruct", "norm1000"),
+    ("Qwen/Qwen3-VL-8B-Instruct", "norm1000"),
+    ("qwen3-vl-235b-a22b-thinking", "norm1000"),
+    ("gemini-2.5-flash", "norm1000_yx"),
+    ("models/Gemini-2.0-Flash", "norm1000_yx"),
+    ("gpt-4o", None),
+    ("llava-hf/llava-1.5-7b-hf", None),
+    ("Qwen/Qwen2.5-7B-Instruct", None),  # a text-only Qwen
+])
+def test_model_ids_map_to_their_conventions(model: str, coords: str | None) -> None:
+    assert openai_backend.coords_for_model(model) == coords
+
+
 # ---------------------------------------------------------------------------- text answers
 
 
@@ -327,7 +507,8 @@ def test_created_through_the_registry_with_the_nodes_generic_parameters(
         coffee: np.ndarray, no_key: None) -> None:
     with ChatServer(cup_in_sent_pixels) as server:
         backend = create_backend("openai", model="x", base_url=server.url, device="cuda",
-                                 dtype="float16", score_threshold=0.3, api_key_env=KEY_ENV)
+                                 dtype="float16", score_threshold=0.3, api_key_env=KEY_ENV,
+                                 coords="pixels")
         detections = backend.detect(coffee, ["cup"])
     assert isinstance(backend, OpenAiBackend) and backend.vocabulary is None
     assert backend.resolves_referring_expressions
@@ -432,7 +613,7 @@ def test_a_slow_server_times_out_within_the_budget(coffee: np.ndarray, no_key: N
 def test_unreachable_server_says_is_it_running(coffee: np.ndarray, no_key: None) -> None:
     url = f"http://127.0.0.1:{closed_port()}/v1"
     backend = OpenAiBackend(model="served-vlm", base_url=url, retries=1, timeout_s=2.0,
-                            api_key_env=KEY_ENV)
+                            api_key_env=KEY_ENV, coords="pixels")
     with pytest.raises(BackendError, match="could not connect.*is the server running") as info:
         backend.detect(coffee, ["cup"])
     assert url in str(info.value) and "served-vlm" in str(info.value)

@@ -73,7 +73,7 @@ def test_tiny_model_backend_through_the_node(backend: str, build, tmp_path) -> N
 
 def test_openai_backend_through_the_node() -> None:
     with ChatServer(cup_in_sent_pixels) as server:
-        options = json.dumps({"base_url": server.url, "timeout_s": 10.0})
+        options = json.dumps({"base_url": server.url, "timeout_s": 10.0, "coords": "pixels"})
         # Quoted: rcl parses -p values as YAML, and this parameter is a string holding YAML.
         graph = _graph("openai", "served-vlm", "-p", f"backend_options:='{options}'")
         try:

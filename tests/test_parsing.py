@@ -37,9 +37,36 @@ def test_qwen_answer_in_a_json_fence_pixels_of_the_resized_input():
                                       672 * 720 / 728))
 
 
-def test_qwen3_grid_coordinates():
-    (box,) = parse_json_boxes(QWEN_HOUSE, (2000, 500), coords="grid1000")
+@pytest.mark.parametrize("coords", ["norm1000", "grid1000"])  # grid1000: the earlier name
+def test_qwen3_grid_coordinates(coords):
+    (box,) = parse_json_boxes(QWEN_HOUSE, (2000, 500), coords=coords)
     assert box.bbox == pytest.approx((270.0, 57.0, 2000.0, 336.0))
+
+
+def test_a_1000_grid_answer_in_a_wide_frame():
+    # Qwen3-VL's answer for a box at (640, 360)-(1280, 720) of a 1280x720 frame.
+    text = '[{"bbox_2d": [500, 500, 1000, 1000], "label": "cup"}]'
+    (box,) = parse_json_boxes(text, (1280, 720), coords="norm1000")
+    assert box.bbox == pytest.approx((640.0, 360.0, 1280.0, 720.0))
+
+
+def test_norm1000_yx_reads_every_list_y_first_and_named_corners_by_name():
+    text = ('[{"bbox": [100, 200, 500, 600], "label": "a"}, '
+            '{"box_2d": [100, 200, 500, 600], "label": "b"}, '
+            '{"box": {"xmin": 200, "ymin": 100, "xmax": 600, "ymax": 500}, "label": "c"}]')
+    boxes = parse_json_boxes(text, (1280, 720), coords="norm1000_yx")
+    assert [b.label for b in boxes] == ["a", "b", "c"]
+    for box in boxes:
+        assert box.bbox == pytest.approx((256.0, 72.0, 768.0, 360.0))
+    # Under an x-first convention only box_2d is y-first.
+    a, b, _ = parse_json_boxes(text, (1000, 1000), coords="norm1000")
+    assert a.bbox == (100.0, 200.0, 500.0, 600.0) and b.bbox == (200.0, 100.0, 600.0, 500.0)
+
+
+@pytest.mark.parametrize("coords", ["norm1", "normalized"])  # normalized: the earlier name
+def test_norm1_fractions(coords):
+    (box,) = parse_json_boxes('{"bbox": [0.25, 0.5, 0.75, 1.0]}', (640, 480), coords=coords)
+    assert box.bbox == pytest.approx((160.0, 240.0, 480.0, 480.0))
 
 
 def test_points_are_not_boxes():

@@ -11,6 +11,14 @@ What the adapter owns, beyond the HTTP call:
   before JPEG encoding (bandwidth and the server's token budget), the prompt states the size of
   the image the model actually sees, and boxes are mapped from that size back to the original
   frame's pixels.
+* **Coordinate conventions.**  Model families answer boxes in different frames (``COORDS``):
+  Qwen2.5-VL in absolute pixels of its smart-resized input, Qwen2-VL / Qwen3-VL on a 0-1000
+  grid, Gemini as ``box_2d`` [ymin, xmin, ymax, xmax] on 0-1000.  ``coords`` names the
+  convention; left on "auto" it is read from the model id (``coords_for_model``), and an id the
+  table does not know is refused at construction: a 0-1000 answer read as pixels puts the box
+  hundreds of pixels off, a confident wrong goal.  For Qwen2.5-VL the image is sent with sides
+  that are multiples of 28 inside the pixel budget, so the server's smart resize leaves it as
+  it is and the pixels the model answers in are the pixels we sent.
 * **Failure modes a robot must survive.**  Unreachable server, timeouts, overload (429/5xx) and
   wrong configuration (401/404) all become ``BackendError`` with a message that says which URL and
   model were involved and what to check.  Overload and connection errors are retried with
@@ -29,7 +37,9 @@ import email.utils
 import http.client
 import json
 import logging
+import math
 import os
+import re
 import socket
 import time
 import urllib.error
@@ -42,7 +52,7 @@ import cv2
 import numpy as np
 
 from vlm_ros.backends.base import Backend, BackendError, require_rgb
-from vlm_ros.backends.parsing import COORD_SYSTEMS, extract_answer_text, parse_json_boxes
+from vlm_ros.backends.parsing import COORD_ALIASES, extract_answer_text, parse_json_boxes
 from vlm_ros.core.types import Detection
 
 LOG = logging.getLogger(__name__)
@@ -54,13 +64,58 @@ ERROR_BODY_CHARS = 300
 # VLMs state no confidence; a box the model names is taken as asserted.
 DEFAULT_SCORE = 1.0
 
+# The box conventions ``coords`` accepts (see the README's backend section):
+#   pixels       [x1, y1, x2, y2] in absolute pixels of the image as sent (its size is in the
+#                prompt; the adapter maps them back to the original frame)
+#   pixels_28    the same, for a model that resizes its input to sides that are multiples of 28
+#                (Qwen2.5-VL's smart resize): the image is sent already resized that way, within
+#                min_pixels..max_pixels, so the frame the model answers in is the one we sent
+#   norm1000     [x1, y1, x2, y2] on a 0-1000 grid of the image (Qwen2-VL, Qwen3-VL)
+#   norm1        [x1, y1, x2, y2] as fractions 0-1 of the image's width and height
+#   norm1000_yx  [ymin, xmin, ymax, xmax] on a 0-1000 grid (Gemini's box_2d)
+#   auto         from the model id (MODEL_COORDS); refused for ids the table does not know
+COORDS: tuple[str, ...] = ("auto", "pixels", "pixels_28", "norm1000", "norm1", "norm1000_yx")
+# Model families whose convention is known, matched case-insensitively anywhere in the model id
+# (so org prefixes, sizes and quantisation suffixes do not matter).  First match wins: the
+# Qwen2.5-VL pattern must come before Qwen2-VL's.
+MODEL_COORDS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("Qwen2.5-VL", re.compile(r"qwen[-_ ]?2[._]?5[-_ ]?vl", re.IGNORECASE), "pixels_28"),
+    ("Qwen2-VL", re.compile(r"qwen[-_ ]?2[-_ ]?vl", re.IGNORECASE), "norm1000"),
+    ("Qwen3-VL", re.compile(r"qwen[-_ ]?3[-_ ]?vl", re.IGNORECASE), "norm1000"),
+    ("Gemini", re.compile(r"gemini", re.IGNORECASE), "norm1000_yx"),
+)
+# Qwen2.5-VL's smart resize: sides multiples of patch 14 x merge 2, pixel count within a budget.
+# The budget defaults are transformers' Qwen2VLImageProcessor defaults (min 56*56, max
+# 28*28*1280).  Checkpoints ship a larger max_pixels (12845056 for Qwen2.5-VL-7B-Instruct), and
+# an image inside the smaller budget is inside the larger one too, so it is left unresized by
+# either; set max_pixels lower only when the server was started with a lower max_pixels.
+SMART_RESIZE_FACTOR = 28
+SMART_RESIZE_MIN_PIXELS = 56 * 56
+SMART_RESIZE_MAX_PIXELS = 28 * 28 * 1280
+
+_JSON_SHAPE = ('{{"objects": [{{"label": {label_hint}, "{key}": {layout}}}]}}')
 DETECT_PROMPT = (
-    "This image is {width}x{height} pixels. {task} Answer with only a JSON object of the form "
-    '{{"objects": [{{"label": {label_hint}, "bbox": [x1, y1, x2, y2]}}]}} where (x1, y1) is '
-    "the top-left and (x2, y2) the bottom-right corner of the object, in pixel coordinates of "
-    "this {width}x{height} image. Give one entry per visible object, and "
+    "{size}{task} Answer with only a JSON object of the form "
+    + _JSON_SHAPE + " {frame} Give one entry per visible object, and "
     '{{"objects": []}} if there is none.'
 )
+SIZE_SENTENCE = "This image is {width}x{height} pixels. "  # pixel conventions only
+# How the prompt asks for each convention: (key, layout, what the numbers are).
+_PROMPT_FRAMES: dict[str, tuple[str, str, str]] = {
+    "pixels": ("bbox", "[x1, y1, x2, y2]",
+               "where (x1, y1) is the top-left and (x2, y2) the bottom-right corner of the "
+               "object, in pixel coordinates of this {width}x{height} image."),
+    "norm1000": ("bbox_2d", "[x1, y1, x2, y2]",
+                 "where (x1, y1) is the top-left and (x2, y2) the bottom-right corner of the "
+                 "object, in coordinates normalised to 0-1000 (x: 0 at the left edge, 1000 at "
+                 "the right edge; y: 0 at the top, 1000 at the bottom)."),
+    "norm1": ("bbox", "[x1, y1, x2, y2]",
+              "where (x1, y1) is the top-left and (x2, y2) the bottom-right corner of the "
+              "object, as fractions of the image width and height from 0 to 1."),
+    "norm1000_yx": ("box_2d", "[ymin, xmin, ymax, xmax]",
+                    "where box_2d is the 2D bounding box of the object as [ymin, xmin, ymax, "
+                    "xmax] normalised to 0-1000."),
+}
 DESCRIBE_PROMPT = "Describe this image in one short paragraph: the objects, where they are, colours."
 ASK_PROMPT = "{question}\nAnswer briefly."
 
@@ -74,13 +129,72 @@ class _EncodedImage:
     height: int
 
 
-def encode_image(rgb: np.ndarray, max_side: int) -> _EncodedImage:
-    """Downscale ``rgb`` so its longer side is at most ``max_side``, then JPEG + base64 it."""
-    height, width = rgb.shape[:2]
+def coords_for_model(model: str) -> str | None:
+    """The box convention (``COORDS``) model id ``model`` answers in, or None when unknown.
+
+    Case-insensitive, anywhere in the id: "Qwen/Qwen2.5-VL-7B-Instruct",
+    "qwen2.5-vl-72b-instruct-awq" and Ollama's "qwen2.5vl:7b" are all Qwen2.5-VL.
+    """
+    for _family, pattern, coords in MODEL_COORDS:
+        if pattern.search(model or ""):
+            return coords
+    return None
+
+
+def smart_resize(width: int, height: int, factor: int = SMART_RESIZE_FACTOR,
+                 min_pixels: int = SMART_RESIZE_MIN_PIXELS,
+                 max_pixels: int = SMART_RESIZE_MAX_PIXELS) -> tuple[int, int]:
+    """The (width, height) Qwen2-VL / Qwen2.5-VL image processors resize a width x height image to.
+
+    The rule of transformers' ``Qwen2VLImageProcessor``: each side rounded to the nearest
+    multiple of ``factor`` (Python rounding, half to even); if that exceeds ``max_pixels`` both
+    sides are scaled by sqrt(area / max_pixels) and floored to multiples of ``factor`` (never
+    below one factor), if it falls short of ``min_pixels`` they are scaled up by
+    sqrt(min_pixels / area) and ceiled.  Sides that are already multiples of ``factor`` with an
+    area inside the budget come back unchanged.
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    out_w = round(width / factor) * factor
+    out_h = round(height / factor) * factor
+    if out_w * out_h > max_pixels:
+        shrink = math.sqrt(width * height / max_pixels)
+        out_w = max(factor, math.floor(width / shrink / factor) * factor)
+        out_h = max(factor, math.floor(height / shrink / factor) * factor)
+    elif out_w * out_h < min_pixels:
+        grow = math.sqrt(min_pixels / (width * height))
+        out_w = math.ceil(width * grow / factor) * factor
+        out_h = math.ceil(height * grow / factor) * factor
+    return out_w, out_h
+
+
+def sent_size(width: int, height: int, max_side: int, coords: str = "pixels",
+              min_pixels: int = SMART_RESIZE_MIN_PIXELS,
+              max_pixels: int = SMART_RESIZE_MAX_PIXELS) -> tuple[int, int]:
+    """The (width, height) the adapter sends a width x height frame at.
+
+    Downscaled so the longer side is at most ``max_side``; for "pixels_28" then smart-resized
+    (sides multiples of 28, area within ``min_pixels``..``max_pixels``; the longer side may end
+    up to 14 px above ``max_side``), so a Qwen2.5-VL server does not resize it again.
+    """
     scale = min(1.0, max_side / max(width, height))
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if coords == "pixels_28":
+        size = smart_resize(*size, min_pixels=min_pixels, max_pixels=max_pixels)
+    return size
+
+
+def encode_image(rgb: np.ndarray, max_side: int,
+                 size: tuple[int, int] | None = None) -> _EncodedImage:
+    """Resize ``rgb`` to ``size`` (width, height), by default so its longer side is at most
+    ``max_side``, then JPEG + base64 it."""
+    height, width = rgb.shape[:2]
+    if size is None:
+        size = sent_size(width, height, max_side)
+    if size != (width, height):
+        shrinking = size[0] * size[1] < width * height
+        rgb = cv2.resize(rgb, size,
+                         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
                             [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
@@ -128,6 +242,37 @@ def _retry_after_s(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def resolve_coords(model: str, coords: str) -> tuple[str, str]:
+    """(convention, where it came from: "coords option" or "model id") for ``model``.
+
+    An explicit ``coords`` always wins; "auto" takes the model id's convention and raises
+    ``BackendError`` (one line naming the option and its values) for an id nobody knows.
+    """
+    name = COORD_ALIASES.get(coords, coords) if isinstance(coords, str) else coords
+    if name not in COORDS:
+        raise BackendError(f"openai: coords must be one of {', '.join(COORDS)}; got {coords!r}")
+    if name != "auto":
+        return name, "coords option"
+    known = coords_for_model(model)
+    if known is None:
+        raise BackendError(
+            f"openai: cannot tell which box coordinates model {model!r} answers in; set "
+            f"backend_options coords to one of {', '.join(COORDS[1:])} (pixels: of the image "
+            f"as sent; norm1000: 0-1000 grid; norm1: 0-1; norm1000_yx: Gemini box_2d; "
+            f"pixels_28: Qwen2.5-VL's smart-resized input)")
+    return known, "model id"
+
+
+def detect_prompt(coords: str, width: int, height: int, task: str, label_hint: str) -> str:
+    """The detection request for a model answering in convention ``coords`` (not "auto")."""
+    pixels = coords in ("pixels", "pixels_28")
+    key, layout, frame = _PROMPT_FRAMES["pixels" if pixels else coords]
+    # Only a model answering in pixels needs the size; a grid answer does not depend on it.
+    size = SIZE_SENTENCE.format(width=width, height=height) if pixels else ""
+    return DETECT_PROMPT.format(size=size, task=task, label_hint=label_hint, key=key,
+                                layout=layout, frame=frame.format(width=width, height=height))
+
+
 class OpenAiBackend(Backend):
     """A VLM behind an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
 
@@ -151,6 +296,8 @@ class OpenAiBackend(Backend):
         temperature: float = 0.0,
         max_tokens: int = 512,
         json_mode: bool = True,
+        min_pixels: int = SMART_RESIZE_MIN_PIXELS,
+        max_pixels: int = SMART_RESIZE_MAX_PIXELS,
     ) -> None:
         if not model:
             raise BackendError(
@@ -163,15 +310,18 @@ class OpenAiBackend(Backend):
             raise BackendError(
                 f"openai: need timeout_s > 0, retries >= 0, max_image_side >= 32 and "
                 f"max_tokens >= 1; got {timeout_s}, {retries}, {max_image_side}, {max_tokens}")
-        if coords not in COORD_SYSTEMS:
-            raise BackendError(f"coords must be one of {COORD_SYSTEMS}, got {coords!r}")
+        if not 0 < min_pixels <= max_pixels:
+            raise BackendError(f"openai: need 0 < min_pixels <= max_pixels; got {min_pixels}, "
+                               f"{max_pixels}")
         self.model = model
+        self.coords, self.coords_from = resolve_coords(model, coords)
+        self.min_pixels = int(min_pixels)
+        self.max_pixels = int(max_pixels)
         self.base_url = base_url.rstrip("/")
         self.url = f"{self.base_url}/chat/completions"
         self.api_key_env = api_key_env
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
-        self.coords = coords
         self.max_image_side = int(max_image_side)
         self.score_threshold = float(score_threshold)
         self.temperature = float(temperature)
@@ -185,7 +335,7 @@ class OpenAiBackend(Backend):
         if isinstance(queries, str):
             queries = [queries]
         queries = [q for q in queries if q.strip()]
-        image = encode_image(rgb, self.max_image_side)
+        image = self._encode(rgb)
         if queries:
             names = ", ".join(json.dumps(q, ensure_ascii=False) for q in queries)
             task = f"Find every instance of: {names}."
@@ -193,12 +343,17 @@ class OpenAiBackend(Backend):
         else:
             task = "Find every distinct object you can see."
             label_hint = '"<a short name>"'
-        prompt = DETECT_PROMPT.format(width=image.width, height=image.height, task=task,
-                                      label_hint=label_hint)
+        prompt = detect_prompt(self.coords, image.width, image.height, task, label_hint)
         text = self._chat(image, prompt, json_answer=True)
         height, width = rgb.shape[:2]
-        parsed = parse_json_boxes(text, (width, height), coords=self.coords,
-                                  model_input_size=(image.width, image.height))
+        system = "pixels" if self.coords == "pixels_28" else self.coords
+        # pixels_28: the image was sent at a smart-resize fixed point, so this is its own size;
+        # computed rather than assumed, it stays exact for a server with the same budget.
+        model_input = (smart_resize(image.width, image.height, min_pixels=self.min_pixels,
+                                    max_pixels=self.max_pixels)
+                       if self.coords == "pixels_28" else (image.width, image.height))
+        parsed = parse_json_boxes(text, (width, height), coords=system,
+                                  model_input_size=model_input)
         detections = []
         for box in parsed:
             phrase = match_query(box.label, queries) if queries else None
@@ -215,19 +370,26 @@ class OpenAiBackend(Backend):
 
     def describe(self, rgb: np.ndarray) -> str:
         require_rgb(rgb, self.name)
-        image = encode_image(rgb, self.max_image_side)
+        image = self._encode(rgb)
         return extract_answer_text(self._chat(image, DESCRIBE_PROMPT, json_answer=False))
 
     def ask(self, rgb: np.ndarray, question: str) -> str:
         require_rgb(rgb, self.name)
-        image = encode_image(rgb, self.max_image_side)
+        image = self._encode(rgb)
         prompt = ASK_PROMPT.format(question=question.strip())
         return extract_answer_text(self._chat(image, prompt, json_answer=False))
 
     def info(self) -> dict[str, object]:
         return {**super().info(), "model": self.model, "base_url": self.base_url,
                 "max_image_side": self.max_image_side, "json_mode": self.json_mode,
+                "coords": self.coords, "coords_from": self.coords_from,
                 "score_threshold": self.score_threshold}
+
+    def _encode(self, rgb: np.ndarray) -> _EncodedImage:
+        height, width = rgb.shape[:2]
+        size = sent_size(width, height, self.max_image_side, self.coords,
+                         self.min_pixels, self.max_pixels)
+        return encode_image(rgb, self.max_image_side, size)
 
     # ---------------------------------------------------------------- protocol
     def _body(self, image: _EncodedImage, prompt: str, json_answer: bool) -> dict[str, Any]:

@@ -23,7 +23,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-COORD_SYSTEMS: tuple[str, ...] = ("auto", "pixels", "grid1000", "normalized")
+# What the four numbers of a box mean (``parse_json_boxes``' ``coords``):
+#   pixels       absolute pixels of the image the model saw, [x1, y1, x2, y2]
+#   norm1000     [x1, y1, x2, y2] on a 0-1000 grid of the image (Qwen2-VL, Qwen3-VL)
+#   norm1        [x1, y1, x2, y2] as fractions 0-1 of the image's width and height
+#   norm1000_yx  [ymin, xmin, ymax, xmax] on a 0-1000 grid (Gemini's box_2d)
+#   auto         a guess from the answer itself (see parse_json_boxes): it cannot tell pixels
+#                from a 0-1000 grid, so callers that know the model should not use it.
+COORD_SYSTEMS: tuple[str, ...] = ("auto", "pixels", "norm1000", "norm1", "norm1000_yx")
+# Earlier names, still accepted.
+COORD_ALIASES: dict[str, str] = {"grid1000": "norm1000", "normalized": "norm1"}
 
 # Keys models use for a box, in order of preference.  "box_2d" is Gemini's [ymin, xmin, ymax, xmax].
 BOX_KEYS: tuple[str, ...] = ("bbox_2d", "bbox", "box", "box_2d", "bounding_box", "coordinates")
@@ -203,15 +212,23 @@ def _as_box(value: Any) -> tuple[float, float, float, float] | None:
     return tuple(numbers)  # type: ignore[return-value]
 
 
-def _entry_box(entry: dict[str, Any]) -> tuple[tuple[float, float, float, float], bool] | None:
-    """(raw box, True when it is in y, x order) of one entry, or None."""
+def _entry_box(entry: dict[str, Any]) -> tuple[tuple[float, float, float, float], str] | None:
+    """(raw box, its order) of one entry, or None.
+
+    The order is "yx" for a ``box_2d`` list (Gemini's documented [ymin, xmin, ymax, xmax]),
+    "xy" for named corners ({"xmin": ...}: the names say it), and "" for a bare list under any
+    other key, whose order the coordinate convention decides.
+    """
     for key in BOX_KEYS:
         if key in entry:
-            box = _as_box(entry[key])
+            value = entry[key]
+            box = _as_box(value)
             if box is not None:
-                return box, key in YX_BOX_KEYS
+                if isinstance(value, dict):
+                    return box, "xy"
+                return box, "yx" if key in YX_BOX_KEYS else ""
     box = _as_box(entry)
-    return (box, False) if box is not None else None
+    return (box, "xy") if box is not None else None
 
 
 def _entry_label(entry: dict[str, Any]) -> str:
@@ -244,6 +261,14 @@ def clip_box(
     return (x1, y1, x2, y2)
 
 
+def canonical_coords(coords: str) -> str:
+    """The ``COORD_SYSTEMS`` name of ``coords`` (earlier names mapped); ValueError if unknown."""
+    name = COORD_ALIASES.get(coords, coords) if isinstance(coords, str) else coords
+    if name not in COORD_SYSTEMS:
+        raise ValueError(f"coords must be one of {COORD_SYSTEMS}, got {coords!r}")
+    return name
+
+
 def parse_json_boxes(
     text: str,
     image_size: tuple[int, int],
@@ -252,17 +277,22 @@ def parse_json_boxes(
 ) -> list[ParsedBox]:
     """Boxes a VLM wrote as JSON, in pixels of the original ``image_size`` (width, height).
 
-    ``coords`` says what the numbers mean: "pixels" of the image the model saw
-    (``model_input_size`` when it was resized, e.g. Qwen2.5-VL's smart resize, else the original),
-    "grid1000" (0-1000 of the image: Qwen3-VL, Qwen2-VL, Gemini) or "normalized" (0-1).  "auto"
-    guesses: every number <= 1 -> normalized; a Gemini ``box_2d`` key -> grid1000; else pixels.
-    ``box_2d`` is always read as [ymin, xmin, ymax, xmax].  Unparseable entries are skipped.
+    ``coords`` says what the numbers mean (``COORD_SYSTEMS``): "pixels" of the image the model
+    saw (``model_input_size`` when it was resized, e.g. Qwen2.5-VL's smart resize, else the
+    original), "norm1000" (x, y on a 0-1000 grid of the image: Qwen3-VL, Qwen2-VL), "norm1"
+    (0-1 fractions) or "norm1000_yx" (y, x on a 0-1000 grid: Gemini); "grid1000" and
+    "normalized" are the earlier names of norm1000 and norm1.  A ``box_2d`` list is always read
+    as [ymin, xmin, ymax, xmax] and named corners ({"xmin": ...}) by their names; under
+    "norm1000_yx" every other list is y-first too.
+
+    "auto" guesses from the answer: every number <= 1 -> norm1; a ``box_2d`` key -> norm1000;
+    else pixels.  That last guess reads a 0-1000 answer as pixels, so a caller that knows the
+    model should pass its convention instead.  Unparseable entries are skipped.
     """
-    if coords not in COORD_SYSTEMS:
-        raise ValueError(f"coords must be one of {COORD_SYSTEMS}, got {coords!r}")
+    system = canonical_coords(coords)
     if not isinstance(text, str) or not text.strip():
         return []
-    raw: list[tuple[str, tuple[float, float, float, float], bool, float | None]] = []
+    raw: list[tuple[str, tuple[float, float, float, float], str, float | None]] = []
     for value in _json_values(text):
         for entry in _entries(value):
             found = _entry_box(entry)
@@ -270,24 +300,25 @@ def parse_json_boxes(
                 raw.append((_entry_label(entry), found[0], found[1], _entry_score(entry)))
     if not raw:
         return []
-    system = coords
     if system == "auto":
         if all(abs(v) <= 1.0 for _, box, _, _ in raw for v in box):
-            system = "normalized"
-        elif any(yx for _, _, yx, _ in raw):
-            system = "grid1000"
+            system = "norm1"
+        elif any(order == "yx" for _, _, order, _ in raw):
+            system = "norm1000"
         else:
             system = "pixels"
     width, height = image_size
     if system == "pixels":
         in_w, in_h = model_input_size or image_size
         sx, sy = width / max(in_w, 1), height / max(in_h, 1)
-    elif system == "grid1000":
+    elif system in ("norm1000", "norm1000_yx"):
         sx, sy = width / GRID, height / GRID
     else:
         sx, sy = float(width), float(height)
+    y_first = system == "norm1000_yx"
     boxes: list[ParsedBox] = []
-    for label, box, yx, score in raw:
+    for label, box, order, score in raw:
+        yx = order == "yx" or (order == "" and y_first)
         x1, y1, x2, y2 = (box[1], box[0], box[3], box[2]) if yx else box
         clipped = clip_box((x1 * sx, y1 * sy, x2 * sx, y2 * sy), image_size)
         if clipped is not None:
