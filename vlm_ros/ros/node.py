@@ -99,7 +99,9 @@ class VlmRosNode(LifecycleNode):
                 self.declare_parameter(name, spec.default, _descriptor(name, spec))
             self.settings = NodeSettings.from_parameters(
                 {name: self.get_parameter(name).value for name in PARAMETERS})
-        except (ParameterException, ValueError) as exc:
+        except ParameterException:
+            raise  # a value of the wrong type: run_node answers it in one line, with a hint
+        except ValueError as exc:
             raise ParameterError(str(exc)) from exc
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Only blocking callbacks (~/ground, ~/instruct) need more executor threads.
