@@ -113,8 +113,8 @@ class Run:
 def run_cli(args: list[str], env_extra: dict[str, str], home: Path) -> Run:
     """``vlm-ros ARGS`` in a fresh process with an empty hub cache under ``home``."""
     env = {key: value for key, value in os.environ.items()
-           if key not in ("HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
-                          "TRANSFORMERS_CACHE")}
+           if key not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HUB_CACHE",
+                          "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE")}
     env.update(HF_HOME=str(home), PYTHONPATH=os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]), **env_extra)
     proc = subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True, text=True,
@@ -271,11 +271,13 @@ def test_cached_default_model_loads_offline_without_hub_requests(
 
 def test_cached_vlm_describes_offline(tmp_path: Path, silent_hub: SilentHub) -> None:
     _cache_snapshot(tmp_path, DEFAULTS["qwen_vl"], save_tiny_qwen)
+    before = silent_hub.connections
     run = run_cli(["describe", "--image", COFFEE, "--device", "cpu", "--json"],
                   {"HF_ENDPOINT": silent_hub.url}, tmp_path)
     assert run.rc == 0, run.stderr_lines
     assert run.stderr_lines[0].startswith(f"describe: using qwen_vl ({DEFAULTS['qwen_vl']})")
     assert isinstance(json.loads(run.stdout)["answer"], str)
+    assert silent_hub.connections == before + 1  # the probe only
 
 
 def test_partly_cached_model_names_the_missing_files(
@@ -423,3 +425,26 @@ def test_probe_tells_an_answering_hub_from_a_silent_one(silent_hub: SilentHub) -
     started = time.perf_counter()
     assert hub.hub_reachable(silent) is False
     assert time.perf_counter() - started < 0.05
+
+
+# ------------------------------------------------------------------ `vlm-ros backends`
+def test_inventory_reports_the_same_source_and_error_as_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    from vlm_ros.backends.inventory import inventory
+
+    snapshot = _cache_snapshot(tmp_path, DEFAULTS["owl"],
+                               lambda folder: save_tiny_owl(folder, "owlv2"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rows = {row["name"]: row for row in inventory()}
+    assert rows["owl"]["model"] == DEFAULTS["owl"]
+    assert rows["owl"]["weights"] == f"local cache {snapshot}"
+    assert rows["owl"]["usable"] == "not loaded (vlm-ros backends --load loads it)"
+    with pytest.raises(BackendError) as error:
+        create_backend("qwen_vl", device="cpu")
+    assert rows["qwen_vl"]["usable"] is False
+    assert f"qwen_vl: {rows['qwen_vl']['weights']}" == str(error.value)
+    assert rows["ssd_coco"]["usable"] is True

@@ -89,10 +89,14 @@ def hub_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
-def hub_offline() -> bool:
-    """True when HF_HUB_OFFLINE asks for the local cache only."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no",
-                                                                       "off")
+def hub_offline() -> str:
+    """The variable that asks for the local cache only ("HF_HUB_OFFLINE", or transformers'
+    older "TRANSFORMERS_OFFLINE"), or "" when neither does.  True values as huggingface_hub
+    reads them: 1, ON, YES, TRUE."""
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(variable, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+            return variable
+    return ""
 
 
 def _probe(endpoint: str, result: list[bool]) -> None:
@@ -214,8 +218,9 @@ def resolve_model(model: str, requirements: tuple[Requirement, ...] = (),
         return ModelSource(model, "folder", path)
 
     endpoint = hub_endpoint()
-    if hub_offline():
-        why = "HF_HUB_OFFLINE is set"
+    offline = hub_offline()
+    if offline:
+        why = f"{offline} is set"
     elif hub_reachable(endpoint):
         return ModelSource(model, "hub")
     else:
