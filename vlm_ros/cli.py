@@ -393,6 +393,38 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return _image_question(args, args.question)
 
 
+VQA_DEFAULT_BACKEND = "qwen_vl"  # describe / ask: the default backend ssd_coco can do neither
+
+
+def _vqa_choice(args: argparse.Namespace, capability: str) -> str:
+    """One line saying which backend and model describe/ask will load, and why that one; a
+    BackendError before anything loads when the backend cannot do ``capability``."""
+    from vlm_ros.backends import backend_class, default_model
+
+    doing = "describe images" if capability == "describe" else "answer questions about images"
+    cls = backend_class(args.backend)
+    if capability not in cls.capabilities:
+        able = [name for name in sorted(REGISTRY) if name != args.backend
+                and capability in _capabilities(name)]
+        raise BackendError(f"backend {args.backend!r} cannot {doing}; use --backend "
+                           f"{' / '.join(able) or VQA_DEFAULT_BACKEND}")
+    model = args.model or default_model(cls) or "its default model"
+    line = f"{args.command_name}: using {args.backend} ({model})"
+    if args.backend == VQA_DEFAULT_BACKEND and not args.model:
+        line += (f": the default backend {DEFAULT_BACKEND} cannot {doing}; "
+                 f"pass --backend/--model to choose")
+    return line
+
+
+def _capabilities(name: str) -> frozenset[str]:
+    from vlm_ros.backends import backend_class
+
+    try:
+        return frozenset(backend_class(name).capabilities)
+    except BackendError:  # not installed here
+        return frozenset()
+
+
 def _image_question(args: argparse.Namespace, question: str | None) -> int:
     """describe (question None) or ask: one answer about one image, as text or JSON."""
     import time
@@ -401,6 +433,7 @@ def _image_question(args: argparse.Namespace, question: str | None) -> int:
 
     try:
         rgb = load_image(args.image)
+        print(_vqa_choice(args, "describe" if question is None else "ask"), file=sys.stderr)
         backend = _backend_from_args(args)
         started = time.perf_counter()
         answer = backend.describe(rgb) if question is None else backend.ask(rgb, question)
@@ -619,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ask":
             vqa.add_argument("--question", required=True)
         vqa.add_argument("--json", action="store_true")
-        _add_backend_args(vqa, default="qwen_vl")
+        _add_backend_args(vqa, default=VQA_DEFAULT_BACKEND)
 
     backends = sub.add_parser("backends", help="list backends: installed, usable, capabilities")
     backends.add_argument("--load", action="store_true",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from vlm_ros.backends.base import Backend, BackendError, CapabilityError
+from vlm_ros.backends.hub import MODEL_FILES, resolve_model
 
 # name -> "module:class".  A new model family is one entry here plus its adapter module.
 REGISTRY: dict[str, str] = {
@@ -20,13 +22,8 @@ REGISTRY: dict[str, str] = {
 DEFAULT_BACKEND = "ssd_coco"
 
 
-def create_backend(name: str = DEFAULT_BACKEND, **options: Any) -> Backend:
-    """Instantiate the backend registered under ``name`` with adapter-specific ``options``.
-
-    ``name`` is a registered id (``vlm-ros backends``) or, for an adapter that lives in another
-    package, its import path ``package.module:ClassName`` (a Backend subclass): new model
-    families plug in by configuration, without editing this registry.
-    """
+def backend_class(name: str) -> type[Backend]:
+    """The adapter class registered under ``name`` (or at import path ``module:Class``)."""
     plugin = name not in REGISTRY and ":" in name
     if not plugin and name not in REGISTRY:
         raise BackendError(
@@ -44,7 +41,38 @@ def create_backend(name: str = DEFAULT_BACKEND, **options: Any) -> Backend:
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise BackendError(f"backend {name!r}: {class_name} is not a vlm_ros Backend class")
+    return cls
+
+
+def default_model(cls: type[Backend]) -> str | None:
+    """The ``model`` an adapter loads when none is given (its constructor's default)."""
+    try:
+        parameter = inspect.signature(cls).parameters.get("model")
+    except (TypeError, ValueError):
+        return None
+    if parameter is None or not isinstance(parameter.default, str):
+        return None
+    return parameter.default
+
+
+def create_backend(name: str = DEFAULT_BACKEND, **options: Any) -> Backend:
+    """Instantiate the backend registered under ``name`` with adapter-specific ``options``.
+
+    ``name`` is a registered id (``vlm-ros backends``) or, for an adapter that lives in another
+    package, its import path ``package.module:ClassName`` (a Backend subclass): new model
+    families plug in by configuration, without editing this registry.
+
+    For the transformers backends the model's source is checked before anything loads
+    (``hub.resolve_model``): a missing or incomplete folder, or a hub id that is neither cached
+    nor downloadable (HF_HUB_OFFLINE, or the hub unreachable), is a one-line BackendError within
+    about a second, naming the backend, the model and what to do.
+    """
+    cls = backend_class(name)
+    if name in MODEL_FILES:
+        model = options["model"] if "model" in options else default_model(cls)
+        resolve_model(str(model or ""), MODEL_FILES[name], label=name)
     return cls(**options)
 
 
-__all__ = ["Backend", "BackendError", "CapabilityError", "REGISTRY", "DEFAULT_BACKEND", "create_backend"]
+__all__ = ["Backend", "BackendError", "CapabilityError", "REGISTRY", "DEFAULT_BACKEND",
+           "backend_class", "create_backend", "default_model"]

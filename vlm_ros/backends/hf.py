@@ -2,19 +2,19 @@
 
 Every adapter loads through ``load_pretrained`` so the behaviour users see is the same for each
 model family: a local folder or a hub id; offline when the weights are already on disk
-(HF_HUB_OFFLINE=1 or no network); a clear BackendError with advice when the id is unknown, the
-weights are not cached and the hub cannot be reached, or the GPU runs out of memory (then the
-model is retried on the CPU, loudly).
+(HF_HUB_OFFLINE=1 or no hub reachable: see vlm_ros/backends/hub.py, decided in about a second,
+no hub retries); a clear one-line BackendError with advice when the folder is missing or
+incomplete, the id is unknown, the weights are not cached and the hub cannot be reached, or the
+GPU runs out of memory (then the model is retried on the CPU, loudly).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from vlm_ros.backends.base import BackendError
+from vlm_ros.backends.hub import hub_endpoint, resolve_model
 
 try:
     import torch
@@ -51,35 +51,35 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         raise BackendError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}") from None
 
 
-def _is_local(model: str) -> bool:
-    return Path(model).expanduser().exists()
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_pretrained(loader: Any, model: str, **kwargs: Any) -> Any:
     """``loader.from_pretrained(model, **kwargs)`` with errors a robot operator can act on.
 
-    ``loader`` is a transformers model or processor class.  A local folder is loaded as is; a hub
-    id is looked up in the local cache first when HF_HUB_OFFLINE is set, else downloaded (with
-    the hub's progress bar on first download).
+    ``loader`` is a transformers model or processor class.  Where the files come from is decided
+    first (``hub.resolve_model``): a local folder is loaded as is; a hub id is downloaded when
+    the hub answers, else loaded from the local cache's snapshot folder with no hub requests
+    (also with HF_HUB_OFFLINE set); a model that is nowhere fails at once, in one line.
     """
-    if not model:
-        raise BackendError("no model given: set the `model` parameter to a hub id or a folder")
-    source = str(Path(model).expanduser()) if _is_local(model) else model
+    source = resolve_model(model)
+    if source.kind != "hub":
+        kwargs.setdefault("local_files_only", True)
     try:
-        return loader.from_pretrained(source, **kwargs)
+        return loader.from_pretrained(source.load_from, **kwargs)
     except (OSError, ValueError) as exc:
-        if _is_local(model):
-            raise BackendError(f"cannot load {loader.__name__} from folder {source}: {exc}") from exc
-        where = "the hub is switched off (HF_HUB_OFFLINE)" if _offline() else \
-            "the hub could not be reached or does not know this id"
+        if source.kind == "folder":
+            raise BackendError(f"cannot load {loader.__name__} from folder {source.path}: "
+                               f"{_first_line(exc)}") from exc
+        if source.kind == "cache":
+            raise BackendError(f"cannot load {loader.__name__} for {model} from the local cache "
+                               f"({source.path}): {_first_line(exc)}") from exc
         raise BackendError(
-            f"cannot load {model!r}: not in the local cache and {where}. On a machine with "
-            f"network run `huggingface-cli download {model}` (or set `model` to a local "
-            f"folder holding the weights). Detail: {exc}") from exc
+            f"cannot load {model!r} from the hub ({hub_endpoint()}): {_first_line(exc)}. Check "
+            f"the id, or run `huggingface-cli download {model}` and set `model` to the "
+            f"downloaded folder") from exc
 
 
 def place_model(model: Any, device: torch.device, dtype: torch.dtype) -> tuple[Any, torch.device]:
