@@ -24,7 +24,7 @@ from transformers import (
 
 from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
-from vlm_ros.backends.florence2 import Florence2Backend
+from vlm_ros.backends.florence2 import SKIPPED_PHRASES, Florence2Backend, answering_phrase
 from vlm_ros.core.pipeline import Pipeline
 from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame
@@ -50,9 +50,11 @@ def _tiny_tokenizer() -> BartTokenizer:
     return tokenizer
 
 
-def save_tiny_florence2(folder, allowed_tokens: list[str] | None = None) -> str:
+def save_tiny_florence2(folder, allowed_tokens: list[str] | None = None,
+                        post_processor_config: dict | None = None) -> str:
     """Save a tiny random Florence-2 + processor; ``allowed_tokens`` restricts what it may write
-    (through the saved generation config, which ``generate`` honours like any checkpoint's)."""
+    (through the saved generation config, which ``generate`` honours like any checkpoint's);
+    ``post_processor_config`` is the processor's parsing config, as ported checkpoints carry."""
     tokenizer = _tiny_tokenizer()
     image_processor = CLIPImageProcessorPil(
         size={"height": IMAGE_SIDE, "width": IMAGE_SIDE}, do_center_crop=False,
@@ -76,7 +78,8 @@ def save_tiny_florence2(folder, allowed_tokens: list[str] | None = None) -> str:
             i for i in range(len(tokenizer)) if i not in allowed]
         model.generation_config.min_new_tokens = 16  # no end token before a few boxes
     model.save_pretrained(folder)
-    Florence2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    Florence2Processor(image_processor=image_processor, tokenizer=tokenizer,
+                       post_processor_config=post_processor_config).save_pretrained(folder)
     return str(folder)
 
 
@@ -182,3 +185,65 @@ def test_bad_image_and_bad_options_are_backend_errors(backend, model_dir):
         backend.detect(np.zeros((8, 8, 3), np.float32), ["cup"])
     with pytest.raises(BackendError, match="task"):
         Florence2Backend(model=model_dir, device="cpu", task="<OCR>")
+
+
+# ------------------------------------------------------------------ phrases the reference skips
+# A checkpoint's post_processor_config as transformers' Florence-2 port writes it (convert script:
+# phrase_grounding.banned_grounding_tokens; here the entries this test's answers use).
+CHECKPOINT_POST_PROCESSING = {"phrase_grounding": {"banned_grounding_tokens": [
+    "the image", "image", "it", "the", "a", "this"]}}
+# <CAPTION_TO_PHRASE_GROUNDING> output in the documented format: "</s><s>" then each phrase
+# followed by its <loc_N> boxes (transformers' Florence-2 processor tests), here with the filler
+# phrase the model writes first for whole-image captions.
+GROUNDED = ("</s><s>the image<loc_0><loc_0><loc_999><loc_999>a red cup<loc_412><loc_205>"
+            "<loc_688><loc_733><loc_102><loc_300><loc_251><loc_598>the wooden table<loc_3>"
+            "<loc_610><loc_996><loc_998>it<loc_500><loc_500><loc_600><loc_600></s>")
+TASK = "<CAPTION_TO_PHRASE_GROUNDING>"
+
+
+@pytest.fixture(scope="module")
+def checkpoint_backend(tmp_path_factory) -> Florence2Backend:
+    folder = save_tiny_florence2(tmp_path_factory.mktemp("tiny_florence2_ported"),
+                                 post_processor_config=CHECKPOINT_POST_PROCESSING)
+    return Florence2Backend(model=folder, device="cpu", max_new_tokens=8)
+
+
+@pytest.mark.parametrize(("query", "answer"), [
+    ("a red cup", "a red cup"), ("red cup", "a red cup"), ("the cup", "a red cup"),
+    ("the table", "the wooden table"), ("the red cup on the table", "a red cup"),
+])
+def test_phrase_grounding_skips_what_the_reference_skips_and_answers_the_query(
+        checkpoint_backend, query, answer):
+    height, width = load_photo("coffee").shape[:2]  # 600 x 400: x and y scale differently
+    reference = checkpoint_backend.processor.post_process_generation(
+        GROUNDED, task=TASK, image_size=(width, height))[TASK]
+    assert "the image" not in reference["labels"] and "it" not in reference["labels"]
+    expected = [box for box, label in zip(reference["bboxes"], reference["labels"]) if label == answer]
+    assert expected
+    detections = checkpoint_backend._postprocess(GROUNDED, (width, height), None, query)
+    assert {d.label for d in detections} == {answer}
+    ours = sorted(d.bbox for d in detections)
+    assert len(ours) == len(expected)
+    for box, ref in zip(ours, sorted(expected)):
+        assert box == pytest.approx(ref, abs=1.0)
+
+
+def test_a_processor_without_post_processing_config_skips_the_original_list(backend):
+    assert backend.processor.post_processor_config is None
+    assert backend.skipped_phrases == SKIPPED_PHRASES
+    assert {"the image", "it", "image", "the"} <= SKIPPED_PHRASES
+    detections = backend._postprocess(GROUNDED, (600, 400), None, "cup")
+    assert {d.label for d in detections} == {"a red cup"} and len(detections) == 2
+
+
+def test_only_filler_phrases_answer_nothing(checkpoint_backend):
+    text = "</s><s>the image<loc_0><loc_0><loc_999><loc_999>it<loc_1><loc_1><loc_9><loc_9></s>"
+    assert checkpoint_backend._postprocess(text, (600, 400), None, "cup") == []
+
+
+def test_answering_phrase_prefers_the_exact_query_then_shared_words_then_the_first():
+    skipped = frozenset({"the image"})
+    assert answering_phrase(["the image", "cup", "red cup"], "red cup", skipped) == "red cup"
+    assert answering_phrase(["mug", "table"], "the table", skipped) == "table"
+    assert answering_phrase(["mug", "plate"], "the cup", skipped) == "mug"
+    assert answering_phrase(["the image"], "cup", skipped) is None

@@ -8,9 +8,12 @@ Choices, and why:
 * One generation per query phrase with ``<CAPTION_TO_PHRASE_GROUNDING>`` (configurable: ``task``).
   Joining phrases into one caption saves a pass but Florence then names sub-phrases we cannot map
   back to the caller's queries reliably; the core usually sends one phrase anyway.
-* Phrase grounding also boxes the other noun phrases of a longer expression ("the cup *on the
-  table*"); the head noun phrase comes first in English referring expressions, so only the
-  boxes of the first grounded phrase answer the query.
+* Phrase grounding also boxes other phrases: the other noun phrases of a longer expression ("the
+  cup *on the table*") and filler such as "the image" or "it".  Like Florence-2's own
+  post-processing we drop the filler (``SKIPPED_PHRASES``, or the list the checkpoint's
+  ``post_processor_config`` carries); of the phrases left, the boxes of the one that best matches
+  the query answer it (most shared content words; ties -> the first, as the head noun phrase
+  comes first in English referring expressions).
 * Scores: Florence has no detection score.  A box's score is the mean, over its four location
   tokens, of the probability mass the decoder put within ``LOCATION_TOLERANCE`` bins of the bin
   it chose (greedy decoding, raw logits).  That measures how sure the model was *where* the
@@ -23,8 +26,9 @@ Choices, and why:
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +50,50 @@ DETECT_ALL_TASK = "<OD>"
 CAPTION_TASKS: tuple[str, ...] = ("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>")
 LOCATION_TOLERANCE = 5  # bins either side (0.5% of the image each) that still count as "there"
 NUM_LOCATIONS = 1000
+PHRASE_GROUNDING_TASK = GROUNDING_TASKS[0]
+# Phrases Florence-2's reference post-processing drops from <CAPTION_TO_PHRASE_GROUNDING> answers:
+# ``black_list_of_phrase_grounding`` of the original processing_florence2.py (microsoft/Florence-2-*,
+# FILTER_BY_BLACK_LIST on), which transformers' convert_florence2_original_pytorch_to_hf.py writes
+# into the ported checkpoints as post_processor_config["phrase_grounding"]["banned_grounding_tokens"].
+# Used when the loaded processor carries no such config.  Matched exactly, like the reference.
+SKIPPED_PHRASES = frozenset({
+    "it", "I", "me", "mine", "you", "your", "yours", "he", "him", "his", "she", "her", "hers",
+    "they", "them", "their", "theirs", "one", "oneself", "we", "us", "our", "ours", "its",
+    "myself", "yourself", "himself", "herself", "itself", "ourselves", "yourselves", "themselves",
+    "this", "that", "these", "those", "who", "whom", "whose", "which", "what", "all", "another",
+    "any", "anybody", "anyone", "anything", "each", "everybody", "everyone", "everything", "few",
+    "many", "nobody", "none", "several", "some", "somebody", "someone", "something",
+    "each other", "one another", "the image", "image", "images", "the", "a", "an", "a group",
+    "other objects", "lots", "a set",
+})
+_WORD_RE = re.compile(r"[a-z0-9]+")
+
+
+def skipped_phrases(processor: object) -> frozenset[str]:
+    """The phrase-grounding skip list of ``processor``'s post_processor_config, else ours."""
+    config = getattr(processor, "post_processor_config", None)
+    if isinstance(config, dict) and isinstance(config.get("phrase_grounding"), dict):
+        return frozenset(config["phrase_grounding"].get("banned_grounding_tokens", []))
+    return SKIPPED_PHRASES
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD_RE.findall(text.lower()) if w not in SKIPPED_PHRASES}
+
+
+def answering_phrase(labels: Iterable[str], query: str, skipped: frozenset[str]) -> str | None:
+    """Which grounded phrase answers ``query``: not a skipped one; the exact query if Florence
+    repeated it, else the one sharing most content words with it, ties -> the first."""
+    candidates = [label for label in dict.fromkeys(labels) if label not in skipped]
+    if not candidates:
+        return None
+    wanted, words = query.strip().lower(), _content_words(query)
+
+    def rank(item: tuple[int, str]) -> tuple[bool, int, int]:
+        index, label = item
+        return label.strip().lower() == wanted, len(_content_words(label) & words), -index
+
+    return max(enumerate(candidates), key=rank)[1]
 
 
 class Florence2Backend(Backend):
@@ -87,6 +135,8 @@ class Florence2Backend(Backend):
             raise BackendError(f"{model}: tokenizer lacks Florence-2 <loc_N> tokens")
         self._location_ids = torch.tensor(ids, dtype=torch.long)
         self._bin_of_id = {token_id: i for i, token_id in enumerate(ids)}
+        self.skipped_phrases = skipped_phrases(self.processor) if task == PHRASE_GROUNDING_TASK \
+            else frozenset()
         self._lock = threading.Lock()  # one generation at a time
 
     # ------------------------------------------------------------------ model
@@ -123,12 +173,13 @@ class Florence2Backend(Backend):
     ) -> list[Detection]:
         """Generated text -> Detections in pixels of the (width, height) image.
 
-        With a ``phrase`` only the first grounded phrase's boxes answer it (see module doc);
-        without one (``<OD>``) every box keeps its category label.
+        With a ``phrase`` only the boxes of the grounded phrase that answers it count (skip list,
+        then best match: see module doc); without one (``<OD>``) every box keeps its label.
         """
         boxes = parse_florence_locations(text, image_size, location_scores=location_scores)
         if phrase is not None and boxes:
-            boxes = [b for b in boxes if b.label == boxes[0].label]
+            label = answering_phrase((b.label for b in boxes), phrase, self.skipped_phrases)
+            boxes = [b for b in boxes if b.label == label]
         detections = []
         for box in boxes:
             score = 1.0 if box.score is None else box.score

@@ -39,16 +39,45 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise BackendError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N)") from exc
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """"auto" -> float16 on a GPU (bfloat16 where supported), float32 on the CPU."""
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+# dtype "auto", per model family (config ``model_type``) - see ``auto_dtype``:
+# * CPU: float32 always (half-precision CPU kernels are slow or missing).
+# * GPU with bfloat16: bfloat16 for every family.
+# * GPU without bfloat16 (pre-Ampere, e.g. T4 / V100):
+#   - Qwen-VL families (NO_FP16_FAMILIES): float32.  Qwen2.5-VL in float16 is known to produce
+#     garbage output (issue #14); Qwen2-VL and Qwen3-VL share its design and ship bfloat16
+#     weights, so they get the same rule.  float16 only when asked for by name, and for the
+#     families in FP16_WARNINGS that request is logged as a warning.
+#   - florence2: float16 (the model card's own GPU example runs it in float16).
+#   - every other family (owlv2 / owlvit, grounding-dino, ...): float16 as before; no float16
+#     failure is known to us for them, and it halves their memory.
+NO_FP16_FAMILIES = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe"})
+FP16_WARNINGS = {"qwen2_5_vl": "Qwen2.5-VL is known to produce garbage output in float16; "
+                               "use dtype auto, bfloat16 or float32"}
+
+
+def auto_dtype(family: str | None, device_type: str, bf16_supported: bool) -> torch.dtype:
+    """What dtype "auto" means for a model ``family`` (config ``model_type``) on a device of type
+    ``device_type`` ("cuda", "cpu", ...) that does / does not support bfloat16.  Pure: no GPU query."""
+    if device_type != "cuda":
         return torch.float32
+    if bf16_supported:
+        return torch.bfloat16
+    return torch.float32 if family in NO_FP16_FAMILIES else torch.float16
+
+
+def resolve_dtype(dtype: str, device: torch.device, family: str | None = None) -> torch.dtype:
+    """"auto" -> ``auto_dtype`` for this family and device; an explicit name is honoured (float16
+    on a family known to break in it is logged as a warning)."""
+    if dtype == "auto":
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return auto_dtype(family, device.type, bf16)
     try:
-        return DTYPES[dtype]
+        precision = DTYPES[dtype]
     except KeyError:
         raise BackendError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}") from None
+    if precision == torch.float16 and family in FP16_WARNINGS:
+        LOG.warning("dtype float16 requested: %s", FP16_WARNINGS[family])
+    return precision
 
 
 def _first_line(exc: BaseException) -> str:

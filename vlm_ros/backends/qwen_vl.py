@@ -4,11 +4,15 @@ Why: "the mug left of the laptop" is one phrase to Qwen-VL; it resolves colour, 
 ordinals itself, and also captions frames and answers questions ("is the door open?").  The cost
 is latency (a 3B model generates ~tens of tokens per box) and the lack of a calibrated score.
 
-The split stays visible: image processor + tokenizer (preprocess) -> ``generate`` -> parse the
-JSON answer (``parsing.parse_json_boxes``).  We drive the image processor and tokenizer ourselves
-instead of the composite ``AutoProcessor`` because transformers 5 builds the Qwen processor with
-a video processor that needs torchvision even for still images; the composite does nothing else
-for us than expand the one image placeholder to one token per merged patch, which is one line.
+The split stays visible: the model family's own processor (preprocess) -> ``generate`` -> parse
+the JSON answer (``parsing.parse_json_boxes``).  Everything the official processor returns goes to
+``generate`` unchanged: besides ids, mask, pixels and ``image_grid_thw`` that is
+``mm_token_type_ids`` (transformers >= 5), which marks the image tokens so that
+``get_rope_index`` gives them M-RoPE's (t, h, w) grid positions; without it transformers falls back
+to plain 1-D positions (Qwen2.5-VL) or refuses (Qwen3-VL) and localisation degrades silently.
+``AutoProcessor`` also loads the video processor, which needs torchvision; where torchvision is
+missing we build the same processor class without its video processor (``_still_image_processor``)
+so the image path is still the official code, not a re-implementation.
 
 Coordinates differ by generation, which ``_postprocess`` handles from the config's model_type:
 Qwen2.5-VL answers in absolute pixels of its *resized* input (the smart-resize grid:
@@ -22,13 +26,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+import transformers
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
 from vlm_ros.backends.base import Backend, BackendError, require_rgb
-from vlm_ros.backends.hf import load_model, load_pretrained, to_device
+from vlm_ros.backends.hf import (
+    load_model,
+    load_pretrained,
+    resolve_device,
+    resolve_dtype,
+    to_device,
+)
 from vlm_ros.backends.parsing import (
     extract_answer_text,
     parse_json_boxes,
@@ -58,6 +71,32 @@ def chatml_prompt(text: str, image_token: str = IMAGE_TOKEN) -> str:
             "<|im_start|>assistant\n")
 
 
+def _still_image_processor(model: str, model_type: str) -> Any:
+    """The family's official processor class (e.g. ``Qwen2_5_VLProcessor``) without its video
+    processor, for installs without torchvision.  Its ``__call__`` - prompt expansion, tokenising,
+    ``mm_token_type_ids`` - is the library's own; only the video sub-processor is left out."""
+    class_name = PROCESSOR_MAPPING_NAMES.get(model_type)
+    processor_class = getattr(transformers, class_name, None) if class_name else None
+    if processor_class is None:
+        raise BackendError(f"{model}: transformers has no processor for model_type {model_type!r}")
+
+    class StillImageProcessor(processor_class):  # type: ignore[misc, valid-type]
+        @classmethod
+        def get_attributes(cls) -> list[str]:
+            return ["image_processor", "tokenizer"]
+
+    # from_pretrained loads the sub-processors get_attributes names, plus the chat template.
+    return load_pretrained(StillImageProcessor, model)
+
+
+def load_processor(model: str, model_type: str) -> Any:
+    """``AutoProcessor`` for ``model``; without torchvision the same class minus its video part."""
+    try:
+        return load_pretrained(AutoProcessor, model)
+    except ImportError:  # the video processor needs torchvision; still images do not
+        return _still_image_processor(model, model_type)
+
+
 class QwenVlBackend(Backend):
     """Qwen2.5-VL / Qwen3-VL through ``AutoModelForImageTextToText``: phrases -> boxes, Q&A."""
 
@@ -84,34 +123,37 @@ class QwenVlBackend(Backend):
         self.score_threshold = float(score_threshold)
         self.max_new_tokens = int(max_new_tokens)
         self.answer_tokens = int(answer_tokens)
-        self.image_processor = load_pretrained(AutoImageProcessor, model)
-        self.tokenizer = load_pretrained(AutoTokenizer, model)
+        model_type = getattr(load_pretrained(AutoConfig, model), "model_type", "")
+        self.processor = load_processor(model, model_type)
+        self.image_processor = self.processor.image_processor
+        self.tokenizer = self.processor.tokenizer
+        # dtype "auto" depends on the family (hf.auto_dtype: no float16 for Qwen-VL).
+        precision = resolve_dtype(dtype, resolve_device(device), family=model_type)
         self.model, self.device, self.dtype = load_model(
-            AutoModelForImageTextToText, model, device, dtype)
-        model_type = getattr(self.model.config, "model_type", "")
+            AutoModelForImageTextToText, model, device, str(precision).removeprefix("torch."))
         self.coords = COORDS_BY_MODEL_TYPE.get(model_type, "auto") if coords == "auto" else coords
-        self.image_token = getattr(self.tokenizer, "image_token", None) or IMAGE_TOKEN
+        self.image_token = getattr(self.processor, "image_token", None) or IMAGE_TOKEN
         self._lock = threading.Lock()  # one generation at a time
 
     # ------------------------------------------------------------------ preprocess
     def _prompt(self, text: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
+        template = getattr(self.processor, "chat_template", None) or getattr(
+            self.tokenizer, "chat_template", None)
+        if template:
             messages = [{"role": "user", "content": [{"type": "image"},
                                                      {"type": "text", "text": text}]}]
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                      tokenize=False)
+            return self.tokenizer.apply_chat_template(messages, chat_template=template,
+                                                      add_generation_prompt=True, tokenize=False)
         return chatml_prompt(text, self.image_token)
 
     def _inputs(self, rgb: np.ndarray, text: str) -> tuple[dict, tuple[int, int]]:
-        """Model kwargs and the (width, height) the vision tower actually saw."""
-        vision = self.image_processor(images=[np.ascontiguousarray(rgb)], return_tensors="pt")
-        grid_t, grid_h, grid_w = (int(v) for v in vision["image_grid_thw"][0])
-        merge = int(getattr(self.image_processor, "merge_size", 2))
+        """Model kwargs - every key the official processor returns, as it returns it - and the
+        (width, height) the vision tower actually saw."""
+        encoded = self.processor(images=[np.ascontiguousarray(rgb)], text=[self._prompt(text)],
+                                 return_tensors="pt")
+        _, grid_h, grid_w = (int(v) for v in encoded["image_grid_thw"][0])
         patch = int(getattr(self.image_processor, "patch_size", 14))
-        n_tokens = grid_t * grid_h * grid_w // (merge * merge)
-        prompt = self._prompt(text).replace(self.image_token, self.image_token * n_tokens, 1)
-        encoded = self.tokenizer([prompt], return_tensors="pt")
-        batch = to_device({**encoded, **vision}, self.device, self.dtype)
+        batch = to_device(encoded, self.device, self.dtype)
         return batch, (grid_w * patch, grid_h * patch)
 
     def _generate(self, rgb: np.ndarray, text: str, max_new_tokens: int) -> tuple[str, tuple]:
