@@ -20,14 +20,22 @@ import pytest
 import torch
 from photos import load_photo, photo_path
 from PIL import Image
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoProcessor,
     BertTokenizer,
+    Blip2Config,
+    Blip2ForConditionalGeneration,
+    Blip2Processor,
     BlipConfig,
     BlipForConditionalGeneration,
     BlipForQuestionAnswering,
     BlipImageProcessorPil,
     BlipProcessor,
+    InstructBlipConfig,
+    InstructBlipForConditionalGeneration,
+    InstructBlipProcessor,
+    PreTrainedTokenizerFast,
 )
 
 from vlm_ros.backends import create_backend
@@ -69,6 +77,49 @@ def save_tiny_blip(folder, architecture: type = BlipForConditionalGeneration) ->
         projection_dim=32)
     torch.manual_seed(0)
     architecture(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return str(folder)
+
+
+def _tiny_byte_tokenizer() -> PreTrainedTokenizerFast:
+    """Byte-level BPE (256 byte symbols, no merges) with OPT's specials: the language model's
+    tokenizer of a BLIP-2 / InstructBLIP checkpoint."""
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[symbol] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="</s>", eos_token="</s>",
+                                   pad_token="<pad>", unk_token="<unk>")
+
+
+def save_tiny_blip2(folder, family: str = "blip-2") -> str:
+    """Save a tiny random BLIP-2 or InstructBLIP (Q-Former + a decoder-only OPT) + processor."""
+    tokenizer = _tiny_byte_tokenizer()
+    image_processor = BlipImageProcessorPil(size={"height": IMAGE_SIDE, "width": IMAGE_SIDE})
+    if family == "blip-2":
+        processor = Blip2Processor(image_processor=image_processor, tokenizer=tokenizer,
+                                   num_query_tokens=4)
+        config_class, model_class = Blip2Config, Blip2ForConditionalGeneration
+    else:
+        processor = InstructBlipProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                          qformer_tokenizer=_tiny_tokenizer(), num_query_tokens=4)
+        config_class, model_class = InstructBlipConfig, InstructBlipForConditionalGeneration
+    qformer_vocab = len(_tiny_tokenizer())
+    config = config_class(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=IMAGE_SIDE, patch_size=8),
+        qformer_config=dict(vocab_size=max(qformer_vocab, 64), hidden_size=32,
+                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                            encoder_hidden_size=32, max_position_embeddings=64),
+        text_config=dict(model_type="opt", vocab_size=len(tokenizer), hidden_size=32,
+                         num_hidden_layers=1, num_attention_heads=2, ffn_dim=64,
+                         word_embed_proj_dim=32, max_position_embeddings=512, bos_token_id=1,
+                         eos_token_id=1, pad_token_id=0),
+        num_query_tokens=4, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(0)
+    model_class(config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return str(folder)
 
@@ -172,6 +223,31 @@ def test_token_limits_and_the_caption_prompt_reach_generate(caption_dir, vqa_dir
     answer = short.ask(rgb, "is the door open?")
     assert answer == _model_card_answer(vqa_dir, BlipForQuestionAnswering, "is the door open?", 2)
     assert 1 <= len(answer.split()) <= 2
+
+
+@pytest.mark.parametrize("family, model_class, prompt", [
+    ("blip-2", Blip2ForConditionalGeneration, "Question: what is it? Answer:"),
+    ("instructblip", InstructBlipForConditionalGeneration, "what is it?"),
+])
+def test_a_blip2_or_instructblip_question_model_answers_without_echoing_the_prompt(
+        caption_dir, tmp_path, family, model_class, prompt):
+    folder = save_tiny_blip2(tmp_path / family, family)
+    backend = BlipBackend(model=caption_dir, question_model=folder, device="cpu",
+                          answer_tokens=5)
+    assert isinstance(backend.answerer.model, model_class)
+    answer = backend.ask(load_photo(PHOTO), "what is it?")
+    # The model card's recipe; its decoder-only language model returns prompt + answer.
+    processor = AutoProcessor.from_pretrained(folder)
+    model = model_class.from_pretrained(folder).eval()
+    inputs = processor(images=Image.open(photo_path(PHOTO)).convert("RGB"), text=prompt,
+                       return_tensors="pt")
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=5)[0]
+    n = inputs["input_ids"].shape[1]
+    assert torch.equal(output[:n], inputs["input_ids"][0])  # the echo the adapter cuts off
+    assert answer == " ".join(processor.decode(output[n:], skip_special_tokens=True).split())
+    assert answer and prompt not in answer
+    assert prompt in processor.decode(output, skip_special_tokens=True)
 
 
 def test_detect_says_blip_does_not_localise(backend):
