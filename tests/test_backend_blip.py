@@ -408,3 +408,39 @@ def test_cli_ground_with_blip_answers_an_error_result_not_a_traceback(caption_di
     assert len(lines) == 1
     result = json.loads(lines[0])
     assert result["status"] == "error" and "cannot detect or locate" in result["message"]
+
+
+# ---------------------------------------------------------------------------- the node
+
+
+@pytest.mark.ros
+def test_the_node_describes_and_answers_with_blip_and_refuses_commands(caption_dir, vqa_dir):
+    pytest.importorskip("rclpy")
+    from ros_harness import RosGraph
+    from std_msgs.msg import Empty, String
+
+    from vlm_ros import scenes
+
+    # warmup stays on (the default): it must caption, not detect.
+    graph = RosGraph(["-p", "backend:=blip", "-p", f"model:={caption_dir}", "-p", "device:=cpu",
+                      "-p", f"backend_options:='{{question_model: {vqa_dir}}}'",
+                      "-p", "image_reliability:=reliable", "-p", "max_frame_age_s:=10.0"])
+
+    def answer(topic: str, msg) -> dict:
+        count = graph.listener.count("answer")
+        graph.client.create_publisher(type(msg), topic, 10).publish(msg)
+        assert graph.wait_for("answer", count + 1, timeout_s=60.0)
+        return json.loads(graph.listener.received["answer"][-1].data)
+
+    try:
+        graph.show(*scenes.coffee())
+        described = answer("/vlm_ros/describe", Empty())
+        assert described["status"] == "ok" and described["backend"] == "blip"
+        assert isinstance(described["answer"], str) and described["answer"]
+        asked = answer("/vlm_ros/ask", String(data="what is on the table?"))
+        assert asked["status"] == "ok" and asked["kind"] == "ask" and asked["answer"]
+        result = graph.say("grab the red cup", timeout_s=60.0)
+        assert result["status"] == "error" and "cannot detect or locate" in result["message"]
+        assert graph.alive()
+    finally:
+        graph.close()
