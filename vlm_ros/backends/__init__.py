@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "florence2": "vlm_ros.backends.florence2:Florence2Backend",
     "qwen_vl": "vlm_ros.backends.qwen_vl:QwenVlBackend",
     "openai": "vlm_ros.backends.openai:OpenAiBackend",
+    "blip": "vlm_ros.backends.blip:BlipBackend",
 }
 
 DEFAULT_BACKEND = "ssd_coco"
