@@ -151,7 +151,7 @@ class VlmRosNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         assert self.outputs is not None
         self.outputs.active = self._active = True
-        self.get_logger().info("vlm_ros active")
+        self.get_logger().info("vlm_ros ready: active, acting on commands")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -227,7 +227,12 @@ class Outputs:
 
     # ------------------------------------------------------------------- other outputs
     def publish_stop(self) -> None:
-        self.stop_pub.publish(Empty())
+        try:
+            self.stop_pub.publish(Empty())
+        except Exception:  # noqa: BLE001
+            if self._node.context.ok():
+                raise
+            # Ctrl-C shut the context down first: the node is ending, no one can hear a stop.
 
     def publish_answer(self, kind: str, question: str, backend: str, status: str,
                        message: str = "", answer: str = "",
