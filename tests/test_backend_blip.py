@@ -393,9 +393,10 @@ def test_cli_describe_with_a_missing_folder_is_one_line(tmp_path):
     proc = _cli("describe", "--image", str(photo_path(PHOTO)), "--backend", "blip",
                 "--model", str(tmp_path / "nothing_here"), "--option", "question_model=")
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("vlm-ros: error: "), proc.stderr
-    assert "nothing_here does not exist" in lines[0]
+    # The notice of which model describe loads, then the one error line.
+    notice, error = proc.stderr.strip().splitlines()
+    assert notice.startswith("describe: using blip ("), proc.stderr
+    assert error.startswith("vlm-ros: error: ") and "nothing_here does not exist" in error
 
 
 def test_cli_ground_with_blip_answers_an_error_result_not_a_traceback(caption_dir):

@@ -106,7 +106,8 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[Node], Exec
         node = make_node()
         rclpy.spin(node, executor=make_executor(node))
     except fatal as exc:
-        print(f"{getattr(exc, 'what_failed', what_failed)}: {exc}", flush=True)
+        print(f"{getattr(exc, 'what_failed', what_failed)}: {_first_line(str(exc))}",
+              file=sys.stderr, flush=True)
         raise SystemExit(2) from exc
     except ParameterException as exc:  # e.g. [0, 0, 1] where doubles are declared: 0.0, ...
         message = _first_line(str(exc))
