@@ -59,6 +59,11 @@ class _ActiveGoal:
     first_command_id: int
     notes: queue.Queue = field(default_factory=queue.Queue)
     superseded: threading.Event = field(default_factory=threading.Event)
+    ended_why: str = "superseded by a new goal"
+
+    def end(self, why: str) -> None:
+        self.ended_why = why
+        self.superseded.set()
 
 
 class InstructServer:
@@ -88,7 +93,7 @@ class InstructServer:
         self._worker.observer = None
         with self._lock:
             if self._active is not None:
-                self._active.superseded.set()
+                self._active.end("the node was deactivated")
         self._server.destroy()
 
     # ------------------------------------------------------------------ callbacks
@@ -128,7 +133,7 @@ class InstructServer:
         with self._lock:
             previous, self._active = self._active, goal
         if previous is not None:
-            previous.superseded.set()
+            previous.end("superseded by a new goal")
         self._feedback(handle, "queued", message="waiting for the node's worker")
         self._worker.submit(Request("command", command))
         try:
@@ -149,7 +154,7 @@ class InstructServer:
                 return self._ended("cancelled", last, "cancelled: stopped")
             if goal.superseded.is_set():
                 handle.abort()
-                return self._ended("cancelled", last, "superseded by a new goal")
+                return self._ended("cancelled", last, goal.ended_why)
             if not handle.is_active:
                 return self._ended("cancelled", last, "the goal is no longer active")
             try:
