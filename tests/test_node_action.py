@@ -221,3 +221,27 @@ def test_the_ground_service_and_the_typed_topic(node) -> None:
     while len(executive.typed) < typed + 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [m.status for m in executive.typed[typed:typed + 3]] == ["ok", "ok", "error"]
+
+
+def test_deactivating_ends_a_waiting_goal_and_activating_serves_again(node) -> None:
+    """Lifecycle: deactivate ends the running goal (its client hears why); while inactive a new
+    goal is refused; activated again, goals are served."""
+    from lifecycle_msgs.msg import Transition
+    from test_node_lifecycle import _change
+
+    graph, executive = node
+    graph.show(*scenes.two_cups())
+    run = executive.send("grab the cup")
+    run.wait_for_stage(Instruct.Feedback.STAGE_AWAITING_CLARIFICATION)
+    assert _change(graph, Transition.TRANSITION_DEACTIVATE)
+    status, result = run.result(timeout_s=10.0)
+    assert status == GoalStatus.STATUS_ABORTED
+    assert result.outcome == Instruct.Result.OUTCOME_CANCELLED
+    assert "deactivated" in result.result.message
+    refused = _wait(executive.instruct.send_goal_async(Instruct.Goal(command="grab the cup")))
+    assert not refused.accepted
+    assert _change(graph, Transition.TRANSITION_ACTIVATE)
+    graph.wait_until_linked()
+    graph.show(*scenes.coffee())
+    status, result = executive.send("grab the red cup").result()
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.result.message

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -71,7 +72,7 @@ class InstructServer:
 
     def __init__(self, node: Node, action_type: Any, interfaces: Any, worker: Worker,
                  frames: FrameBuffer, outputs: Outputs, settings: Callable[[], NodeSettings],
-                 backend_name: str) -> None:
+                 backend_name: str, accepting: Callable[[], bool] = lambda: True) -> None:
         self._node = node
         self._action_type = action_type
         self._interfaces = interfaces
@@ -80,6 +81,7 @@ class InstructServer:
         self._outputs = outputs
         self._settings = settings
         self._backend_name = backend_name
+        self._accepting = accepting  # the node is active
         self._lock = threading.Lock()
         self._active: _ActiveGoal | None = None
         worker.observer = self._observe
@@ -89,15 +91,25 @@ class InstructServer:
             goal_callback=self._on_goal, cancel_callback=lambda _handle: CancelResponse.ACCEPT,
             callback_group=ReentrantCallbackGroup())
 
-    def destroy(self) -> None:
-        self._worker.observer = None
+    def end_active(self, why: str) -> None:
+        """End the running goal, if any (aborted, outcome cancelled, ``why`` in its result)."""
         with self._lock:
             if self._active is not None:
-                self._active.end("the node was deactivated")
+                self._active.end(why)
+
+    def destroy(self) -> None:
+        self._worker.observer = None
+        self.end_active("the node is shutting down")
+        # Let the running goal answer its client before the server goes (it polls every 50 ms).
+        deadline = time.monotonic() + 1.0
+        while self._active is not None and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
         self._server.destroy()
 
     # ------------------------------------------------------------------ callbacks
     def _on_goal(self, goal: Any) -> GoalResponse:
+        if not self._accepting():
+            return GoalResponse.REJECT  # an inactive node takes no goal (lifecycle)
         if len(goal.command) > self._settings().max_command_length * 4:
             return GoalResponse.REJECT  # absurd sizes never reach the worker's queue
         return GoalResponse.ACCEPT
@@ -160,6 +172,8 @@ class InstructServer:
             try:
                 note = goal.notes.get(timeout=_POLL_S)
             except queue.Empty:
+                continue
+            if goal.superseded.is_set():  # ended meanwhile: its reason, not the stop it causes
                 continue
             if isinstance(note, Progress):
                 self._feedback(handle, note.stage, result=last.result if last else None)

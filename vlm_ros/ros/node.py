@@ -128,6 +128,7 @@ class VlmRosNode(LifecycleNode):
         self._command_sub: Any = None
         self._diagnostics_timer: Any = None
         self._inputs: list[Any] = []  # what activate creates and deactivate destroys
+        self.instruct: InstructServer | None = None
         self._active = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -219,6 +220,15 @@ class VlmRosNode(LifecycleNode):
             String, "~/command", self._on_command, every_command,
             callback_group=self._commands_group)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        # ~/instruct (an action, for executives), where the interfaces were built.  Like
+        # ~/command it lives from configure to cleanup: inactive, new goals are refused, and a
+        # goal that deactivation ends can still hand its client the result.
+        actions = messages.optional_module("vlm_ros.action")
+        if actions is not None and self.outputs.interfaces is not None:
+            self.instruct = InstructServer(self, actions.Instruct, self.outputs.interfaces,
+                                           self.worker, self.frames, self.outputs,
+                                           lambda: self.settings, self.backend.name,
+                                           accepting=lambda: self._active)
         self.get_logger().info(
             f"vlm_ros configured: backend={self.backend.name}, parser={settings.parser}, "
             f"base_frame={settings.base_frame}, goal_frame={settings.goal_frame_name()}, "
@@ -263,13 +273,6 @@ class VlmRosNode(LifecycleNode):
             inputs.append(self.create_service(self._srv_module.Ground, "~/ground",
                                               self._on_ground_service,
                                               callback_group=MutuallyExclusiveCallbackGroup()))
-        # ~/instruct (an action, for executives), where the interfaces were built; deactivate
-        # destroys it with the rest (an executing goal ends "cancelled").
-        actions = messages.optional_module("vlm_ros.action")
-        if actions is not None and self.outputs.interfaces is not None:
-            inputs.append(InstructServer(self, actions.Instruct, self.outputs.interfaces,
-                                         self.worker, self.frames, self.outputs,
-                                         lambda: self.settings, self.backend.name))
 
     def _close_inputs(self) -> None:
         for entity in self._inputs:
@@ -289,6 +292,8 @@ class VlmRosNode(LifecycleNode):
         if self.outputs is not None:
             self.outputs.active = False  # first: a goal in flight is not published
         self._close_inputs()
+        if self.instruct is not None:
+            self.instruct.end_active("the node was deactivated")
         if self.worker is not None:
             self.worker.stop_all()  # tracking, plans, confirmations end; ~/stop is signalled
 
@@ -302,6 +307,9 @@ class VlmRosNode(LifecycleNode):
             self.model.shutdown()
         if self._command_sub is not None:
             self.destroy_subscription(self._command_sub)
+        if self.instruct is not None:
+            self.instruct.destroy()
+            self.instruct = None
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
         if self.outputs is not None:
