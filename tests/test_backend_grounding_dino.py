@@ -40,7 +40,8 @@ from vlm_ros.core.pipeline import Pipeline  # noqa: E402
 from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame  # noqa: E402
 
-WORDS = ("a", "red", "cup", "person", "dog", "the", "man", "tie", "coffee", "bowl", "##s")
+WORDS = ("a", "red", "cup", "person", "dog", "the", "man", "tie", "coffee", "bowl", "##s",
+         "object")
 MAX_TEXT_LEN = 32
 
 
@@ -159,10 +160,41 @@ def test_thresholds_gate_boxes_and_labels(tiny_model: Path, zidane: np.ndarray) 
     assert all(det.score >= 0.6 for det in strict.detect(zidane, ["person", "a red cup"]))
 
 
-def test_empty_queries_give_no_detections(backend: GroundingDinoBackend) -> None:
-    rgb = load_photo("coffee")
-    assert backend.detect(rgb, []) == []
-    assert backend.detect(rgb, ["  ", "."]) == []
+def test_empty_queries_ask_for_everything_with_the_generic_prompt(
+    backend: GroundingDinoBackend, zidane: np.ndarray
+) -> None:
+    """No phrase = "everything you can see": the prompt "object ." and its boxes, as asking for
+    "object" gives (the contract of Backend.detect; "grab the red thing" needs boxes)."""
+    everything = backend.detect(zidane, [])
+    assert everything, "thresholds 0 keep the generic prompt's boxes"
+    assert {det.label for det in everything} == {"object"}
+    assert all(det.score > 0.0 for det in everything)  # "object" is a real phrase of the prompt
+    as_object = backend.detect(zidane, ["object"])
+    assert [(d.bbox, d.score) for d in everything] == [(d.bbox, d.score) for d in as_object]
+    assert [(d.bbox, d.score) for d in backend.detect(zidane, ["  ", "."])] == \
+        [(d.bbox, d.score) for d in everything]  # nothing left to ask: everything
+
+
+def test_queries_are_normalised_once_in_the_template(
+    backend: GroundingDinoBackend, zidane: np.ndarray
+) -> None:
+    """Stripped, empties and repeats dropped; the prompt is lowercase, labels stay verbatim."""
+    request = backend.request(zidane, ["  Red cup ", "", "Red cup", "person", " . "])
+    assert request is not None and not request.everything
+    assert request.phrases == ("Red cup", "person")
+    assert request.prompts == ("red cup", "person")
+    with pytest.raises(BackendError, match="RGB"):
+        backend.detect(zidane[..., 0], ["person"])
+
+
+def test_box_threshold_is_the_score_threshold(tiny_model: Path) -> None:
+    """One threshold: the node's live score_threshold moves the box gate (box_threshold alias)."""
+    default = GroundingDinoBackend(model=str(tiny_model), device="cpu")
+    assert default.score_threshold == default.box_threshold == default.default_score_threshold
+    default.score_threshold = 0.55
+    assert default.box_threshold == 0.55 and default.info()["box_threshold"] == 0.55
+    with pytest.raises(BackendError, match="score_threshold"):
+        default.score_threshold = 1.5
 
 
 def test_too_long_prompt_is_a_backend_error(backend: GroundingDinoBackend) -> None:

@@ -467,3 +467,22 @@ def test_say_without_a_node_fails_with_one_line() -> None:
     line = assert_one_line_error(proc)
     assert "/vlm_ros" in line
     assert proc.stdout == ""
+
+
+def test_score_threshold_unset_is_the_backends_own_default(tmp_path: Path) -> None:
+    """No --score-threshold: the owl backend runs at its own 0.1 and the core's floor follows it,
+    so a detection scoring 0.15 is a candidate; --score-threshold 0.3 drops it."""
+    pytest.importorskip("transformers")
+    from test_backend_owl import save_tiny_owl
+
+    model = save_tiny_owl(tmp_path / "owl", "owlv2", score=0.15)  # every box scores ~0.15
+    args = ("--image", str(photo_path("coffee")), "--command", "grab the cup", "--backend", "owl",
+            "--model", str(model), "--device", "cpu")
+    unset = ground_json(*args)
+    assert unset["status"] in ("ok", "ambiguous"), unset["message"]
+    assert unset["candidates"]
+    for candidate in unset["candidates"]:
+        assert 0.14 < candidate["score"] < 0.16
+        assert not any("dropped" in reason for reason in candidate["reasons"])
+    strict = ground_json(*args, "--score-threshold", "0.3")
+    assert strict["status"] == "not_found" and not strict["candidates"]

@@ -18,7 +18,13 @@ from photos import load_photo
 from vlm_ros.backends.base import Backend
 from vlm_ros.backends.ssd_coco import SsdCocoBackend
 from vlm_ros.core.attributes import Scene, proximity
-from vlm_ros.core.grounding import GroundingConfig, GroundingOutcome, ground_query, plural
+from vlm_ros.core.grounding import (
+    GroundingConfig,
+    GroundingOutcome,
+    ground_query,
+    plural,
+    score_floor,
+)
 from vlm_ros.core.types import Candidate, Detection, Frame, ObjectQuery
 
 CONFIG = GroundingConfig()
@@ -52,7 +58,8 @@ def ground(backend: Backend, rgb: np.ndarray, config: GroundingConfig = CONFIG,
 
 
 def detections_of(backend: Backend, rgb: np.ndarray, label: str) -> list[Detection]:
-    return [d for d in backend.detect(rgb, []) if d.label == label and d.score >= CONFIG.min_score]
+    floor = score_floor(CONFIG, backend)
+    return [d for d in backend.detect(rgb, []) if d.label == label and d.score >= floor]
 
 
 def cx(box: Sequence[float]) -> float:

@@ -94,3 +94,17 @@ def test_the_safety_gate_follows_a_live_workspace(graph: RosGraph) -> None:
     finally:
         [result] = _set(graph, workspace_max=[1.2, 1.0, 1.8])
     assert graph.say("grab the red cup")["status"] == "ok"
+
+
+def test_score_threshold_minus_one_restores_the_backends_own_default(graph: RosGraph) -> None:
+    """-1 = the backend's default (ssd_coco: 0.3): pushed back to the model by the worker."""
+    [result] = _set(graph, score_threshold=-0.5)  # inside rclpy's [-1, 1], refused by the rule
+    assert not result.successful and "or -1" in result.reason, result.reason
+    try:
+        [result] = _set(graph, score_threshold=0.99)
+        assert result.successful, result.reason
+        assert graph.say("grab the red cup")["status"] == "not_found"
+    finally:
+        [result] = _set(graph, score_threshold=-1.0)
+    assert result.successful, result.reason
+    assert graph.say("grab the red cup")["status"] == "ok"

@@ -51,12 +51,31 @@ def test_a_live_change_gives_new_settings_and_leaves_the_old_ones() -> None:
     assert changed.workspace_max == (2.0, 2.0, 2.0)
     assert changed.pipeline_config().grounding.min_score == 0.99
     assert changed.session_config().confirm_before_motion
-    assert DEFAULTS.score_threshold == 0.3  # frozen: the running settings are untouched
+    assert DEFAULTS.score_threshold == -1.0  # frozen: the running settings are untouched
+
+
+def test_score_threshold_unset_leaves_the_floor_to_the_backend() -> None:
+    """-1 (the default) = the backend's own default: no score_threshold for its constructor and
+    no floor of the core's own; a value in [0, 1] goes to both."""
+    assert DEFAULTS.score_threshold == -1.0 and DEFAULTS.user_score_threshold is None
+    assert "score_threshold" not in DEFAULTS.backend_kwargs()
+    assert DEFAULTS.pipeline_config().grounding.min_score is None
+    assert PARAMETER_SPECS["score_threshold"].range == (-1.0, 1.0)
+    user = DEFAULTS.changed({"score_threshold": 0.3})
+    assert user.user_score_threshold == 0.3
+    assert user.backend_kwargs()["score_threshold"] == 0.3
+    assert user.pipeline_config().grounding.min_score == 0.3
+    zero = DEFAULTS.changed({"score_threshold": 0})  # 0 is a threshold, not "unset"
+    assert zero.backend_kwargs()["score_threshold"] == 0.0
+    back = user.changed({"score_threshold": -1})
+    assert back.user_score_threshold is None and "score_threshold" not in back.backend_kwargs()
 
 
 @pytest.mark.parametrize(("changes", "reason"), [
-    ({"score_threshold": 7.5}, "score_threshold must be in [0, 1], got 7.5"),
-    ({"score_threshold": -0.1}, "score_threshold must be in [0, 1]"),
+    ({"score_threshold": 7.5}, "score_threshold must be in [0, 1] or -1 (the backend's default), "
+                               "got 7.5"),
+    ({"score_threshold": -0.1}, "score_threshold must be in [0, 1] or -1"),
+    ({"score_threshold": -1.5}, "score_threshold must be in [0, 1] or -1"),
     ({"score_threshold": math.nan}, "score_threshold must be in [0, 1]"),
     ({"model_timeout_s": -1.0}, "model_timeout_s must be in [0, inf)"),
     ({"max_command_length": 0}, "max_command_length must be in [1, 1000000]"),

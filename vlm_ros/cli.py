@@ -149,8 +149,9 @@ def _add_backend_args(parser: argparse.ArgumentParser, default: str = DEFAULT_BA
     parser.add_argument("--model", default="", help="model id or local path (backend-specific)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="auto", help="auto | float16 | bfloat16 | float32")
-    parser.add_argument("--score-threshold", type=_fraction, default=0.3,
-                        help="detector score floor, 0..1 (default 0.3)")
+    parser.add_argument("--score-threshold", type=_fraction, default=None,
+                        help="detector score floor, 0..1 (default: the backend's own - owl 0.1, "
+                             "the others 0.3)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         type=_key_value,
                         help="adapter-specific option, e.g. base_url=http://host:8000/v1 "
@@ -158,7 +159,9 @@ def _add_backend_args(parser: argparse.ArgumentParser, default: str = DEFAULT_BA
 
 
 def _backend_from_args(args: argparse.Namespace) -> Any:
-    options: dict[str, Any] = {"score_threshold": args.score_threshold}
+    options: dict[str, Any] = {}
+    if args.score_threshold is not None:  # unset: the backend's own default
+        options["score_threshold"] = args.score_threshold
     if args.model:
         options["model"] = args.model
     if args.device != "auto":

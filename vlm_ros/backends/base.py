@@ -44,6 +44,11 @@ class Backend(ABC):
     # the core then sends the full phrase and skips colour/location filtering it would otherwise do.
     resolves_referring_expressions: bool = False
     capabilities: frozenset[str] = frozenset()
+    # The score floor the backend runs at when the user sets none (its own operating point: OWL's
+    # sigmoid scores sit far lower than a closed-set detector's).  The node and CLI pass a
+    # score_threshold only when the user set one, and the core's candidate floor follows the
+    # backend's ``score_threshold`` in force.  None: the backend has no score floor of its own.
+    default_score_threshold: float | None = None
 
     @abstractmethod
     def detect(self, rgb: np.ndarray, queries: Sequence[str]) -> list[Detection]:

@@ -11,20 +11,23 @@ which yields sub-word fragments ("red", "cup person") the core cannot match to a
 post-processing here works at phrase level: the prompt is split back into its phrases on the "."
 tokens, a box's score for a phrase is its best token probability inside that phrase, and the box
 is labelled with the query phrase that scores highest - exactly the string the caller passed in.
+
+Empty queries mean "everything you can see": the prompt is the generic phrase "object ." (Grounding
+DINO's usual class-agnostic prompt), and its boxes are labelled "object".
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
-from vlm_ros.backends.base import Backend, BackendError, require_rgb
+from vlm_ros.backends.base import BackendError, require_rgb
 from vlm_ros.backends.detections import suppress_duplicates
-from vlm_ros.backends.hf import load_model, load_pretrained, to_device
+from vlm_ros.backends.hf import load_pretrained, to_device
+from vlm_ros.backends.torch_base import DetectRequest, TorchBackend, check_fraction
 from vlm_ros.core.types import Detection
 
 try:
@@ -36,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - the registry turns this into in
 
 DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
 PHRASE_END = "."  # Grounding DINO's phrase separator; phrases must not contain it themselves
+EVERYTHING_QUERIES = ("object",)  # the prompt "object ." when the caller asks for everything
 
 
 def prompt_phrase(query: str) -> str:
@@ -59,19 +63,22 @@ def phrase_token_spans(input_ids: Sequence[int], separator_id: int, special_ids:
     return spans[:-1] if not spans[-1] else spans
 
 
-class GroundingDinoBackend(Backend):
+class GroundingDinoBackend(TorchBackend):
     """Open-vocabulary boxes from Grounding DINO / MM-Grounding-DINO, labelled by query phrase."""
 
     name = "grounding_dino"
     vocabulary = None
     capabilities = frozenset({"relevance"})
+    default_score_threshold = 0.3
+    everything_queries = EVERYTHING_QUERIES
+    lowercase_prompts = True
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         device: str = "auto",
         dtype: str = "auto",
-        score_threshold: float = 0.3,
+        score_threshold: float | None = None,
         box_threshold: float | None = None,
         text_threshold: float = 0.25,
         nms_iou: float = 0.5,
@@ -79,22 +86,19 @@ class GroundingDinoBackend(Backend):
     ) -> None:
         """``box_threshold`` (alias of ``score_threshold``, wins when given) gates a box on its
         best token probability, as upstream; ``text_threshold`` then gates the label: the box's
-        best *phrase* must score at least this much, else the box answers none of the queries."""
-        box_threshold = score_threshold if box_threshold is None else box_threshold
-        for option, value in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
-            if not 0.0 <= value <= 1.0:
-                raise BackendError(f"{option} must be in [0, 1], got {value}")
+        best *phrase* must score at least this much, else the box answers none of the queries.
+        Both None-able thresholds default to ``default_score_threshold`` (0.3)."""
+        if box_threshold is not None:
+            score_threshold = check_fraction("box_threshold", box_threshold)
+        super().__init__(score_threshold)
+        self.text_threshold = check_fraction("text_threshold", text_threshold)
         if not 0.0 < nms_iou <= 1.0 or not 0.0 < duplicate_iou <= 1.0:
             raise BackendError(f"nms_iou/duplicate_iou must be in (0, 1], got {nms_iou}, "
                                f"{duplicate_iou}")
-        self.model_id = model
-        self.box_threshold = float(box_threshold)
-        self.text_threshold = float(text_threshold)
         self.nms_iou = float(nms_iou)
         self.duplicate_iou = float(duplicate_iou)
         self.processor = load_pretrained(AutoProcessor, model)
-        self.model, self.device, self.dtype = load_model(
-            AutoModelForZeroShotObjectDetection, model, device, dtype)
+        self.load(AutoModelForZeroShotObjectDetection, model, device, dtype)
         tokenizer = self.processor.tokenizer
         self._separator_id = tokenizer.convert_tokens_to_ids(PHRASE_END)
         self._special_ids = set(tokenizer.all_special_ids)
@@ -102,28 +106,38 @@ class GroundingDinoBackend(Backend):
         # The encoder's feature-map shapes are not in the model output; the relevance map needs
         # them to fold the per-location scores back into an image, so capture them on the way in.
         self._spatial_shapes: list[tuple[int, int]] = []
+        # Per call: the template's lock keeps one forward at a time.
         self.model.model.encoder.register_forward_pre_hook(self._capture_shapes, with_kwargs=True)
-        self._lock = threading.Lock()  # one forward at a time: the captured shapes are per call
+
+    @property
+    def box_threshold(self) -> float:
+        """Upstream's name for the box gate: the same number as ``score_threshold``."""
+        return self.score_threshold
+
+    @box_threshold.setter
+    def box_threshold(self, value: float) -> None:
+        self.score_threshold = value
+
+    def prompt_text(self, phrase: str) -> str:
+        return prompt_phrase(phrase)
 
     def _capture_shapes(self, _module: Any, _args: Any, kwargs: dict[str, Any]) -> None:
         self._spatial_shapes = [tuple(map(int, s)) for s in kwargs.get("spatial_shapes_list") or []]
 
-    # ---------------------------------------------------------------- preprocess -> model
-    def _forward(self, rgb: np.ndarray, phrases: list[str]
-                 ) -> tuple[Any, Any, list[tuple[int, int]]]:
-        """Processor -> model on one image and its phrases.
-
-        Returns (processor output, model output, encoder feature-map shapes finest first)."""
-        inputs = self.processor(images=rgb, text=[[prompt_phrase(p) for p in phrases]],
-                                return_tensors="pt")
+    # ---------------------------------------------------------------- the stages
+    def preprocess(self, rgb: np.ndarray, request: DetectRequest) -> Any:
+        """Processor on the image and the prompt "red cup. person." -> tensors on the device."""
+        inputs = self.processor(images=rgb, text=[list(request.prompts)], return_tensors="pt")
         if inputs["input_ids"].shape[1] > self._max_text_len:
-            raise BackendError(f"{len(phrases)} query phrases make a prompt of "
+            raise BackendError(f"{len(request.prompts)} query phrases make a prompt of "
                                f"{inputs['input_ids'].shape[1]} tokens; this model reads at most "
                                f"{self._max_text_len}: ask for fewer or shorter phrases")
-        with self._lock, torch.inference_mode():
-            outputs = self.model(**to_device(inputs, self.device, self.dtype))
-            shapes = list(self._spatial_shapes)
-        return inputs, outputs, shapes
+        return inputs
+
+    def forward(self, inputs: Any, request: DetectRequest) -> tuple[Any, list[tuple[int, int]]]:
+        """The model: (its output, the encoder feature-map shapes finest first)."""
+        outputs = self.model(**to_device(inputs, self.device, self.dtype))
+        return outputs, list(self._spatial_shapes)
 
     def _phrase_probs(self, token_logits: torch.Tensor, input_ids: Sequence[int],
                       n_phrases: int) -> np.ndarray:
@@ -136,32 +150,21 @@ class GroundingDinoBackend(Backend):
                 scores[:, j] = probs[:, span].max(axis=1)
         return scores
 
-    # ---------------------------------------------------------------- detect
-    def detect(self, rgb: np.ndarray, queries: Sequence[str]) -> list[Detection]:
-        """Boxes for the query phrases in ``rgb`` (pixels of ``rgb``), best first.
+    def postprocess(self, outputs: tuple[Any, list[tuple[int, int]]], inputs: Any,
+                    request: DetectRequest) -> list[Detection]:
+        """Model outputs -> phrase-labelled, clipped, de-duplicated Detections.
 
-        Each Detection's ``label`` and ``phrase`` are the query string it answers, verbatim.
-        An open-vocabulary model has no "everything", so empty queries give no detections.
-        """
-        require_rgb(rgb, self.name)
-        if isinstance(queries, str):
-            queries = [queries]
-        phrases = list(dict.fromkeys(q.strip() for q in queries if prompt_phrase(q)))
-        if not phrases:
-            return []
-        inputs, outputs, _ = self._forward(rgb, phrases)
-        return self._postprocess(outputs, inputs["input_ids"][0].tolist(), phrases, rgb.shape[:2])
-
-    def _postprocess(self, outputs: Any, input_ids: list[int], phrases: list[str],
-                     image_hw: tuple[int, ...]) -> list[Detection]:
-        """Model outputs -> phrase-labelled, clipped, de-duplicated Detections."""
-        height, width = image_hw
-        logits = outputs.logits[0]
+        Each Detection's ``label`` and ``phrase`` are the query string it answers, verbatim."""
+        height, width = request.image_hw
+        output = outputs[0]
+        phrases = request.phrases
+        input_ids = inputs["input_ids"][0].tolist()
+        logits = output.logits[0]
         objectness = logits.float().sigmoid().max(dim=-1).values.cpu().numpy()
         phrase_probs = self._phrase_probs(logits, input_ids, len(phrases))
         best = phrase_probs.argmax(axis=1)
         scores = phrase_probs[np.arange(len(best)), best]
-        cx, cy, w, h = outputs.pred_boxes[0].float().cpu().numpy().T
+        cx, cy, w, h = output.pred_boxes[0].float().cpu().numpy().T
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         boxes = np.clip(boxes, 0.0, 1.0) * np.array([width, height, width, height], np.float64)
         keep = ((objectness >= self.box_threshold) & (scores >= self.text_threshold)
@@ -189,9 +192,10 @@ class GroundingDinoBackend(Backend):
         """
         require_rgb(rgb, self.name)
         height, width = rgb.shape[:2]
-        if not prompt_phrase(phrase):
+        request = self.request(rgb, [phrase])
+        if request is None or request.everything:
             return np.zeros((height, width), np.float32)
-        inputs, outputs, shapes = self._forward(rgb, [phrase.strip()])
+        inputs, (outputs, shapes) = self.infer(rgb, request)
         input_ids = inputs["input_ids"][0].tolist()
         if outputs.enc_outputs_class is None or not shapes:
             return self._box_relevance(outputs, input_ids, (height, width))
@@ -220,16 +224,10 @@ class GroundingDinoBackend(Backend):
             heat[r1:r2, c1:c2] = np.maximum(heat[r1:r2, c1:c2], score)
         return heat
 
-    def warmup(self) -> None:
-        self.detect(np.zeros((64, 64, 3), np.uint8), ["object"])
-
     def info(self) -> dict[str, object]:
         return {
             **super().info(),
-            "model": self.model_id,
             "model_type": getattr(self.model.config, "model_type", ""),
-            "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
             "box_threshold": self.box_threshold,
             "text_threshold": self.text_threshold,
         }

@@ -280,6 +280,7 @@ class OpenAiBackend(Backend):
     vocabulary = None
     resolves_referring_expressions = True
     capabilities = frozenset({"describe", "ask"})
+    default_score_threshold = 0.3
 
     def __init__(
         self,

@@ -113,11 +113,12 @@ class SsdCocoBackend(Backend):
 
     name = "ssd_coco"
     vocabulary = frozenset(COCO_LABELS.values())
+    default_score_threshold = 0.3
 
     def __init__(
         self,
         model: str = "",
-        score_threshold: float = 0.3,
+        score_threshold: float | None = None,
         input_size: int = 300,
         device: str = "cpu",
         nms_iou: float = 0.6,
@@ -126,6 +127,8 @@ class SsdCocoBackend(Backend):
         tile_overlap: float = 0.2,
         letterbox: bool = False,
     ) -> None:
+        if score_threshold is None:
+            score_threshold = self.default_score_threshold
         if not 0.0 <= score_threshold <= 1.0:
             raise BackendError(f"score_threshold must be in [0, 1], got {score_threshold}")
         if not 0.0 < nms_iou <= 1.0 or not 0.0 < duplicate_iou <= 1.0:

@@ -68,9 +68,15 @@ IRREGULAR_PLURALS: dict[str, str] = {
 }
 
 
+# The candidate floor for a backend that states no score threshold of its own.
+DEFAULT_MIN_SCORE = 0.3
+
+
 @dataclass
 class GroundingConfig:
-    min_score: float = 0.3  # detector score floor for candidates
+    # Detector score floor for candidates; None = the backend's own (its ``score_threshold`` in
+    # force, which is its ``default_score_threshold`` unless the user set one).
+    min_score: float | None = None
     min_match: float = 0.5  # attribute agreement needed to count as a match
     ambiguity_margin: float = 0.15  # if the best two matches are closer than this -> ambiguous
     color_min_fraction: float = 0.25
@@ -173,6 +179,18 @@ def _first_unknown_noun(query: ObjectQuery | None, backend: Backend) -> str | No
     return None
 
 
+def score_floor(config: GroundingConfig, backend: Backend) -> float:
+    """The candidate score floor: ``config.min_score`` when set, else the backend's threshold
+    in force (``score_threshold``), its ``default_score_threshold``, or DEFAULT_MIN_SCORE."""
+    if config.min_score is not None:
+        return float(config.min_score)
+    for name in ("score_threshold", "default_score_threshold"):
+        value = getattr(backend, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return DEFAULT_MIN_SCORE
+
+
 def detection_queries(query: ObjectQuery, backend: Backend) -> list[str]:
     """Queries for one detect() call covering the target and all its anchors ([] = all)."""
     if backend.resolves_referring_expressions:
@@ -246,6 +264,7 @@ class _Grounder:
         self.query = query
         self.ctx = context
         self.cfg = context.config
+        self.min_score = score_floor(self.cfg, context.backend)
         self.name = _query_name(query)
         self.candidates: list[Candidate] = []
         self.dropped: list[Candidate] = []
@@ -296,7 +315,7 @@ class _Grounder:
         width, height = self.ctx.scene.width, self.ctx.scene.height
         for index, det in enumerate(self.ctx.detections):
             problem = box_problem(det.bbox, det.score, width, height)
-            if problem is None and det.score >= self.cfg.min_score:
+            if problem is None and det.score >= self.min_score:
                 seen.add(det.label)
             wanted = labels is None or det.label in labels or (
                 backend.vocabulary is None and det.phrase in phrases
@@ -305,9 +324,9 @@ class _Grounder:
                 continue
             if problem is not None:
                 self.dropped.append(_dropped_candidate(index, det, f"dropped: {problem}"))
-            elif det.score < self.cfg.min_score:
+            elif det.score < self.min_score:
                 self.dropped.append(_dropped_candidate(
-                    index, det, f"dropped: score {det.score:.2f} < {self.cfg.min_score:.2f}"))
+                    index, det, f"dropped: score {det.score:.2f} < {self.min_score:.2f}"))
             else:
                 mask = det.mask if det.mask is not None and det.mask.shape[:2] == (
                     height, width) else None
@@ -664,7 +683,9 @@ def _dropped_candidate(index: int, det: Detection, reason: str) -> Candidate:
 
 
 __all__ = [
+    "DEFAULT_MIN_SCORE",
     "GroundingConfig",
+    "score_floor",
     "GroundingOutcome",
     "ground_query",
     "plural",

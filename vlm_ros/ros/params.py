@@ -25,6 +25,9 @@ from vlm_ros.core.types import ACTIONS
 _Range = tuple[float, float]
 _AT_LEAST_0: _Range = (0.0, math.inf)
 _FRACTION: _Range = (0.0, 1.0)
+# score_threshold: a fraction, or UNSET_SCORE_THRESHOLD = "the backend's own default".  ROS
+# parameters cannot be null and keep one type, so "unset" is a number outside [0, 1].
+UNSET_SCORE_THRESHOLD = -1.0
 
 
 def _p(default: Any, description: str, *, read_only: bool = False,
@@ -60,7 +63,10 @@ class NodeSettings:
                                  "http://gpu-box:8000/v1, model: qwen2.5, timeout_s: 10}'",
                              read_only=True)
     # --- applied live (between two commands) unless marked read_only
-    score_threshold: float = _p(0.3, "detector score floor", range=_FRACTION)
+    score_threshold: float = _p(UNSET_SCORE_THRESHOLD,
+                                "detector score floor (the backend's and the core's), 0..1; -1 = "
+                                "the backend's own default (owl 0.1, grounding_dino, ssd_coco "
+                                "and the VLMs 0.3)", range=(UNSET_SCORE_THRESHOLD, 1.0))
     min_match: float = _p(0.5, "attribute agreement needed for a candidate to match",
                           range=_FRACTION)
     ambiguity_margin: float = _p(0.15, "best two matches closer than this -> ambiguous",
@@ -193,7 +199,11 @@ class NodeSettings:
         for spec in fields(self):
             bounds = spec.metadata["range"]
             value = getattr(self, spec.name)
-            if bounds is not None and not bounds[0] <= value <= bounds[1]:  # NaN fails too
+            if spec.name == "score_threshold":  # the range [-1, 1] holds one value below 0
+                if not (value == UNSET_SCORE_THRESHOLD or 0.0 <= value <= 1.0):
+                    found.append(f"score_threshold must be in [0, 1] or -1 (the backend's "
+                                 f"default), got {value}")
+            elif bounds is not None and not bounds[0] <= value <= bounds[1]:  # NaN fails too
                 found.append(f"{spec.name} must be in {range_text(bounds)}, got {value}")
         for name in _POSITIVE:
             if getattr(self, name) == 0.0:
@@ -244,9 +254,16 @@ class NodeSettings:
         return replace(self, **typed).check()
 
     # ---------------------------------------------------------------- the core's configurations
+    @property
+    def user_score_threshold(self) -> float | None:
+        """The score threshold the user set, or None: the backend's own default applies."""
+        return None if self.score_threshold < 0.0 else self.score_threshold
+
     def backend_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for the backend's constructor."""
-        options: dict[str, Any] = {"score_threshold": self.score_threshold}
+        """Keyword arguments for the backend's constructor (a score_threshold only when set)."""
+        options: dict[str, Any] = {}
+        if self.user_score_threshold is not None:
+            options["score_threshold"] = self.user_score_threshold
         for name in ("model", "device", "dtype"):
             value = getattr(self, name)
             if value and value != "auto":
@@ -267,7 +284,8 @@ class NodeSettings:
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(
-            grounding=GroundingConfig(min_score=self.score_threshold, min_match=self.min_match,
+            grounding=GroundingConfig(min_score=self.user_score_threshold,
+                                      min_match=self.min_match,
                                       ambiguity_margin=self.ambiguity_margin),
             goals=GoalConfig(base_frame=self.base_frame, pregrasp_offset=self.pregrasp_offset,
                              place_height=self.place_height,

@@ -81,6 +81,11 @@ class Worker:
         self.session = session
         self._pipeline: Pipeline = session.pipeline
         self._backend = session.pipeline.backend
+        # A backend that states no default_score_threshold: the threshold it was built with when
+        # the user set none is its default (restored when score_threshold goes back to -1).
+        start = getattr(self._backend, "score_threshold", None)
+        self._backend_start_threshold: float | None = (
+            start if isinstance(start, float) and settings.user_score_threshold is None else None)
         self._frames = frames
         self._outputs = outputs
         self._model = model
@@ -207,9 +212,21 @@ class Worker:
         self.session.safety = safety_config
         self._outputs.reconfigure(settings, safety_config)
         self._model.timeout_s = settings.model_timeout_s
-        if isinstance(getattr(self._backend, "score_threshold", None), float):
-            self._backend.score_threshold = settings.score_threshold  # the detector's own floor
+        self._push_score_threshold(settings)
         self._settings = settings
+
+    def _push_score_threshold(self, settings: NodeSettings) -> None:
+        """The detector's own floor follows the parameter: the user's value, or (-1, unset) the
+        backend's default - the one it started with when it states none."""
+        if not isinstance(getattr(self._backend, "score_threshold", None), float):
+            return
+        wanted = settings.user_score_threshold
+        if wanted is None:
+            wanted = getattr(self._backend, "default_score_threshold", None)
+        if wanted is None:
+            wanted = self._backend_start_threshold
+        if wanted is not None:
+            self._backend.score_threshold = wanted
 
     def _step(self) -> None:
         self._apply_settings()
