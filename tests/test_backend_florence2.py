@@ -25,6 +25,7 @@ from transformers import (
 from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.florence2 import SKIPPED_PHRASES, Florence2Backend, answering_phrase
+from vlm_ros.backends.torch_base import TextRequest
 from vlm_ros.core.pipeline import Pipeline
 from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame
@@ -123,10 +124,34 @@ def test_detect_on_a_real_photo_keeps_boxes_inside_the_original_image(backend, q
         assert det.phrase in (queries or [None])
 
 
+def _generation(backend: Florence2Backend, rgb: np.ndarray, phrase: str) -> tuple[str, list]:
+    """(text, location scores) of the one generation the stages run for ``phrase``."""
+    request = backend.request(rgb, [phrase])
+    assert backend.task_prompts(request) == [f"<CAPTION_TO_PHRASE_GROUNDING>{phrase}"]
+    (generation,) = backend.infer(rgb, request)[1]
+    return generation
+
+
+def test_the_template_stages_write_one_task_prompt_per_phrase(backend):
+    rgb = load_photo("coffee")
+    assert backend.default_score_threshold == 0.3 and backend.score_threshold == 0.3
+    request = backend.request(rgb, ["  red cup ", "big   saucer", "red cup", " "])
+    assert request.phrases == ("red cup", "big   saucer")  # stripped, repeats and empties dropped
+    assert backend.task_prompts(request) == ["<CAPTION_TO_PHRASE_GROUNDING>red cup",
+                                             "<CAPTION_TO_PHRASE_GROUNDING>big saucer"]
+    everything = backend.request(rgb, [])
+    assert everything.everything and everything.phrases == ()
+    assert backend.task_prompts(everything) == ["<OD>"]
+    assert backend.task_prompts(TextRequest((400, 600), "describe")) == \
+        ["<MORE_DETAILED_CAPTION>"]
+    inputs, outputs = backend.infer(rgb, request)
+    assert len(inputs) == len(outputs) == 2
+
+
 def test_generated_locations_become_scored_boxes_in_the_original_image(locating_backend):
     rgb = load_photo("coffee")
     height, width = rgb.shape[:2]
-    text, scores = locating_backend._generate(rgb, "<CAPTION_TO_PHRASE_GROUNDING>cup")
+    text, scores = _generation(locating_backend, rgb, "cup")
     assert text.count("<loc_") == len(scores) >= 4
     detections = locating_backend.detect(rgb, ["cup"])
     assert detections, text
@@ -139,8 +164,8 @@ def test_generated_locations_become_scored_boxes_in_the_original_image(locating_
 
 def test_generation_is_deterministic_and_scores_one_per_location_token(backend):
     rgb = load_photo("coffee")
-    text, scores = backend._generate(rgb, "<CAPTION_TO_PHRASE_GROUNDING>cup")
-    assert (text, scores) == backend._generate(rgb, "<CAPTION_TO_PHRASE_GROUNDING>cup")
+    text, scores = _generation(backend, rgb, "cup")
+    assert (text, scores) == _generation(backend, rgb, "cup")
     assert len(scores) == text.count("<loc_")
     assert all(0.0 <= s <= 1.0 for s in scores)
 
@@ -150,7 +175,7 @@ def test_postprocess_maps_location_bins_to_original_pixels(backend):
     # (https://github.com/huggingface/transformers/blob/main/tests/models/florence2/test_processing_florence2.py)
     text = ("</s><s>red car<loc_53><loc_334><loc_933><loc_775><loc_711><loc_203><loc_906>"
             "<loc_546>sky<loc_0><loc_0><loc_1000><loc_300></s>")
-    detections = backend._postprocess(text, (600, 400), None, "red car")
+    detections = backend.parse(text, (600, 400), None, "red car")
     # Only the first grounded phrase answers the query: two red-car boxes, no "sky".
     assert [d.label for d in detections] == ["red car", "red car"]
     assert detections[0].bbox == pytest.approx((53.5 * 0.6, 334.5 * 0.4, 933.5 * 0.6, 775.5 * 0.4))
@@ -159,14 +184,14 @@ def test_postprocess_maps_location_bins_to_original_pixels(backend):
 
 def test_postprocess_scores_boxes_by_their_location_tokens_and_filters(backend):
     text = "</s><s>cup<loc_10><loc_10><loc_50><loc_50><loc_60><loc_60><loc_90><loc_90></s>"
-    detections = backend._postprocess(text, (100, 100), [0.9] * 4 + [0.1] * 4, "cup")
+    detections = backend.parse(text, (100, 100), [0.9] * 4 + [0.1] * 4, "cup")
     assert len(detections) == 1 and detections[0].score == pytest.approx(0.9)
 
 
 def test_od_output_keeps_category_labels(backend):
     # <OD> output format, same transformers test file
     text = "</s><s>car<loc_53><loc_334><loc_933><loc_775>door handle<loc_425><loc_504><loc_474><loc_516></s><pad>"
-    detections = backend._postprocess(text, (1000, 1000), None, None)
+    detections = backend.parse(text, (1000, 1000), None, None)
     assert sorted(d.label for d in detections) == ["car", "door handle"]
     assert all(d.phrase is None for d in detections)
 
@@ -220,7 +245,7 @@ def test_phrase_grounding_skips_what_the_reference_skips_and_answers_the_query(
     assert "the image" not in reference["labels"] and "it" not in reference["labels"]
     expected = [box for box, label in zip(reference["bboxes"], reference["labels"]) if label == answer]
     assert expected
-    detections = checkpoint_backend._postprocess(GROUNDED, (width, height), None, query)
+    detections = checkpoint_backend.parse(GROUNDED, (width, height), None, query)
     assert {d.label for d in detections} == {answer}
     ours = sorted(d.bbox for d in detections)
     assert len(ours) == len(expected)
@@ -232,13 +257,13 @@ def test_a_processor_without_post_processing_config_skips_the_original_list(back
     assert backend.processor.post_processor_config is None
     assert backend.skipped_phrases == SKIPPED_PHRASES
     assert {"the image", "it", "image", "the"} <= SKIPPED_PHRASES
-    detections = backend._postprocess(GROUNDED, (600, 400), None, "cup")
+    detections = backend.parse(GROUNDED, (600, 400), None, "cup")
     assert {d.label for d in detections} == {"a red cup"} and len(detections) == 2
 
 
 def test_only_filler_phrases_answer_nothing(checkpoint_backend):
     text = "</s><s>the image<loc_0><loc_0><loc_999><loc_999>it<loc_1><loc_1><loc_9><loc_9></s>"
-    assert checkpoint_backend._postprocess(text, (600, 400), None, "cup") == []
+    assert checkpoint_backend.parse(text, (600, 400), None, "cup") == []
 
 
 def test_answering_phrase_prefers_the_exact_query_then_shared_words_then_the_first():

@@ -32,7 +32,14 @@ from transformers import (
 from vlm_ros.backends import create_backend
 from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.hf import auto_dtype, resolve_dtype
-from vlm_ros.backends.qwen_vl import GROUNDING_PROMPT, QwenVlBackend, chatml_prompt
+from vlm_ros.backends.qwen_vl import (
+    DESCRIBE_PROMPT,
+    DETECT_ALL_PROMPT,
+    GROUNDING_PROMPT,
+    QwenVlBackend,
+    chatml_prompt,
+)
+from vlm_ros.backends.torch_base import TextRequest
 from vlm_ros.core.pipeline import Pipeline
 from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame
@@ -159,7 +166,8 @@ def test_detect_on_a_real_photo_returns_boxes_inside_the_original_image(backend)
 
 def test_the_vision_tower_sees_the_resized_input(backend):
     rgb = load_photo("coffee")
-    batch, input_size = backend._inputs(rgb, "hello")
+    batch = backend.encode(rgb, "hello")
+    input_size = backend.input_size(batch)
     grid = batch["image_grid_thw"][0].tolist()
     assert input_size == (grid[2] * 14, grid[1] * 14)
     assert MIN_PIXELS <= input_size[0] * input_size[1] <= MAX_PIXELS
@@ -170,7 +178,29 @@ def test_the_vision_tower_sees_the_resized_input(backend):
 
 def test_generation_is_deterministic(backend):
     rgb = load_photo("coffee")
-    assert backend._generate(rgb, "x", 10) == backend._generate(rgb, "x", 10)
+    request = backend.request(rgb, ["x"])
+    first = backend.infer(rgb, request)[1]
+    assert len(first) == 1 and first == backend.infer(rgb, request)[1]
+
+
+def test_the_template_stages_write_one_prompt_per_generation(backend):
+    rgb = load_photo("coffee")
+    assert backend.default_score_threshold == 0.3 and backend.score_threshold == 0.3
+    request = backend.request(rgb, [" the cup ", "a plate", "the cup"])
+    assert backend.task_texts(request) == [GROUNDING_PROMPT.format(phrase="the cup"),
+                                           GROUNDING_PROMPT.format(phrase="a plate")]
+    everything = backend.request(rgb, [])
+    assert everything.everything and backend.task_texts(everything) == [DETECT_ALL_PROMPT]
+    assert backend.task_texts(TextRequest((400, 600), "describe")) == [DESCRIBE_PROMPT]
+    assert backend.task_texts(TextRequest((400, 600), "ask", "Is it hot?")) == \
+        ["Is it hot? Answer briefly."]
+    inputs, outputs = backend.infer(rgb, request)
+    assert len(inputs) == len(outputs) == 2 and all(isinstance(t, str) for t in outputs)
+
+
+def test_an_empty_question_is_refused(backend):
+    with pytest.raises(BackendError, match="non-empty question"):
+        backend.ask(load_photo("coffee"), "   ")
 
 
 def test_postprocess_maps_qwen2_5_pixels_of_the_resized_input_back_to_the_photo(backend):
@@ -178,14 +208,14 @@ def test_postprocess_maps_qwen2_5_pixels_of_the_resized_input_back_to_the_photo(
     # cited in test_parsing.py), coordinates in pixels of the 112 x 84 image the model saw for a
     # 600 x 400 photo.
     answer = '```json\n[\n\t{"bbox_2d": [56, 21, 112, 84], "label": "cup"}\n]\n```'
-    (det,) = backend._postprocess(answer, (600, 400), (112, 84), "the cup")
+    (det,) = backend.parse(answer, (600, 400), (112, 84), "the cup")
     assert det.bbox == pytest.approx((300.0, 100.0, 600.0, 400.0))
     assert det.label == "cup" and det.phrase == "the cup" and det.score == 1.0
 
 
 def test_postprocess_reads_qwen3_grid_when_the_model_is_qwen3(backend, monkeypatch):
     monkeypatch.setattr(backend, "coords", "grid1000")
-    (det,) = backend._postprocess('[{"bbox_2d": [500, 250, 1000, 750], "label": "cup"}]',
+    (det,) = backend.parse('[{"bbox_2d": [500, 250, 1000, 750], "label": "cup"}]',
                                   (600, 400), (112, 84), "cup")
     assert det.bbox == pytest.approx((300.0, 100.0, 600.0, 300.0))
 
@@ -193,7 +223,7 @@ def test_postprocess_reads_qwen3_grid_when_the_model_is_qwen3(backend, monkeypat
 def test_postprocess_drops_boxes_whose_written_score_is_too_low(backend):
     answer = ('[{"bbox_2d": [0, 0, 10, 10], "label": "a", "confidence": 0.1},'
               ' {"bbox_2d": [0, 0, 20, 20], "label": "b", "confidence": 0.9}]')
-    detections = backend._postprocess(answer, (100, 100), (100, 100), None)
+    detections = backend.parse(answer, (100, 100), (100, 100), None)
     assert [d.label for d in detections] == ["b"] and detections[0].score == 0.9
 
 
@@ -252,13 +282,15 @@ def _official_inputs(processor, rgb: np.ndarray, text: str):
     return processor(images=[rgb], text=[prompt], return_tensors="pt")
 
 
-def _positions_used_by_generate(backend: QwenVlBackend, rgb: np.ndarray, text: str) -> torch.Tensor:
-    """The position ids the language model's rotary embedding really receives for the prompt."""
+def _positions_used_by_generate(backend: QwenVlBackend, rgb: np.ndarray, phrase: str
+                                ) -> torch.Tensor:
+    """The position ids the language model's rotary embedding really receives for the prompt
+    of the stages' grounding request for ``phrase``."""
     seen: list[torch.Tensor] = []
     rotary = backend.model.model.language_model.rotary_emb
     handle = rotary.register_forward_hook(lambda _m, args, _out: seen.append(args[1].clone()))
     try:
-        backend._generate(rgb, text, 1)
+        backend.infer(rgb, backend.request(rgb, [phrase]))
     finally:
         handle.remove()
     return seen[0]  # the prefill over the whole prompt
@@ -268,7 +300,7 @@ def test_model_inputs_are_exactly_what_the_official_processor_returns(family_cas
     family, backend, processor = family_case
     rgb = load_photo("coffee")  # 600 x 400: a non-square grid of patches
     text = GROUNDING_PROMPT.format(phrase="the coffee cup")
-    ours, _ = backend._inputs(rgb, text)
+    (ours,) = backend.preprocess(rgb, backend.request(rgb, ["the coffee cup"]))  # the stage
     reference = _official_inputs(processor, rgb, text)
     assert "mm_token_type_ids" in reference  # what M-RoPE needs (transformers 5)
     assert set(ours) == set(reference), family
@@ -286,7 +318,7 @@ def test_generate_uses_the_m_rope_grid_positions_of_get_rope_index(family_case):
     expected, _ = backend.model.model.get_rope_index(
         reference["input_ids"], mm_token_type_ids=reference["mm_token_type_ids"],
         image_grid_thw=reference["image_grid_thw"], attention_mask=reference["attention_mask"])
-    used = _positions_used_by_generate(backend, rgb, text)
+    used = _positions_used_by_generate(backend, rgb, "the coffee cup")
     assert torch.equal(used, expected), family
     # ... which is not the 1-D fallback: image tokens sit on a (t, h, w) grid, so the height and
     # width rows differ from each other and the sequence is shorter in positions than in tokens.

@@ -7,7 +7,7 @@ import inspect
 from typing import Any
 
 from vlm_ros.backends.base import Backend, BackendError, CapabilityError
-from vlm_ros.backends.hub import MODEL_FILES, resolve_model
+from vlm_ros.backends.hub import model_options, resolve_model
 
 # name -> "module:class".  A new model family is one entry here plus its adapter module.
 REGISTRY: dict[str, str] = {
@@ -45,10 +45,11 @@ def backend_class(name: str) -> type[Backend]:
     return cls
 
 
-def default_model(cls: type[Backend]) -> str | None:
-    """The ``model`` an adapter loads when none is given (its constructor's default)."""
+def default_model(cls: type[Backend], option: str = "model") -> str | None:
+    """The ``model`` (or another model ``option``, e.g. blip's ``question_model``) an adapter
+    loads when none is given (its constructor's default)."""
     try:
-        parameter = inspect.signature(cls).parameters.get("model")
+        parameter = inspect.signature(cls).parameters.get(option)
     except (TypeError, ValueError):
         return None
     if parameter is None or not isinstance(parameter.default, str):
@@ -63,15 +64,19 @@ def create_backend(name: str = DEFAULT_BACKEND, **options: Any) -> Backend:
     package, its import path ``package.module:ClassName`` (a Backend subclass): new model
     families plug in by configuration, without editing this registry.
 
-    For the transformers backends the model's source is checked before anything loads
-    (``hub.resolve_model``): a missing or incomplete folder, or a hub id that is neither cached
-    nor downloadable (HF_HUB_OFFLINE, or the hub unreachable), is a one-line BackendError within
-    about a second, naming the backend, the model and what to do.
+    For the transformers backends the model's source (and that of a second model option, e.g.
+    blip's ``question_model``) is checked before anything loads (``hub.resolve_model``): a
+    missing or incomplete folder, or a hub id that is neither cached nor downloadable
+    (HF_HUB_OFFLINE, or the hub unreachable), is a one-line BackendError within about a second,
+    naming the backend (and the option, for a second model), the model and what to do.
     """
     cls = backend_class(name)
-    if name in MODEL_FILES:
-        model = options["model"] if "model" in options else default_model(cls)
-        resolve_model(str(model or ""), MODEL_FILES[name], label=name)
+    for option, requirements in model_options(name):
+        model = options[option] if option in options else default_model(cls, option)
+        if option == "model":
+            resolve_model(str(model or ""), requirements, label=name)
+        elif model:  # a second model option left empty loads none (blip: question_model="")
+            resolve_model(str(model), requirements, label=f"{name} {option}")
     return cls(**options)
 
 

@@ -21,17 +21,19 @@ Two models, each with its processor:
   ``question_model: ""`` loads no question model (captions only, half the memory).
 
 Both models load at start-up, so a missing model is reported when the backend is created, not on
-the first question.  Every call is split into ``_preprocess`` (processor -> tensors on the model's
-device), ``_forward`` (``generate`` under a lock and ``torch.inference_mode``) and
-``_postprocess`` (decode the new tokens).  Greedy decoding, as the model cards do.
+the first question; a missing or incomplete folder is found before anything loads, by the check
+every transformers backend shares (``hub.MODEL_FILES`` / ``hub.OPTION_MODEL_FILES``).  Every call
+runs the stages of vlm_ros/backends/torch_base.py on a ``TextRequest``: its task says which model
+answers (describe: the caption model, ask: the question model); ``preprocess`` (processor ->
+tensors on that model's device), ``forward`` (greedy ``generate``, as the model cards do, and
+decode the new tokens) and ``postprocess_text``.  ``score_threshold`` is accepted (the node and
+CLI pass the user's to every backend), range-checked and unused: BLIP has no scores.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,8 +48,9 @@ from transformers import (
     InstructBlipForConditionalGeneration,
 )
 
-from vlm_ros.backends.base import Backend, BackendError, CapabilityError, require_rgb
-from vlm_ros.backends.hf import load_model, load_pretrained, to_device
+from vlm_ros.backends.base import BackendError, CapabilityError
+from vlm_ros.backends.hf import load_pretrained, to_device
+from vlm_ros.backends.torch_base import TextRequest, TorchBackend
 from vlm_ros.core.types import Detection
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-base"
@@ -78,16 +81,8 @@ class _Model:
     prompt: str = "{question}"
 
 
-def _looks_like_a_folder(model: str) -> bool:
-    """A path, not a hub id ("owner/name"): absolute, relative with ./ or ../, or under ~."""
-    return model.startswith(("/", "./", "../", "~", ".\\")) or Path(model).is_absolute()
-
-
 def _architecture(model: str, allowed: Sequence[str], role: str, example: str) -> str:
     """The checkpoint's architecture, refused with advice unless it is one of ``allowed``."""
-    if _looks_like_a_folder(model) and not Path(model).expanduser().exists():
-        raise BackendError(f"{role} folder {model} does not exist; set `{role}` to a folder "
-                           f"holding a saved checkpoint or to a hub id such as {example}")
     config = load_pretrained(AutoConfig, model)
     architectures = list(getattr(config, "architectures", None) or [])
     for name in architectures:
@@ -100,13 +95,14 @@ def _architecture(model: str, allowed: Sequence[str], role: str, example: str) -
                        f"of {', '.join(allowed)}, e.g. {example}")
 
 
-class BlipBackend(Backend):
+class BlipBackend(TorchBackend):
     """BLIP captions (``describe``) and BLIP VQA answers (``ask``); no detection."""
 
     name = "blip"
     vocabulary = None
     resolves_referring_expressions = False
     capabilities = frozenset({"describe", "ask"})
+    default_score_threshold = None  # no detections, no scores: nothing to threshold
 
     def __init__(
         self,
@@ -117,12 +113,11 @@ class BlipBackend(Backend):
         max_new_tokens: int = 30,
         answer_tokens: int = 10,
         caption_prompt: str = "",
-        score_threshold: float = 0.3,
+        score_threshold: float | None = None,
     ) -> None:
-        """``score_threshold`` is taken (the node and CLI pass it to every backend) and unused:
-        BLIP has no detections to threshold."""
-        if not 0.0 <= score_threshold <= 1.0:
-            raise BackendError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        """``score_threshold`` is taken (the node and CLI pass it to every backend), checked and
+        unused: BLIP has no detections to threshold."""
+        super().__init__(score_threshold)
         if int(max_new_tokens) < 1 or int(answer_tokens) < 1:
             raise BackendError(f"max_new_tokens and answer_tokens must be >= 1, got "
                                f"{max_new_tokens} and {answer_tokens}")
@@ -131,80 +126,75 @@ class BlipBackend(Backend):
         self.max_new_tokens = int(max_new_tokens)
         self.answer_tokens = int(answer_tokens)
         self.caption_prompt = caption_prompt.strip()
-        self.captioner = self._load(model, device, dtype, CAPTION_ARCHITECTURES, "model",
-                                    DEFAULT_MODEL)
+        architecture = _architecture(model, list(CAPTION_ARCHITECTURES), "model", DEFAULT_MODEL)
+        processor = load_pretrained(AutoProcessor, model)
+        self.load(CAPTION_ARCHITECTURES[architecture], model, device, dtype)
+        self.captioner = _Model(model, processor, self.model, self.device, self.dtype)
         self.answerer: _Model | None = None
         if question_model:
-            self.answerer = self._load(str(question_model), device, dtype,
-                                       {k: v[0] for k, v in QUESTION_ARCHITECTURES.items()},
-                                       "question_model", DEFAULT_QUESTION_MODEL)
+            self.answerer = self._load_question_model(str(question_model), device, dtype)
         else:
             self.capabilities = frozenset({"describe"})
-        self._lock = threading.Lock()  # one generation at a time, across both models
 
-    @staticmethod
-    def _load(model: str, device: str, dtype: str, classes: dict[str, Any], role: str,
-              example: str) -> _Model:
-        architecture = _architecture(model, list(classes), role, example)
+    def _load_question_model(self, model: str, device: str, dtype: str) -> _Model:
+        architecture = _architecture(model, list(QUESTION_ARCHITECTURES), "question_model",
+                                     DEFAULT_QUESTION_MODEL)
+        model_class, prompt = QUESTION_ARCHITECTURES[architecture]
         processor = load_pretrained(AutoProcessor, model)
-        loaded, where, precision = load_model(classes[architecture], model, device, dtype)
-        prompt = QUESTION_ARCHITECTURES.get(architecture, (None, "{question}"))[1]
+        loaded, where, precision = self.load_another(model_class, model, device, dtype)
         return _Model(model, processor, loaded, where, precision, prompt)
 
-    # ------------------------------------------------------------------ preprocess
-    def _preprocess(self, which: _Model, rgb: np.ndarray, text: str | None) -> dict[str, Any]:
-        """Processor inputs for one image (a PIL image, as the model cards pass it) and an
-        optional text, on the model's device and dtype."""
-        require_rgb(rgb, self.name)
+    # ------------------------------------------------------------------ the stages
+    def model_for(self, request: TextRequest) -> _Model:
+        """Which model answers ``request``: the caption model describes, the question model
+        answers questions."""
+        if request.task == "ask" and self.answerer is not None:
+            return self.answerer
+        return self.captioner
+
+    def preprocess(self, rgb: np.ndarray, request: TextRequest) -> dict[str, Any]:
+        """Processor inputs for one image (a PIL image, as the model cards pass it) and the
+        text (describe: ``caption_prompt`` if any; ask: the question in the model's prompt), on
+        the answering model's device and dtype."""
+        which = self.model_for(request)
         image = Image.fromarray(np.ascontiguousarray(rgb))
+        text = which.prompt.format(question=request.question) if request.task == "ask" \
+            else self.caption_prompt
         if text:
             batch = which.processor(images=image, text=text, return_tensors="pt")
         else:
             batch = which.processor(images=image, return_tensors="pt")
         return to_device(batch, which.device, which.dtype)
 
-    # ------------------------------------------------------------------ forward
-    def _forward(self, which: _Model, batch: dict[str, Any], max_new_tokens: int) -> torch.Tensor:
-        """Greedy ``generate``: the token ids of the one answer (1-D, on the CPU)."""
-        with self._lock, torch.inference_mode():
-            output = which.model.generate(**batch, max_new_tokens=max_new_tokens,
-                                          do_sample=False, num_beams=1)
-        return output[0].cpu()
-
-    # ------------------------------------------------------------------ post-process
-    @staticmethod
-    def _postprocess(which: _Model, tokens: torch.Tensor, batch: dict[str, Any]) -> str:
-        """Decoded answer text.  A decoder-only language model (BLIP-2 with OPT) echoes the
-        prompt first; that echo is cut off."""
-        prompt_ids = batch.get("input_ids")
+    def forward(self, inputs: dict[str, Any], request: TextRequest) -> str:
+        """Greedy ``generate`` and the decoded answer.  A decoder-only language model (BLIP-2
+        with OPT) echoes the prompt first; that echo is cut off."""
+        which = self.model_for(request)
+        budget = self.answer_tokens if request.task == "ask" else self.max_new_tokens
+        tokens = which.model.generate(**inputs, max_new_tokens=budget, do_sample=False,
+                                      num_beams=1)[0].cpu()
+        prompt_ids = inputs.get("input_ids")
         if prompt_ids is not None:
             prompt_ids = prompt_ids[0].cpu()
             n = len(prompt_ids)
             if len(tokens) > n and torch.equal(tokens[:n], prompt_ids):
                 tokens = tokens[n:]
-        text = which.processor.decode(tokens, skip_special_tokens=True)
-        return " ".join(text.split())
+        return which.processor.decode(tokens, skip_special_tokens=True)
 
-    def _run(self, which: _Model, rgb: np.ndarray, text: str | None, max_new_tokens: int) -> str:
-        batch = self._preprocess(which, rgb, text)
-        return self._postprocess(which, self._forward(which, batch, max_new_tokens), batch)
+    def postprocess_text(self, outputs: str, inputs: Any, request: TextRequest) -> str:
+        """The decoded answer, whitespace collapsed."""
+        return " ".join(outputs.split())
 
     # ------------------------------------------------------------------ interface
     def detect(self, rgb: np.ndarray, queries: Sequence[str]) -> list[Detection]:
         raise CapabilityError(NO_DETECT)
-
-    def describe(self, rgb: np.ndarray) -> str:
-        return self._run(self.captioner, rgb, self.caption_prompt or None, self.max_new_tokens)
 
     def ask(self, rgb: np.ndarray, question: str) -> str:
         if self.answerer is None:
             raise CapabilityError("backend 'blip' was started without a question_model, so it "
                                   f"cannot answer questions; set question_model (e.g. "
                                   f"{DEFAULT_QUESTION_MODEL})")
-        if not isinstance(question, str) or not question.strip():
-            raise BackendError("ask needs a non-empty question")
-        prompt = self.answerer.prompt.format(question=question.strip())
-        return self._run(self.answerer, rgb, prompt, self.answer_tokens)
+        return super().ask(rgb, question)
 
     def warmup(self) -> None:
         """A caption (and an answer) on a dummy image: ``detect`` is not there to warm up."""
@@ -214,8 +204,6 @@ class BlipBackend(Backend):
             self.ask(dummy, "what is this?")
 
     def info(self) -> dict[str, object]:
-        return {**super().info(), "model": self.captioner.model_id,
+        return {**super().info(),
                 "question_model": self.answerer.model_id if self.answerer else None,
-                "device": str(self.captioner.device),
-                "dtype": str(self.captioner.dtype).replace("torch.", ""),
                 "max_new_tokens": self.max_new_tokens, "answer_tokens": self.answer_tokens}

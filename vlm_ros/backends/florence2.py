@@ -18,6 +18,11 @@ Choices, and why:
   tokens, of the probability mass the decoder put within ``LOCATION_TOLERANCE`` bins of the bin
   it chose (greedy decoding, raw logits).  That measures how sure the model was *where* the
   object is, tolerant of the off-by-one-bin split that makes single-token probabilities look low.
+  ``score_threshold`` (default 0.3, ``default_score_threshold``) drops boxes under that score.
+* The stages (vlm_ros/backends/torch_base.py): ``preprocess`` writes one task prompt per phrase
+  (empty queries: ``<OD>``; describe: ``caption_task``) and runs the processor, ``forward``
+  generates and decodes each with its location scores, ``postprocess`` parses the text into
+  Detections and ``postprocess_text`` makes a caption of it.
 * We parse with our own tested parser rather than the processor's ``post_process_generation``:
   that one depends on the checkpoint's ``post_processor_config``, and ours also carries scores.
 * No beam search (the model card uses 3 beams): greedy is ~3x cheaper and keeps the token
@@ -27,19 +32,20 @@ Choices, and why:
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from vlm_ros.backends.base import Backend, BackendError, require_rgb
-from vlm_ros.backends.hf import load_model, load_pretrained, to_device
+from vlm_ros.backends.base import BackendError
+from vlm_ros.backends.hf import load_pretrained, to_device
 from vlm_ros.backends.parsing import (
     extract_answer_text,
     parse_florence_locations,
 )
+from vlm_ros.backends.torch_base import DetectRequest, Request, TextRequest, TorchBackend
 from vlm_ros.core.types import Detection
 
 # The native transformers port (Florence2ForConditionalGeneration); microsoft/Florence-2-* need
@@ -96,39 +102,39 @@ def answering_phrase(labels: Iterable[str], query: str, skipped: frozenset[str])
     return max(enumerate(candidates), key=rank)[1]
 
 
-class Florence2Backend(Backend):
+class Florence2Backend(TorchBackend):
     """Florence-2 via ``AutoModelForImageTextToText``: phrase grounding, OD and captions."""
 
     name = "florence2"
     vocabulary = None
     resolves_referring_expressions = True
     capabilities = frozenset({"describe"})
+    # The floor on a box's location confidence (see the module doc): the value this adapter has
+    # always run at.
+    default_score_threshold = 0.3
+    everything_pass = True  # empty queries: Florence's own <OD> task, not a phrase list
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         device: str = "auto",
         dtype: str = "auto",
-        score_threshold: float = 0.3,
+        score_threshold: float | None = None,
         task: str = GROUNDING_TASKS[0],
         caption_task: str = "<MORE_DETAILED_CAPTION>",
         max_new_tokens: int = 128,
     ) -> None:
-        if not 0.0 <= score_threshold <= 1.0:
-            raise BackendError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        super().__init__(score_threshold)
         if task not in GROUNDING_TASKS:
             raise BackendError(f"task must be one of {GROUNDING_TASKS}, got {task!r}")
         if caption_task not in CAPTION_TASKS:
             raise BackendError(f"caption_task must be one of {CAPTION_TASKS}, got {caption_task!r}")
         if max_new_tokens < 8:
             raise BackendError(f"max_new_tokens must be >= 8, got {max_new_tokens}")
-        self.model_id = model
-        self.score_threshold = float(score_threshold)
         self.task, self.caption_task = task, caption_task
         self.max_new_tokens = int(max_new_tokens)
         self.processor = load_pretrained(AutoProcessor, model)
-        self.model, self.device, self.dtype = load_model(
-            AutoModelForImageTextToText, model, device, dtype)
+        self.load(AutoModelForImageTextToText, model, device, dtype)
         tokenizer = self.processor.tokenizer
         ids = tokenizer.convert_tokens_to_ids([f"<loc_{i}>" for i in range(NUM_LOCATIONS)])
         if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:
@@ -137,22 +143,36 @@ class Florence2Backend(Backend):
         self._bin_of_id = {token_id: i for i, token_id in enumerate(ids)}
         self.skipped_phrases = skipped_phrases(self.processor) if task == PHRASE_GROUNDING_TASK \
             else frozenset()
-        self._lock = threading.Lock()  # one generation at a time
 
-    # ------------------------------------------------------------------ model
-    def _generate(self, rgb: np.ndarray, prompt: str) -> tuple[str, list[float]]:
-        """(decoded text with special tokens, one location score per generated <loc_N>)."""
-        require_rgb(rgb, self.name)
-        batch = self.processor(text=prompt, images=np.ascontiguousarray(rgb), return_tensors="pt")
-        batch = to_device(batch, self.device, self.dtype)
-        with self._lock, torch.inference_mode():
+    # ------------------------------------------------------------------ the stages
+    def task_prompts(self, request: Request) -> list[str]:
+        """The task prompts of ``request``, one generation each: ``task`` + phrase per phrase,
+        ``<OD>`` for everything, ``caption_task`` for describe."""
+        if isinstance(request, TextRequest):
+            return [self.caption_task]
+        return [f"{self.task}{prompt}" for prompt in request.prompts] or [DETECT_ALL_TASK]
+
+    def preprocess(self, rgb: np.ndarray, request: Request) -> list[dict[str, Any]]:
+        """The processor on the image and each task prompt, on the device."""
+        image = np.ascontiguousarray(rgb)
+        return [to_device(self.processor(text=prompt, images=image, return_tensors="pt"),
+                          self.device, self.dtype)
+                for prompt in self.task_prompts(request)]
+
+    def forward(self, inputs: list[dict[str, Any]], request: Request
+                ) -> list[tuple[str, list[float]]]:
+        """Greedy ``generate`` per prompt: (decoded text with special tokens, one location score
+        per generated <loc_N>)."""
+        generations = []
+        for batch in inputs:
             output = self.model.generate(
                 **batch, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
                 return_dict_in_generate=True, output_logits=True)
-        sequence = output.sequences[0]
-        generated = sequence[len(sequence) - len(output.logits):]  # after the decoder start
-        text = self.processor.tokenizer.decode(generated, skip_special_tokens=False)
-        return text, self._location_scores(generated, output.logits)
+            sequence = output.sequences[0]
+            generated = sequence[len(sequence) - len(output.logits):]  # after the decoder start
+            text = self.processor.tokenizer.decode(generated, skip_special_tokens=False)
+            generations.append((text, self._location_scores(generated, output.logits)))
+        return generations
 
     def _location_scores(self, tokens: torch.Tensor, logits: Sequence[torch.Tensor]) -> list[float]:
         scores = []
@@ -166,8 +186,16 @@ class Florence2Backend(Backend):
             scores.append(float(probs[near].sum().clamp(0.0, 1.0)))
         return scores
 
-    # ------------------------------------------------------------------ post-process
-    def _postprocess(
+    def postprocess(self, outputs: list[tuple[str, list[float]]], inputs: Any,
+                    request: DetectRequest) -> list[Detection]:
+        """Each generation's text -> Detections in pixels of the input image, best first."""
+        height, width = request.image_hw
+        detections: list[Detection] = []
+        for phrase, (text, scores) in zip(request.phrases or (None,), outputs):
+            detections += self.parse(text, (width, height), scores, phrase)
+        return sorted(detections, key=lambda d: -d.score)
+
+    def parse(
         self, text: str, image_size: tuple[int, int], location_scores: Sequence[float] | None,
         phrase: str | None,
     ) -> list[Detection]:
@@ -189,24 +217,10 @@ class Florence2Backend(Backend):
                                         bbox=box.bbox, phrase=phrase))
         return sorted(detections, key=lambda d: -d.score)
 
-    # ------------------------------------------------------------------ interface
-    def detect(self, rgb: np.ndarray, queries: Sequence[str]) -> list[Detection]:
-        """Boxes for each phrase in ``queries`` (one generation each); [] -> Florence's <OD>."""
-        if isinstance(queries, str):
-            queries = [queries]
-        height, width = rgb.shape[:2] if hasattr(rgb, "shape") else (0, 0)
-        detections: list[Detection] = []
-        for phrase in list(queries) or [None]:
-            prompt = f"{self.task}{phrase}" if phrase else DETECT_ALL_TASK
-            text, scores = self._generate(rgb, prompt)
-            detections += self._postprocess(text, (width, height), scores, phrase)
-        return sorted(detections, key=lambda d: -d.score)
-
-    def describe(self, rgb: np.ndarray) -> str:
-        text, _ = self._generate(rgb, self.caption_task)
-        return extract_answer_text(text)
+    def postprocess_text(self, outputs: list[tuple[str, list[float]]], inputs: Any,
+                         request: TextRequest) -> str:
+        """The caption: the generated text without special tokens and wrappers."""
+        return extract_answer_text(outputs[0][0])
 
     def info(self) -> dict[str, object]:
-        return {**super().info(), "model": self.model_id, "device": str(self.device),
-                "dtype": str(self.dtype).replace("torch.", ""), "task": self.task,
-                "score_threshold": self.score_threshold}
+        return {**super().info(), "task": self.task}

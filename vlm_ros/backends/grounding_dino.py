@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vlm_ros.backends.base import BackendError, require_rgb
+from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.detections import suppress_duplicates
 from vlm_ros.backends.hf import load_pretrained, to_device
 from vlm_ros.backends.torch_base import DetectRequest, TorchBackend, check_fraction
@@ -190,7 +190,7 @@ class GroundingDinoBackend(TorchBackend):
         not a box-derived heat map and not attention rollout.  A checkpoint without the
         two-stage head falls back to the best phrase score of the boxes covering each pixel.
         """
-        require_rgb(rgb, self.name)
+        self.check_image(rgb)
         height, width = rgb.shape[:2]
         request = self.request(rgb, [phrase])
         if request is None or request.everything:

@@ -4,7 +4,8 @@ A model is a local folder or a hub id.  Offline (no network, or HF_HUB_OFFLINE s
 libraries retry each file for half a minute or more before they give up, so the answer is found
 here first, in about a second at most:
 
-* a folder: it must exist and hold the files the backend's loader reads (``MODEL_FILES``);
+* a folder: it must exist and hold the files the backend's loader reads (``MODEL_FILES``, and
+  ``OPTION_MODEL_FILES`` for a second model such as blip's ``question_model``);
   otherwise the error names what is missing (never a download hint for a path);
 * a hub id with HF_HUB_OFFLINE set: the local hub cache, or a one-line error saying what to do;
 * a hub id otherwise: one short probe of the hub endpoint (HF_ENDPOINT or https://huggingface.co,
@@ -55,6 +56,13 @@ BPE_TOKENIZER = Requirement("tokenizer files (tokenizer.json, or vocab.json and 
                             (("tokenizer.json",), ("vocab.json", "merges.txt")))
 WORDPIECE_TOKENIZER = Requirement("tokenizer files (tokenizer.json or vocab.txt)",
                                   (("tokenizer.json",), ("vocab.txt",)))
+# Any of the tokenizers a language model behind BLIP-2 / InstructBLIP brings: BERT (BLIP VQA),
+# byte-level BPE (OPT), SentencePiece (Flan-T5: spiece.model, Vicuna: tokenizer.model).
+ANY_TOKENIZER = Requirement(
+    "tokenizer files (tokenizer.json, vocab.txt, vocab.json and merges.txt, spiece.model or "
+    "tokenizer.model)",
+    (("tokenizer.json",), ("vocab.txt",), ("vocab.json", "merges.txt"), ("spiece.model",),
+     ("tokenizer.model",)))
 
 # backend name -> the files its loader reads from a model folder (or cached snapshot).
 MODEL_FILES: dict[str, tuple[Requirement, ...]] = {
@@ -62,7 +70,22 @@ MODEL_FILES: dict[str, tuple[Requirement, ...]] = {
     "grounding_dino": (CONFIG, WEIGHTS, IMAGE_PROCESSOR, WORDPIECE_TOKENIZER),  # BERT tokenizer
     "florence2": (CONFIG, WEIGHTS, IMAGE_PROCESSOR, BPE_TOKENIZER),  # BART tokenizer
     "qwen_vl": (CONFIG, WEIGHTS, IMAGE_PROCESSOR, BPE_TOKENIZER),  # Qwen2 tokenizer
+    "blip": (CONFIG, WEIGHTS, IMAGE_PROCESSOR, WORDPIECE_TOKENIZER),  # captions: BERT tokenizer
 }
+# backend name -> {option: files} for the model folders a backend loads from options other than
+# `model`, checked the same way (an empty option loads no model and is not checked).  blip's
+# question model is BLIP VQA (BERT tokenizer) or a BLIP-2 / InstructBLIP checkpoint.
+OPTION_MODEL_FILES: dict[str, dict[str, tuple[Requirement, ...]]] = {
+    "blip": {"question_model": (CONFIG, WEIGHTS, IMAGE_PROCESSOR, ANY_TOKENIZER)},
+}
+
+
+def model_options(backend: str) -> list[tuple[str, tuple[Requirement, ...]]]:
+    """(option, files) for each model folder ``backend`` loads: ``model`` first, then the
+    ``OPTION_MODEL_FILES``; [] for a backend without model files (ssd_coco, openai, plugins)."""
+    if backend not in MODEL_FILES:
+        return []
+    return [("model", MODEL_FILES[backend]), *OPTION_MODEL_FILES.get(backend, {}).items()]
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _probes: dict[str, bool] = {}

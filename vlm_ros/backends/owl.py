@@ -43,7 +43,7 @@ from transformers import (
     OwlViTProcessor,
 )
 
-from vlm_ros.backends.base import BackendError, require_rgb
+from vlm_ros.backends.base import BackendError
 from vlm_ros.backends.detections import suppress_duplicates
 from vlm_ros.backends.hf import load_pretrained, to_device
 from vlm_ros.backends.torch_base import DetectRequest, TorchBackend, check_fraction
@@ -131,7 +131,8 @@ class OwlBackend(TorchBackend):
     def text_embeddings(self, queries: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, Q, D) normalised query embeddings and (1, Q) query mask, cached per query tuple.
 
-        Called under the lock (the LRU is shared state)."""
+        Called from ``preprocess``, under the template's lock and inference mode (the LRU is
+        shared state)."""
         key = tuple(queries)
         cached = self._text_cache.get(key)
         if cached is not None:
@@ -141,9 +142,8 @@ class OwlBackend(TorchBackend):
             list(key), padding="max_length", truncation=True, return_tensors="pt")
         tokens = to_device(tokens, self.device, self.dtype)
         core = getattr(self.model, self.family.core_attribute)
-        with torch.inference_mode():
-            features = core.get_text_features(
-                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        features = core.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
         # transformers 5 returns a ModelOutput with the projected pooler output, 4.x a tensor.
         embeds = getattr(features, "pooler_output", features)
         embeds = embeds / torch.linalg.norm(embeds, ord=2, dim=-1, keepdim=True)
@@ -237,9 +237,9 @@ class OwlBackend(TorchBackend):
         score.  Labels are ``"example"``; scores are the model's sigmoid scores (transformers
         returns them rescaled to display alphas, the best box always 1.0).
         """
-        require_rgb(rgb, self.name)
-        require_rgb(example_rgb, self.name)
-        with self._lock, torch.inference_mode():
+        self.check_image(rgb)
+        self.check_image(example_rgb)
+        with self.exclusive():
             outputs = self.model.image_guided_detection(
                 pixel_values=self.pixel_values(rgb),
                 query_pixel_values=self.pixel_values(example_rgb))
@@ -258,7 +258,7 @@ class OwlBackend(TorchBackend):
     # ------------------------------------------------------------------ relevance
     def relevance_map(self, rgb: np.ndarray, phrase: str) -> np.ndarray:
         """HxW float32 0..1: the sigmoid class score of each patch for ``phrase``, upsampled."""
-        require_rgb(rgb, self.name)
+        self.check_image(rgb)
         if not phrase or not phrase.strip():
             raise BackendError("relevance_map needs a phrase")
         logits, _, (grid_h, grid_w) = self.raw_outputs(rgb, [phrase.strip()])

@@ -4,8 +4,10 @@ Why: "the mug left of the laptop" is one phrase to Qwen-VL; it resolves colour, 
 ordinals itself, and also captions frames and answers questions ("is the door open?").  The cost
 is latency (a 3B model generates ~tens of tokens per box) and the lack of a calibrated score.
 
-The split stays visible: the model family's own processor (preprocess) -> ``generate`` -> parse
-the JSON answer (``parsing.parse_json_boxes``).  Everything the official processor returns goes to
+The split stays visible (the stages of vlm_ros/backends/torch_base.py): the model family's own
+processor on one chat prompt per phrase (``preprocess``) -> ``generate`` and decode (``forward``)
+-> parse the JSON answer (``postprocess``, ``parsing.parse_json_boxes``), or for describe / ask
+the answer text (``postprocess_text``).  Everything the official processor returns goes to
 ``generate`` unchanged: besides ids, mask, pixels and ``image_grid_thw`` that is
 ``mm_token_type_ids`` (transformers >= 5), which marks the image tokens so that
 ``get_rope_index`` gives them M-RoPE's (t, h, w) grid positions; without it transformers falls back
@@ -14,38 +16,31 @@ to plain 1-D positions (Qwen2.5-VL) or refuses (Qwen3-VL) and localisation degra
 missing we build the same processor class without its video processor (``_still_image_processor``)
 so the image path is still the official code, not a re-implementation.
 
-Coordinates differ by generation, which ``_postprocess`` handles from the config's model_type:
+Coordinates differ by generation, which ``parse`` handles from the config's model_type:
 Qwen2.5-VL answers in absolute pixels of its *resized* input (the smart-resize grid:
 ``image_grid_thw`` x patch size), Qwen3-VL on a 0-1000 grid of the image.  Boxes come back in
 pixels of the caller's image.  The model gives no per-box confidence: a box gets the ``score`` /
 ``confidence`` the model wrote in its JSON if any, else 1.0 (it was asked for this phrase and
-named it), and the score threshold only filters boxes with a written score.
+named it), and the score threshold (default 0.3, ``default_score_threshold``) only filters boxes
+with a written score.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 import transformers
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
-from vlm_ros.backends.base import Backend, BackendError, require_rgb
-from vlm_ros.backends.hf import (
-    load_model,
-    load_pretrained,
-    resolve_device,
-    resolve_dtype,
-    to_device,
-)
+from vlm_ros.backends.base import BackendError
+from vlm_ros.backends.hf import load_pretrained, resolve_device, resolve_dtype, to_device
 from vlm_ros.backends.parsing import (
     extract_answer_text,
     parse_json_boxes,
 )
+from vlm_ros.backends.torch_base import DetectRequest, Request, TextRequest, TorchBackend
 from vlm_ros.core.types import Detection
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
@@ -97,30 +92,31 @@ def load_processor(model: str, model_type: str) -> Any:
         return _still_image_processor(model, model_type)
 
 
-class QwenVlBackend(Backend):
+class QwenVlBackend(TorchBackend):
     """Qwen2.5-VL / Qwen3-VL through ``AutoModelForImageTextToText``: phrases -> boxes, Q&A."""
 
     name = "qwen_vl"
     vocabulary = None
     resolves_referring_expressions = True
     capabilities = frozenset({"describe", "ask"})
+    # Qwen-VL writes no score; the floor applies only to boxes whose JSON carries one ("score" /
+    # "confidence"), the others score 1.0.  0.3: the value this adapter has always run at.
+    default_score_threshold = 0.3
+    everything_pass = True  # empty queries: the detect-all prompt, not a phrase list
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         device: str = "auto",
         dtype: str = "auto",
-        score_threshold: float = 0.3,
+        score_threshold: float | None = None,
         max_new_tokens: int = 256,
         answer_tokens: int = 128,
         coords: str = "auto",
     ) -> None:
-        if not 0.0 <= score_threshold <= 1.0:
-            raise BackendError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        super().__init__(score_threshold)
         if max_new_tokens < 1 or answer_tokens < 1:
             raise BackendError("max_new_tokens and answer_tokens must be >= 1")
-        self.model_id = model
-        self.score_threshold = float(score_threshold)
         self.max_new_tokens = int(max_new_tokens)
         self.answer_tokens = int(answer_tokens)
         model_type = getattr(load_pretrained(AutoConfig, model), "model_type", "")
@@ -129,11 +125,9 @@ class QwenVlBackend(Backend):
         self.tokenizer = self.processor.tokenizer
         # dtype "auto" depends on the family (hf.auto_dtype: no float16 for Qwen-VL).
         precision = resolve_dtype(dtype, resolve_device(device), family=model_type)
-        self.model, self.device, self.dtype = load_model(
-            AutoModelForImageTextToText, model, device, str(precision).removeprefix("torch."))
+        self.load(AutoModelForImageTextToText, model, device, str(precision).removeprefix("torch."))
         self.coords = COORDS_BY_MODEL_TYPE.get(model_type, "auto") if coords == "auto" else coords
         self.image_token = getattr(self.processor, "image_token", None) or IMAGE_TOKEN
-        self._lock = threading.Lock()  # one generation at a time
 
     # ------------------------------------------------------------------ preprocess
     def _prompt(self, text: str) -> str:
@@ -146,26 +140,54 @@ class QwenVlBackend(Backend):
                                                       add_generation_prompt=True, tokenize=False)
         return chatml_prompt(text, self.image_token)
 
-    def _inputs(self, rgb: np.ndarray, text: str) -> tuple[dict, tuple[int, int]]:
-        """Model kwargs - every key the official processor returns, as it returns it - and the
-        (width, height) the vision tower actually saw."""
+    def task_texts(self, request: Request) -> list[str]:
+        """What the user turn says, one generation each: the grounding prompt per phrase, the
+        detect-all prompt for everything, the describe prompt, or the question."""
+        if isinstance(request, TextRequest):
+            return [DESCRIBE_PROMPT if request.task == "describe"
+                    else request.question + ASK_SUFFIX]
+        return [GROUNDING_PROMPT.format(phrase=prompt) for prompt in request.prompts] \
+            or [DETECT_ALL_PROMPT]
+
+    def encode(self, rgb: np.ndarray, text: str) -> dict[str, Any]:
+        """Model kwargs for one user turn: every key the official processor returns, as it
+        returns it, on the device."""
         encoded = self.processor(images=[np.ascontiguousarray(rgb)], text=[self._prompt(text)],
                                  return_tensors="pt")
-        _, grid_h, grid_w = (int(v) for v in encoded["image_grid_thw"][0])
-        patch = int(getattr(self.image_processor, "patch_size", 14))
-        batch = to_device(encoded, self.device, self.dtype)
-        return batch, (grid_w * patch, grid_h * patch)
+        return to_device(encoded, self.device, self.dtype)
 
-    def _generate(self, rgb: np.ndarray, text: str, max_new_tokens: int) -> tuple[str, tuple]:
-        require_rgb(rgb, self.name)
-        batch, input_size = self._inputs(rgb, text)
-        with self._lock, torch.inference_mode():
-            output = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
-        new_tokens = output[0, batch["input_ids"].shape[1]:]
-        return self.tokenizer.decode(new_tokens, skip_special_tokens=True), input_size
+    def input_size(self, batch: dict[str, Any]) -> tuple[int, int]:
+        """The (width, height) the vision tower actually saw (``image_grid_thw`` x patch)."""
+        _, grid_h, grid_w = (int(v) for v in batch["image_grid_thw"][0])
+        patch = int(getattr(self.image_processor, "patch_size", 14))
+        return grid_w * patch, grid_h * patch
+
+    def preprocess(self, rgb: np.ndarray, request: Request) -> list[dict[str, Any]]:
+        """One chat prompt per generation (``task_texts``), through the official processor."""
+        return [self.encode(rgb, text) for text in self.task_texts(request)]
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, inputs: list[dict[str, Any]], request: Request) -> list[str]:
+        """Greedy ``generate`` per prompt; the new tokens decoded without special tokens."""
+        budget = self.answer_tokens if isinstance(request, TextRequest) else self.max_new_tokens
+        texts = []
+        for batch in inputs:
+            output = self.model.generate(**batch, max_new_tokens=budget, do_sample=False)
+            new_tokens = output[0, batch["input_ids"].shape[1]:]
+            texts.append(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
+        return texts
 
     # ------------------------------------------------------------------ post-process
-    def _postprocess(
+    def postprocess(self, outputs: list[str], inputs: list[dict[str, Any]],
+                    request: DetectRequest) -> list[Detection]:
+        """Each answer's boxes in pixels of the input image, best first."""
+        height, width = request.image_hw
+        detections: list[Detection] = []
+        for phrase, text, batch in zip(request.phrases or (None,), outputs, inputs):
+            detections += self.parse(text, (width, height), self.input_size(batch), phrase)
+        return sorted(detections, key=lambda d: -d.score)
+
+    def parse(
         self, text: str, image_size: tuple[int, int], input_size: tuple[int, int],
         phrase: str | None,
     ) -> list[Detection]:
@@ -181,31 +203,12 @@ class QwenVlBackend(Backend):
             ))
         return detections
 
-    # ------------------------------------------------------------------ interface
-    def detect(self, rgb: np.ndarray, queries: Sequence[str]) -> list[Detection]:
-        """One generation per phrase (so every box knows which phrase it answers); [] -> all."""
-        if isinstance(queries, str):
-            queries = [queries]
-        height, width = rgb.shape[:2]
-        detections: list[Detection] = []
-        for phrase in list(queries) or [None]:
-            prompt = GROUNDING_PROMPT.format(phrase=phrase) if phrase else DETECT_ALL_PROMPT
-            text, input_size = self._generate(rgb, prompt, self.max_new_tokens)
-            detections += self._postprocess(text, (width, height), input_size, phrase)
-        return sorted(detections, key=lambda d: -d.score)
-
-    def describe(self, rgb: np.ndarray) -> str:
-        return extract_answer_text(self._generate(rgb, DESCRIBE_PROMPT, self.answer_tokens)[0])
-
-    def ask(self, rgb: np.ndarray, question: str) -> str:
-        text, _ = self._generate(rgb, question.strip() + ASK_SUFFIX, self.answer_tokens)
-        return extract_answer_text(text)
+    def postprocess_text(self, outputs: list[str], inputs: Any, request: TextRequest) -> str:
+        """The answer without reasoning blocks, template markers or fences."""
+        return extract_answer_text(outputs[0])
 
     def warmup(self) -> None:
         self.describe(np.zeros((64, 64, 3), np.uint8))
 
     def info(self) -> dict[str, object]:
-        return {**super().info(), "model": self.model_id, "device": str(self.device),
-                "dtype": str(self.dtype).replace("torch.", ""), "coords": self.coords,
-                "score_threshold": self.score_threshold}
-
+        return {**super().info(), "coords": self.coords}
