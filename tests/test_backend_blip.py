@@ -167,6 +167,9 @@ def test_registry_loads_both_tiny_models_with_the_declared_traits(caption_dir, v
     assert info["device"] == "cpu" and info["dtype"] == "float32"
     assert isinstance(backend.captioner.model, BlipForConditionalGeneration)
     assert isinstance(backend.answerer.model, BlipForQuestionAnswering)
+    # BLIP has no scores: the user's threshold is checked and kept, unused; unset it is None.
+    assert backend.default_score_threshold is None and backend.score_threshold == 0.3
+    assert BlipBackend(model=caption_dir, question_model="", device="cpu").score_threshold is None
 
 
 def test_defaults_are_the_small_cpu_capable_blip_base_checkpoints():
