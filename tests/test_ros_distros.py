@@ -45,7 +45,7 @@ RCLPY_ALLOWLIST: dict[str, set[str]] = {
     "rclpy.duration": {"Duration"},
     "rclpy.exceptions": {"ParameterNotDeclaredException", "InvalidParameterValueException",
                          "ParameterAlreadyDeclaredException", "InvalidParameterTypeException",
-                         "ParameterImmutableException"},
+                         "ParameterImmutableException", "ParameterException"},
     "rclpy.executors": {"Executor", "ExternalShutdownException", "MultiThreadedExecutor",
                         "SingleThreadedExecutor", "ShutdownException", "TimeoutException"},
     "rclpy.lifecycle": {"LifecycleNode", "LifecycleNodeMixin", "LifecycleState", "State",
