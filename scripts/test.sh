@@ -13,6 +13,13 @@ export MUJOCO_GL="${MUJOCO_GL:-osmesa}"
 bash scripts/build_ros_package.sh
 eval "$(bash scripts/build_ros_package.sh --print-env)"
 export VLM_ROS_REQUIRE_INTERFACES=1
+# Humble's Python: tests/test_ros_distros.py byte-compiles every file with a real 3.10 when one is
+# at hand (pyenv keeps one on these machines).
+if [ -z "${PYTHON310:-}" ]; then
+  for candidate in "$(command -v python3.10 || true)" "$HOME"/.pyenv/versions/3.10*/bin/python3.10; do
+    if [ -x "$candidate" ]; then export PYTHON310="$candidate"; break; fi
+  done
+fi
 # DDS discovery stays on this machine; tests/conftest.py sets the same for every test process.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 100 ))}"
