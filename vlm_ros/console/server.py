@@ -289,10 +289,18 @@ class ConsoleServer:
 
     async def status_loop(self) -> None:
         """Once a second: does the node read our commands; the voice state (it loads late)."""
+        counts = (time.monotonic(), self.node.camera_frames, self.node.camera_forwarded)
         while True:
             await asyncio.sleep(1.0)
+            now = (time.monotonic(), self.node.camera_frames, self.node.camera_forwarded)
+            span = max(1e-3, now[0] - counts[0])
+            camera = {"received_fps": round((now[1] - counts[1]) / span, 1),
+                      "forwarded_fps": round((now[2] - counts[2]) / span, 1),
+                      "max_fps": self.node.max_fps}
+            counts = now
             if self.browsers:
                 self._broadcast({"type": "status", "node_seen": self.node.node_seen(),
+                                 "camera": camera,
                                  "voice": self.voice.status() if self.voice
                                  else {"state": "off", "reason": ""}})
 
@@ -381,6 +389,8 @@ def run_console(node: str = "/vlm_ros", host: str = "127.0.0.1", port: int = 808
     finally:
         server.close()
         executor.shutdown()
+        if spinner.is_alive():
+            spinner.join(timeout=5.0)
         console.destroy_node()
         if owns_rclpy and rclpy.ok():
             rclpy.shutdown()

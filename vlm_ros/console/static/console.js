@@ -50,7 +50,11 @@ function onMessage(m) {
       showVoice(m.voice);
       showNodeSeen(m.node_seen);
       break;
-    case "status": showVoice(m.voice); showNodeSeen(m.node_seen); break;
+    case "status":
+      showVoice(m.voice); showNodeSeen(m.node_seen);
+      stats.camera = m.camera;
+      $("health-console").textContent = `${m.camera.received_fps} frames/s in · ${m.camera.forwarded_fps} sent (max ${m.camera.max_fps})`;
+      break;
     case "result": stats.results++; addLog(m.result); showResult(m.result); break;
     case "health": showHealth(m.health); break;
     case "sent": stats.sent.push(m); break;
