@@ -432,13 +432,44 @@ def _ws_status(url: str, origin: str | None, headers: dict[str, str] | None = No
 
 @pytest.mark.ros
 @pytest.mark.slow
+def test_a_slow_browser_gets_fewer_frames_not_a_backlog(rig: Rig) -> None:
+    """Flow control: without an acknowledgement no second frame is sent (for 2 s), and each
+    acknowledgement releases exactly the newest frame."""
+    import aiohttp
+
+    port = rig.console.port
+
+    async def slow_reader() -> list[int]:
+        frames = []
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                f"ws://127.0.0.1:{port}/ws", headers={"Origin": f"http://127.0.0.1:{port}"}) as ws:
+            for phase in range(3):  # 1.5 s without ack, then ack and 0.5 s, twice
+                count, deadline = 0, time.monotonic() + (1.5 if phase == 0 else 0.5)
+                while (left := deadline - time.monotonic()) > 0:
+                    try:
+                        message = await ws.receive(timeout=left)
+                    except asyncio.TimeoutError:
+                        break
+                    if message.type == aiohttp.WSMsgType.BINARY:
+                        count += 1
+                frames.append(count)
+                await ws.send_json({"type": "ack"})
+        return frames
+
+    assert asyncio.run(slow_reader()) == [1, 1, 1]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
 def test_other_address_needs_the_token(rig: Rig) -> None:
     address = _machine_ip()
     bind = address or "0.0.0.0"
     reach = address or "127.0.0.1"
-    token = "test-token-5f3a9c"
-    outside = ConsoleProcess("--host", bind, "--token", token, "--no-voice")
+    outside = ConsoleProcess("--host", bind, "--no-voice")  # no --token: one is made, printed
     try:
+        token = re.search(r"\?token=(\S+)", outside.url).group(1)
+        assert len(token) >= 16
+        _until(lambda: any(f"token {token}" in line for line in outside.log), 5, "the token line")
         base = f"http://{reach}:{outside.port}"
         assert _http_status(f"{base}/") == 401
         assert _http_status(f"{base}/?token=wrong-token") == 401
