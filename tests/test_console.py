@@ -259,7 +259,9 @@ def test_typed_command_is_answered_and_drawn(rig: Rig) -> None:
     row = rig.browser.find_element("css selector", "#log tbody tr")
     assert "grab the red cup" in row.text and "ok" in row.text
     assert re.search(r"\d+ \(model \d+\)", row.text), row.text  # timing_ms: total (model)
-    time.sleep(0.5)  # a few live frames with the overlay
+    # the health panel's model time and result count come with the next /diagnostics (1 Hz)
+    _until(lambda: "ms p50" in rig.text("health-model")
+           and not rig.text("health-queue").endswith(" 0 results"), 5, "model time in health")
     rig.browser.save_screenshot(str(ROOT / "docs" / "console.png"))
 
 
