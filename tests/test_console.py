@@ -244,7 +244,7 @@ def test_live_view_streams_at_least_10_fps(rig: Rig) -> None:
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_typed_command_is_answered_and_drawn(rig: Rig) -> None:
+def test_typed_command_is_answered_and_drawn(rig: Rig, tmp_path: Path) -> None:
     debug_before, results_before = rig.stats("debugFrames"), rig.stats("results")
     grasps = rig.graph.listener.count("grasp_pose")
     rig.type_command("grab the red cup")
@@ -262,7 +262,12 @@ def test_typed_command_is_answered_and_drawn(rig: Rig) -> None:
     # the health panel's model time and result count come with the next /diagnostics (1 Hz)
     _until(lambda: "ms p50" in rig.text("health-model")
            and not rig.text("health-queue").endswith(" 0 results"), 5, "model time in health")
-    rig.browser.save_screenshot(str(ROOT / "docs" / "console.png"))
+    # The README's picture: refreshed with VLM_ROS_UPDATE_DOCS=1 (a plain test run must not
+    # rewrite a tracked file); otherwise taken all the same, into the test's temporary folder.
+    shot = (ROOT / "docs" / "console.png" if os.environ.get("VLM_ROS_UPDATE_DOCS") == "1"
+            else tmp_path / "console.png")
+    assert rig.browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
 
 
 @pytest.mark.ros
