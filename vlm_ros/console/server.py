@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from vlm_ros.console.security import COOKIE, Access
+from vlm_ros.console.voice import MAX_RECORDING_S
 
 STATIC = Path(__file__).resolve().parent / "static"
 FRAME_SOURCES = {"camera": 1, "debug": 2}
@@ -262,8 +263,6 @@ class ConsoleServer:
     def _on_audio(self, browser: _Browser, data: bytes) -> None:
         if browser.audio is None:
             return
-        from vlm_ros.console.voice import MAX_RECORDING_S
-
         if len(browser.audio) + len(data) <= MAX_RECORDING_S * browser.audio_rate * 2:
             browser.audio.extend(data)
 
