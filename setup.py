@@ -9,6 +9,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["vlm_ros", "vlm_ros.*"]),
+    package_data={"vlm_ros.console": ["static/*"]},
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
@@ -71,6 +72,8 @@ setup(
             "opencc-python-reimplemented>=0.1.7,<0.2",
             "sounddevice>=0.5",
         ],
+        # The web console (`vlm-ros console`, `vlm-ros demo --console`): its server is aiohttp.
+        "console": ["aiohttp>=3.9"],
         "test": [
             "pytest>=8",
             "hypothesis>=6.100",
@@ -78,6 +81,7 @@ setup(
             "ros-kilted-rosidl-adapter",
             "ros-kilted-rosidl-parser",
             "ruff>=0.6",
+            "selenium>=4.11",  # the console's browser tests (Debian's chromium + chromedriver)
         ],
     },
     entry_points={"console_scripts": ["vlm-ros=vlm_ros.cli:main", "vlm_node=vlm_ros.ros.node:main",

@@ -3,9 +3,10 @@
 # test photos, lints, and runs the whole suite.  Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh "ros,ros-build,models,test,vlm,sim,voice"
+bash scripts/bootstrap.sh "ros,ros-build,models,test,vlm,sim,voice,console"
 bash scripts/ensure_osmesa.sh
 bash scripts/ensure_espeak.sh
+bash scripts/ensure_chromium.sh
 export MUJOCO_GL="${MUJOCO_GL:-osmesa}"
 .venv/bin/python scripts/fetch_test_photos.py --dest .cache/photos
 # The ROS package as colcon builds it (interfaces + bindings): the service, action, lifecycle and

@@ -82,14 +82,15 @@ class RosGraph:
     """Node process + camera + client + listener."""
 
     def __init__(self, node_args: list[str], env: dict[str, str] | None = None,
-                 ready: bool = True) -> None:
+                 ready: bool = True, camera_rate_hz: float = 10.0) -> None:
         """``ready=False``: do not wait for the node's topics (a lifecycle node started with
-        autostart:=false has none until configured and activated); wait_until_linked() later."""
+        autostart:=false has none until configured and activated); wait_until_linked() later.
+        ``camera_rate_hz``: the PhotoCamera's frames per second."""
         # The environment carries ROS_AUTOMATIC_DISCOVERY_RANGE and ROS_DOMAIN_ID.
         self.node = NodeProcess(node_args, env=env)
         rclpy.init()
         blank = np.zeros((48, 64, 3), np.uint8)
-        self.camera = PhotoCamera(blank, np.ones((48, 64), np.float32), rate_hz=10.0)
+        self.camera = PhotoCamera(blank, np.ones((48, 64), np.float32), rate_hz=camera_rate_hz)
         self.client = CommandClient("/vlm_ros", name="vlm_ros_test_client")
         self.listener = Listener()
         # The robot's side of a several-step command: "done" / "failed" on robot_status.

@@ -6,6 +6,8 @@
     vlm-ros say "TEXT" [--wait S]          # text teleop: publish a command, print the result
     vlm-ros camera --image PATH [...]      # publish a photo as an RGB-D camera would
     vlm-ros demo [--out DIR] [--photo]     # the README's main job (the MuJoCo closed loop)
+    vlm-ros demo --console                 # the MuJoCo robot, driven from a browser
+    vlm-ros console [--node N] [--host H]  # web console: live view, commands, voice, STOP
     vlm-ros eval sim --scenes N --seed S --json   # score the chain against sim ground truth
     vlm-ros soak --minutes M --json        # load/soak the node (30 Hz RGB-D + command burst)
     vlm-ros bench [--backend B] --json     # per-stage latency, first goal, tracked goal rate
@@ -339,6 +341,10 @@ def cmd_camera(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.console:
+        from vlm_ros.console.demo import run_sim_console
+
+        return run_sim_console(args)
     if args.photo:
         from vlm_ros.demo import run_photo_demo
 
@@ -346,6 +352,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from vlm_ros.sim.demo import run_sim_demo
 
     return run_sim_demo(args.out, seed=args.seed)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from vlm_ros.console.args import run_from_args
+
+    return run_from_args(args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -607,6 +619,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--photo", action="store_true",
                       help="ground a real photo through the node instead of the simulator")
+    demo.add_argument("--console", action="store_true",
+                      help="no script: drive the simulated robot from the web console")
+    from vlm_ros.console.args import add_console_arguments
+
+    add_console_arguments(demo, demo=True)
+    console = sub.add_parser("console", help="web page: live view, commands, push-to-talk, "
+                                             "STOP (needs the console extra: aiohttp)")
+    add_console_arguments(console)
 
     evaluate = sub.add_parser("eval", help="score the whole chain against ground truth")
     eval_kinds = evaluate.add_subparsers(dest="eval_kind", required=True)
@@ -675,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
                 "describe": cmd_describe, "ask": cmd_ask, "backends": cmd_backends,
                 "eval": cmd_eval, "soak": cmd_soak, "bench": cmd_bench,
                 "transcribe": cmd_transcribe,
-                "listen": cmd_listen}
+                "listen": cmd_listen, "console": cmd_console}
     return handlers[args.command_name](args)
 
 
