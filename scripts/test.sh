@@ -17,8 +17,11 @@ export VLM_ROS_REQUIRE_INTERFACES=1
 # Humble's Python: tests/test_ros_distros.py byte-compiles every file with a real 3.10 when one is
 # at hand (pyenv keeps one on these machines).
 if [ -z "${PYTHON310:-}" ]; then
-  for candidate in "$(command -v python3.10 || true)" "$HOME"/.pyenv/versions/3.10*/bin/python3.10; do
-    if [ -x "$candidate" ]; then export PYTHON310="$candidate"; break; fi
+  # (pyenv's shim on PATH may be there without answering: run each candidate to be sure.)
+  for candidate in "$HOME"/.pyenv/versions/3.10*/bin/python3.10 "$(command -v python3.10 || true)"; do
+    if [ -x "$candidate" ] && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then
+      export PYTHON310="$candidate"; break
+    fi
   done
 fi
 # DDS discovery stays on this machine; tests/conftest.py sets the same for every test process.
