@@ -511,8 +511,12 @@ def make_executor(node: VlmRosNode) -> Executor:
     30 Hz RGB-D stream it could not take 50 commands/s off DDS (vlm-ros soak).
     """
     if node.needs_parallel_callbacks:
-        # cameras, commands, a waiting ~/ground call, an executing ~/instruct goal, and the
-        # cancel request that must reach it meanwhile.
+        # An executing ~/instruct goal or a waiting ~/ground call holds one thread; the others
+        # take camera frames, commands (a stop, answers to its question) and a cancel meanwhile.
+        # Threads cost the worker GIL time (vlm-ros bench, interfaces built, 30 Hz RGB-D: first
+        # goal p50 555 ms with 5 threads, 401 ms with 3; 100 ms single-threaded without the
+        # interfaces), but with 3 a stop from the console took up to 142 ms to reach ~/stop
+        # (tests/test_console.py, limit 100 ms; 5 threads: 22 ms).  A stop comes first.
         return MultiThreadedExecutor(num_threads=5)
     return SingleThreadedExecutor()
 

@@ -81,14 +81,12 @@ class CountingCamera(PhotoCamera):
     both sides can then be read once every frame in flight has arrived.
     """
 
-    published = 0
     paused = False
 
     def publish_once(self) -> None:
         if self.paused:
             return
-        super().publish_once()
-        self.published += 1
+        super().publish_once()  # PhotoCamera counts what it published (``published``)
 
 
 def coffee_scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray, CameraIntrinsics]:
