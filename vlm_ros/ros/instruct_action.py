@@ -72,7 +72,8 @@ class InstructServer:
 
     def __init__(self, node: Node, action_type: Any, interfaces: Any, worker: Worker,
                  frames: FrameBuffer, outputs: Outputs, settings: Callable[[], NodeSettings],
-                 backend_name: str, accepting: Callable[[], bool] = lambda: True) -> None:
+                 backend_name: str, accepting: Callable[[], bool] = lambda: True,
+                 name: str = "~/instruct") -> None:
         self._node = node
         self._action_type = action_type
         self._interfaces = interfaces
@@ -87,7 +88,7 @@ class InstructServer:
         worker.observer = self._observe
         # Reentrant: a cancel request must be taken while the goal's execute callback waits.
         self._server = ActionServer(
-            node, action_type, "~/instruct", execute_callback=self._execute,
+            node, action_type, name, execute_callback=self._execute,
             goal_callback=self._on_goal, cancel_callback=lambda _handle: CancelResponse.ACCEPT,
             callback_group=ReentrantCallbackGroup())
 

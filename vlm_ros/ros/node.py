@@ -27,6 +27,7 @@ import collections
 import concurrent.futures
 import gc
 import sys
+import threading
 import time
 from typing import Any
 
@@ -41,6 +42,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.service import Service
@@ -106,7 +108,6 @@ class VlmRosNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Only blocking callbacks (~/ground, ~/instruct) need more executor threads.
         self._srv_module = messages.optional_module("vlm_ros.srv")
-        self.needs_parallel_callbacks = self._srv_module is not None
         self._nothing_configured()
         self._configure_error: BaseException | None = None
         if self.settings.autostart:
@@ -129,6 +130,7 @@ class VlmRosNode(LifecycleNode):
         self._diagnostics_timer: Any = None
         self._inputs: list[Any] = []  # what activate creates and deactivate destroys
         self.instruct: InstructServer | None = None
+        self._blocking: BlockingInterfaces | None = None
         self._active = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -224,11 +226,15 @@ class VlmRosNode(LifecycleNode):
         # ~/command it lives from configure to cleanup: inactive, new goals are refused, and a
         # goal that deactivation ends can still hand its client the result.
         actions = messages.optional_module("vlm_ros.action")
-        if actions is not None and self.outputs.interfaces is not None:
-            self.instruct = InstructServer(self, actions.Instruct, self.outputs.interfaces,
-                                           self.worker, self.frames, self.outputs,
-                                           lambda: self.settings, self.backend.name,
-                                           accepting=lambda: self._active)
+        if self.outputs.interfaces is not None and (actions is not None or
+                                                   self._srv_module is not None):
+            self._blocking = BlockingInterfaces(self)
+        if actions is not None and self._blocking is not None:
+            self.instruct = InstructServer(self._blocking.node, actions.Instruct,
+                                           self.outputs.interfaces, self.worker, self.frames,
+                                           self.outputs, lambda: self.settings,
+                                           self.backend.name, accepting=lambda: self._active,
+                                           name=self._blocking.name("instruct"))
         self.get_logger().info(
             f"vlm_ros configured: backend={self.backend.name}, parser={settings.parser}, "
             f"base_frame={settings.base_frame}, goal_frame={settings.goal_frame_name()}, "
@@ -267,16 +273,19 @@ class VlmRosNode(LifecycleNode):
         # The robot says when it finished what it was sent: a plan's next step waits for it.
         inputs.append(self.create_subscription(String, "robot_status", self._on_robot_status,
                                                reliable, callback_group=commands))
-        if self._srv_module is not None:
-            # Its own callback group: the service waits for the worker's answer, which needs
-            # camera frames that other executor threads deliver meanwhile.
-            inputs.append(self.create_service(self._srv_module.Ground, "~/ground",
-                                              self._on_ground_service,
-                                              callback_group=MutuallyExclusiveCallbackGroup()))
+        if self._srv_module is not None and self._blocking is not None:
+            # On the blocking-interfaces node: the call waits for the worker's answer.
+            side = self._blocking.node
+            inputs.append((side, side.create_service(
+                self._srv_module.Ground, self._blocking.name("ground"),
+                self._on_ground_service)))
 
     def _close_inputs(self) -> None:
         for entity in self._inputs:
-            if isinstance(entity, Service):
+            if isinstance(entity, tuple):  # (the blocking-interfaces node, its service)
+                owner, service = entity
+                owner.destroy_service(service)
+            elif isinstance(entity, Service):
                 self.destroy_service(entity)
             elif isinstance(entity, Subscription):
                 self.destroy_subscription(entity)
@@ -310,6 +319,9 @@ class VlmRosNode(LifecycleNode):
         if self.instruct is not None:
             self.instruct.destroy()
             self.instruct = None
+        if self._blocking is not None:
+            self._blocking.close()
+            self._blocking = None
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
         if self.outputs is not None:
@@ -495,6 +507,42 @@ def _free_model_memory() -> None:
             pass
 
 
+class BlockingInterfaces:
+    """A second node, ``<name>_interfaces``, that hosts the callbacks which wait: the ~/ground
+    service and the ~/instruct action, under the main node's names (``/<ns>/vlm_ros/ground``).
+
+    They wait for the worker (a frame, the model, an answer); on the main node they would need
+    the MultiThreadedExecutor for every camera callback too.  Here a small thread pool serves
+    only them, and the main node keeps its single-threaded executor.
+    """
+
+    def __init__(self, main: Node) -> None:
+        self._prefix = main.get_fully_qualified_name().rstrip("/")
+        self.node = Node(f"{main.get_name()}_interfaces", namespace=main.get_namespace(),
+                         context=main.context, start_parameter_services=False)
+        # An executing goal or a waiting call holds a thread; others take cancels and new calls.
+        self._executor = MultiThreadedExecutor(num_threads=3, context=main.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name="vlm_ros_interfaces",
+                                        daemon=True)
+        self._thread.start()
+
+    def name(self, leaf: str) -> str:
+        """The main node's private name ``~/leaf``, written out (remapping is per node)."""
+        return f"{self._prefix}/{leaf}"
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except Exception:  # noqa: BLE001 - the context is shutting down
+            pass
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self._thread.join(timeout=2.0)
+
+
 def _camera_qos(reliability: str) -> QoSProfile:
     if reliability == "best_effort":
         return qos_profile_sensor_data
@@ -504,21 +552,16 @@ def _camera_qos(reliability: str) -> QoSProfile:
 
 
 def make_executor(node: VlmRosNode) -> Executor:
-    """One thread for the store-only callbacks; more only when a callback blocks (~/ground).
+    """One thread for the node's own callbacks, which only store or queue.
 
     The Python MultiThreadedExecutor costs far more per callback (futures, a thread pool, more
     wait-set rebuilds) and its threads fight the worker for the GIL: on a 2-core CPU under a
-    30 Hz RGB-D stream it could not take 50 commands/s off DDS (vlm-ros soak).
+    30 Hz RGB-D stream it could not take 50 commands/s off DDS (vlm-ros soak), and with it the
+    first goal took ~4x longer (vlm-ros bench).  The callbacks that block (~/ground,
+    ~/instruct) live on a node of their own with its own executor (BlockingInterfaces).
     """
-    if node.needs_parallel_callbacks:
-        # An executing ~/instruct goal or a waiting ~/ground call holds one thread; the others
-        # take camera frames, commands (a stop, answers to its question) and a cancel meanwhile.
-        # Threads cost the worker GIL time (vlm-ros bench, interfaces built, 30 Hz RGB-D: first
-        # goal p50 555 ms with 5 threads, 401 ms with 3; 100 ms single-threaded without the
-        # interfaces), but with 3 a stop from the console took up to 142 ms to reach ~/stop
-        # (tests/test_console.py, limit 100 ms; 5 threads: 22 ms).  A stop comes first.
-        return MultiThreadedExecutor(num_threads=5)
-    return SingleThreadedExecutor()
+    return SingleThreadedExecutor(context=node.context)
+
 
 
 def main(args: list[str] | None = None) -> None:
