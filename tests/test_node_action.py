@@ -172,6 +172,22 @@ def test_a_new_goal_supersedes_the_waiting_one(node) -> None:
     assert status == GoalStatus.STATUS_SUCCEEDED, result.result.message
 
 
+def test_another_command_ends_the_goal_instead_of_becoming_its_result(node) -> None:
+    """A command of its own on ~/command while the goal waits (not an answer) is not this goal's
+    outcome: the goal ends cancelled, naming it, and carries none of its goals."""
+    graph, executive = node
+    graph.show(*scenes.two_cups())
+    run = executive.send("grab the cup")
+    run.wait_for_stage(Instruct.Feedback.STAGE_AWAITING_CLARIFICATION)
+    graph.say("grab the cup")  # the operator starts over: a new command, a new question
+    status, result = run.result()
+    assert status == GoalStatus.STATUS_ABORTED
+    assert result.outcome == Instruct.Result.OUTCOME_CANCELLED
+    assert "superseded by another command: 'grab the cup'" in result.result.message
+    assert result.result.goals == []
+    graph.say("stop")  # leave no question open for the next test
+
+
 def test_a_goal_not_found_is_refused(node) -> None:
     graph, executive = node
     graph.show(*scenes.coffee())

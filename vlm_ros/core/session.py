@@ -211,6 +211,10 @@ class CommandSession:
     _track: _Track | None = None
     _plan: _PlanRun | None = None
     _suggested: str | None = None  # a typo's correction, awaiting yes / no
+    # Did the last command() answer the open question (a clarification, a "did you mean", a
+    # confirmation) rather than start a command of its own?  Owners that follow one
+    # conversation (the ~/instruct action) read it right after command().
+    last_command_continues: bool = False
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # ------------------------------------------------------------------------------ queries
@@ -268,14 +272,18 @@ class CommandSession:
             return [self._reply("rejected", Instruction(text=str(text)[:80]),
                                 f"command longer than {limit} characters", command)]
         started = time.perf_counter()
+        self.last_command_continues = False
         plan = self.parse(text)
         if plan.error is None and [s.action for s in plan.steps] == ["stop"]:
             return self.stop(command, now)
         answer = is_confirmation(text)
         if answer is not None:
+            self.last_command_continues = self._awaiting is not None or \
+                self._suggested is not None
             if self._awaiting is None and self._suggested is not None:
                 return self._answer_suggestion(command, answer, now)
             return self._answer_confirmation(command, answer, now)
+        self.last_command_continues = plan.is_followup and self.pending is not None
         effects = self._drop_confirmation("superseded by a new command; nothing will move")
         self._track = None  # a new command replaces whatever was tracked or followed
         answers_plan = plan.is_followup and self._plan is not None and self.pending is not None
@@ -294,6 +302,7 @@ class CommandSession:
         if plan.refusal is not None and self.pending is not None and plan.negated is not None \
                 and plan.negated.target is not None:
             # "别拿红色的" answering "Which cup?": not the red one.
+            self.last_command_continues = True
             plan = Plan(text=plan.text, language=plan.language, steps=[Instruction(
                 text=plan.text, language=plan.language, is_followup=True,
                 target=ObjectQuery(text=plan.text, exclusions=[plan.negated.target]))])

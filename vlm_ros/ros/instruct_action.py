@@ -61,9 +61,11 @@ class _ActiveGoal:
     notes: queue.Queue = field(default_factory=queue.Queue)
     superseded: threading.Event = field(default_factory=threading.Event)
     ended_why: str = "superseded by a new goal"
+    waiting: bool = False  # a question or a plan step of this goal is open
 
     def end(self, why: str) -> None:
-        self.ended_why = why
+        if not self.superseded.is_set():  # the first reason stands (deactivate, then its stop)
+            self.ended_why = why
         self.superseded.set()
 
 
@@ -121,9 +123,25 @@ class InstructServer:
             goal = self._active
             if goal is None:
                 return
-            if isinstance(note, Delivered) and note.command.id < goal.first_command_id:
-                return  # an answer to something sent before this goal
+            if isinstance(note, Delivered) and not self._belongs(goal, note):
+                return
             goal.notes.put(note)
+
+    @staticmethod
+    def _belongs(goal: _ActiveGoal, note: Delivered) -> bool:
+        """Is ``note`` part of this goal's conversation?  Another command ends the goal."""
+        if note.command is None:  # the session's own: a confirmation expired, a track lost
+            return goal.waiting
+        if note.command.id == goal.first_command_id:
+            return True
+        if note.command.id < goal.first_command_id or note.relation == "untouched":
+            return False  # sent before this goal, or never reached the session (busy)
+        if note.relation == "continues":
+            return True  # an answer to its question, the robot's report on its plan
+        action = note.result.instruction.action if note.result.instruction else None
+        goal.end("stopped" if action == "stop" else
+                 f"superseded by another command: {note.command.text[:80]!r}")
+        return False
 
     def _execute(self, handle: Any) -> Any:
         request = handle.request
@@ -184,10 +202,12 @@ class InstructServer:
             if note.awaiting_answer and result.status in ("ambiguous", "awaiting_confirmation"):
                 stage = ("awaiting_confirmation" if result.status == "awaiting_confirmation"
                          else "awaiting_clarification")
+                goal.waiting = True
                 self._feedback(handle, stage, result=result,
                                question=result.clarification or result.message)
                 continue
             if note.running_plan and result.status == "ok" and result.step < len(result.steps):
+                goal.waiting = True
                 self._feedback(handle, "step_done", result=result,
                                message=f"step {result.step} of {len(result.steps)} sent; "
                                        f"waiting for robot_status")

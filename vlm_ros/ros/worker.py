@@ -66,12 +66,16 @@ class Progress:
 class Delivered:
     """A result the worker published for a command, and the session's state right after it."""
 
-    command: Command
+    command: Command | None  # None: the session's own (a confirmation expired, a track lost)
     result: GroundingResult
     header: Any
     goal_msgs: list[Any]
     awaiting_answer: bool  # a clarification, a typo's "did you mean" or a confirmation is open
     running_plan: bool  # a command of several steps goes on
+    # How the command relates to the conversation: "continues" (the session took it as an
+    # answer to its open question; a robot report during a plan), "new" (a command of its own),
+    # "untouched" (answered without reaching the session: busy, or dropped by a stop).
+    relation: Literal["continues", "new", "untouched"] = "new"
 
 
 class Worker:
@@ -102,6 +106,7 @@ class Worker:
         # Told of every delivered result and of waits for a frame or the model (the action
         # server's feedback); called on the worker thread, so it must only queue.
         self.observer: Callable[[Progress | Delivered], None] | None = None
+        self._continuing: set[int] = set()  # commands that arrived while a question/plan was open
         # What /diagnostics reports of the session (read from the timer's thread).
         self.state = {"queued_commands": 0, "following": False, "tracking": False,
                       "awaiting_confirmation": False}
@@ -180,14 +185,14 @@ class Worker:
         result = GroundingResult(status="rejected", backend=self._backend.name,
                                  message="busy: too many commands waiting; try again",
                                  instruction=Instruction(text=request.command.text[:200]))
-        self._deliver(request.command, result, None)
+        self._deliver(request.command, result, None, untouched=True)
 
     def _superseded(self, request: Request) -> None:
         if request.reply is not None:
             result = GroundingResult(status="rejected", message="superseded by stop",
                                      instruction=Instruction(text=request.command.text[:200]),
                                      backend=self._backend.name)
-            self._deliver(request.command, result, None)
+            self._deliver(request.command, result, None, untouched=True)
 
     # ------------------------------------------------------------------ the worker
     def _run(self) -> None:
@@ -240,8 +245,12 @@ class Worker:
             self._apply_settings()  # settings that arrived while it waited apply to it
             try:
                 if request.kind == "command":
-                    self._execute(self.session.command(request.command, time.monotonic()))
+                    effects = self.session.command(request.command, time.monotonic())
+                    if self.session.last_command_continues:  # an answer, not a new command
+                        self._continuing.add(request.command.id)
+                    self._execute(effects)
                 elif request.kind == "robot_status":
+                    self._continuing.add(request.command.id)
                     self._robot_status(request.command.text)
                 else:
                     self._answer(request)
@@ -299,19 +308,22 @@ class Worker:
                 self._outputs.publish_stop()
 
     def _deliver(self, command: Command | None, result: GroundingResult,
-                 frame: Frame | None) -> None:
+                 frame: Frame | None, untouched: bool = False) -> None:
         """Publish a result (goals through the gate) and answer a ~/ground call waiting on it."""
         header, goal_msgs = self._outputs.publish_result(result, frame, self._relevance(frame))
-        if command is None:
-            return
-        self._counts["results"] += 1
-        reply = self._replies.pop(command.id, None)
-        if reply is not None:
-            reply.set_result((result, header, goal_msgs))
+        relation: Literal["continues", "new", "untouched"] = "continues"
+        if command is not None:
+            self._counts["results"] += 1
+            reply = self._replies.pop(command.id, None)
+            if reply is not None:
+                reply.set_result((result, header, goal_msgs))
+            relation = ("untouched" if untouched else
+                        "continues" if command.id in self._continuing else "new")
+            self._continuing.discard(command.id)
         self._notify(Delivered(
             command, result, header, goal_msgs,
             awaiting_answer=self.session.awaiting_answer,
-            running_plan=self.session.running_plan))
+            running_plan=self.session.running_plan, relation=relation))
 
     def _notify(self, note: Progress | Delivered) -> None:
         observer = self.observer
