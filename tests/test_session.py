@@ -421,3 +421,23 @@ def test_pattern_material_and_shade_words_are_named_with_their_kind(pipeline: Pi
 def test_a_named_shade_is_judged_as_its_colour(pipeline: Pipeline) -> None:
     result = say(make_session(pipeline), "grab the navy cup", TWO_CUPS)
     assert result.status == "ok" and result.targets[0].center[0] > TWO_CUPS.width / 2
+
+
+def test_the_session_says_whether_a_command_answered_its_question(pipeline: Pipeline) -> None:
+    """last_command_continues: what the ~/instruct action uses to tell an answer from a command
+    of its own (which must not become the waiting goal's result)."""
+    session = make_session(pipeline, confirm_before_motion=True, confirm_timeout_s=10.0)
+    say(session, "grab the cup", TWO_CUPS)
+    assert session.last_command_continues is False  # a command of its own
+    session.command(Command("the left one", received=1.0), now=1.0)
+    assert session.last_command_continues is True  # answers "Which cup?"
+    plain = make_session(pipeline)
+    say(plain, "grab the cup", TWO_CUPS)
+    plain.command(Command("grab the red cup", received=1.0), now=1.0)
+    assert plain.last_command_continues is False  # starts over: not an answer
+    confirming = make_session(pipeline, confirm_before_motion=True, confirm_timeout_s=10.0)
+    assert say(confirming, "grab the red cup", COFFEE).status == "awaiting_confirmation"
+    confirming.command(Command("yes", received=2.0), now=2.0)
+    assert confirming.last_command_continues is True
+    confirming.command(Command("yes", received=3.0), now=3.0)
+    assert confirming.last_command_continues is False  # nothing left to confirm

@@ -11,7 +11,8 @@ result the worker delivers from then on belongs to the goal's conversation:
   ``cancelled`` (a stop, from this goal's cancel or from anyone).
 
 A cancel request is a stop: it overtakes the worker's queue and voids everything issued before
-it.  One goal is active at a time; a newer goal ends the older one ("superseded").
+it.  One goal is active at a time; a newer goal, a command of its own on ~/command (the session
+says it was not an answer) or a stop ends it, and another command's result never becomes its.
 """
 
 from __future__ import annotations
