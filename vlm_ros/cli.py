@@ -23,13 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from typing import Any
 
 import cv2
 
+from vlm_ros.argtypes import fraction as _fraction
+from vlm_ros.argtypes import node_name as _node_name
+from vlm_ros.argtypes import non_negative as _non_negative
+from vlm_ros.argtypes import number as _number
+from vlm_ros.argtypes import positive as _positive
+from vlm_ros.argtypes import whole_number
 from vlm_ros.backends import DEFAULT_BACKEND, REGISTRY, BackendError, create_backend
 
 
@@ -43,53 +48,12 @@ class _Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------------------------------- argument types
 # Each raises ArgumentTypeError, which _Parser turns into one "argument --x: ..." line.
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _number(text)
-    if value <= 0.0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = _number(text)
-    if value < 0.0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _number(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
-    return value
-
-
-def _integer(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
-    return value
-
-
 def _positive_int(text: str) -> int:
-    return _integer(text, 1)
+    return whole_number(text, 1)
 
 
 def _non_negative_int(text: str) -> int:
-    return _integer(text, 0)
+    return whole_number(text, 0)
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -135,15 +99,6 @@ def _image_output(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"needs an image extension ({', '.join(IMAGE_EXTENSIONS)}), got {text!r}")
     return _output_file(text)
-
-
-def _node_name(text: str) -> str:
-    from vlm_ros.ros.teleop import qualified_node_name
-
-    try:
-        return qualified_node_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_backend_args(parser: argparse.ArgumentParser, default: str = DEFAULT_BACKEND) -> None:

@@ -4,46 +4,19 @@ the CLI builds its parser without them)."""
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
-
-def _node(text: str) -> str:
-    from vlm_ros.ros.teleop import qualified_node_name
-
-    try:
-        return qualified_node_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+from vlm_ros.argtypes import fraction, node_name, positive, whole_number
 
 
 def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0..65535, got {text!r}")
-    return value
+    return whole_number(text, 0, 65535)
 
 
 def _fps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 0.0 < value <= 60.0):
+    value = positive(text)
+    if value > 60.0:
         raise argparse.ArgumentTypeError(f"must be > 0 and <= 60, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
     return value
 
 
@@ -56,7 +29,7 @@ def _token(text: str) -> str:
 def add_console_arguments(parser: argparse.ArgumentParser, demo: bool = False) -> None:
     """The server's options; ``demo``: without --node / --camera-topic (the demo sets them)."""
     if not demo:
-        parser.add_argument("--node", default="/vlm_ros", type=_node,
+        parser.add_argument("--node", default="/vlm_ros", type=node_name,
                             help="the vlm_ros node's name, e.g. vlm_ros or /robot1/vlm_ros "
                                  "(default /vlm_ros)")
         parser.add_argument("--camera-topic", default=None,
@@ -76,7 +49,7 @@ def add_console_arguments(parser: argparse.ArgumentParser, demo: bool = False) -
                         help="no push-to-talk (no speech models are loaded)")
     parser.add_argument("--language", default="en",
                         help="push-to-talk language: en, zh, ... or auto (default en)")
-    parser.add_argument("--min-confidence", type=_fraction, default=0.4,
+    parser.add_argument("--min-confidence", type=fraction, default=0.4,
                         help="spoken commands below this confidence (0..1) are not sent")
 
 
