@@ -126,8 +126,17 @@ class RosGraph:
 
     def show(self, rgb: np.ndarray, depth_m: np.ndarray | None = None,
              intrinsics: CameraIntrinsics | None = None) -> None:
-        """Put a new scene in front of the camera and let stale frames drain."""
+        """Put a new scene in front of the camera and let stale frames drain.
+
+        Waits until the camera has published the new scene (its timer can lag on a loaded
+        machine): a command must not meet the old scene, nor the new scene's first frame
+        before the node has ever seen a CameraInfo (the node waits for CameraInfo only once
+        that stream flows)."""
+        published = self.camera.published
         self.camera.set_image(rgb, depth_m, intrinsics)
+        deadline = time.monotonic() + 10.0
+        while self.camera.published < published + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         time.sleep(0.3)
 
     def say(self, text: str, timeout_s: float = 30.0) -> dict[str, Any]:
@@ -163,6 +172,9 @@ class RosGraph:
 
     def close(self) -> None:
         self.executor.shutdown()
+        # The spin thread may still be inside spin_once: destroying the nodes under it raises
+        # InvalidHandle there.
+        self._spinner.join(timeout=5.0)
         for node in (self.camera, self.client, self.listener):
             node.destroy_node()
         if rclpy.ok():

@@ -184,9 +184,11 @@ def test_spoken_stop_interrupts_following_over_an_audio_topic(
 def test_push_to_talk_release_ends_the_utterance(graph: RosGraph,
                                                  monitor: VoiceMonitor) -> None:
     graph.show(*scenes.coffee())
+    # A long release tail: on a loaded CI machine the node can take the release a second
+    # before the last chunks of audio (separate topics, no ordering between them).
     voice = start_voice("input:=topic", "audio_topic:=/mic/audio", "push_to_talk:=true",
-                         "audio_sample_rate:=48000", "audio_channels:=2",
-                         "audio_reliability:=reliable")
+                         "talk_release_tail_s:=1.5", "audio_sample_rate:=48000",
+                         "audio_channels:=2", "audio_reliability:=reliable")
     try:
         deadline = time.monotonic() + 60.0
         while monitor.talk_pub.get_subscription_count() == 0 and time.monotonic() < deadline:

