@@ -209,12 +209,17 @@ def test_push_to_talk_release_ends_the_utterance(graph: RosGraph,
         voice.stop()
 
 
-def test_bad_parameters_stop_the_voice_node_with_a_clear_message() -> None:
-    voice = start_voice("input:=telepathy")
+@pytest.mark.parametrize("parameter, words", [
+    ("input:=telepathy", "input must be one of microphone, wav, topic"),
+    ("talk_release_tail_s:=-0.5", "talk_release_tail_s: release tail must be >= 0 s"),
+])
+def test_bad_parameters_stop_the_voice_node_with_a_clear_message(parameter: str,
+                                                                 words: str) -> None:
+    voice = start_voice(parameter)
     try:
         assert voice.process.wait(timeout=60) == 2
         time.sleep(0.2)
-        assert any("input must be one of microphone, wav, topic" in line for line in voice.log)
+        assert any(words in line for line in voice.log), voice.tail()
         assert not any("Traceback" in line for line in voice.log)
     finally:
         voice.stop()

@@ -96,8 +96,12 @@ class VoiceNode(Node):
         self.params = p
         if p["input"] not in INPUTS:
             raise VoiceError(f"input must be one of {', '.join(INPUTS)}, got {p['input']!r}")
-        if not float(p["talk_release_tail_s"]) >= 0.0:
-            raise VoiceError(f"talk_release_tail_s must be >= 0, got {p['talk_release_tail_s']}")
+        try:  # before the models load: a bad value fails at once
+            # Without push-to-talk the button is held for good; see voice/push_to_talk.py.
+            self._talk = PushToTalk(float(p["talk_release_tail_s"]), talking=not p["push_to_talk"])
+        except ValueError as exc:
+            raise VoiceError(f"talk_release_tail_s: {exc}") from None
+        self._talk_lock = threading.Lock()  # accept-and-enqueue vs. end-of-tail flush
         if p["input"] == "wav" and not p["wav_path"]:
             raise VoiceError("input wav needs wav_path")
         if p["input"] == "microphone":  # before the models load: no microphone fails at once
@@ -130,9 +134,6 @@ class VoiceNode(Node):
         self.counts = {"utterances": 0, "sent": 0, "rejected": 0, "bad_audio": 0}
 
         self._audio: queue.Queue[tuple[str, Any, int]] = queue.Queue(maxsize=_AUDIO_QUEUE)
-        # Without push-to-talk the button is held for good; with it, see voice/push_to_talk.py.
-        self._talk = PushToTalk(float(p["talk_release_tail_s"]), talking=not p["push_to_talk"])
-        self._talk_lock = threading.Lock()  # accept-and-enqueue vs. end-of-tail flush
         self._last_audio_error = 0.0
         if p["push_to_talk"]:
             self.create_subscription(Bool, "~/talk", self._on_talk, 10)
@@ -174,11 +175,9 @@ class VoiceNode(Node):
             else:
                 self._talk.release(time.monotonic())  # the worker ends it after the tail
 
-    def _talking(self) -> bool:
-        return self._talk.accepts(time.monotonic())
-
     def _on_audio(self, msg: Int16MultiArray) -> None:
-        if not len(msg.data) or not self._talking():
+        # A cheap look first (no conversion while the button is up); _enqueue_talk decides.
+        if not len(msg.data) or not self._talk.accepts(time.monotonic()):
             return
         try:
             samples = np.asarray(msg.data, dtype=np.int16)
