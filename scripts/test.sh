@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
-# The README's test command: installs everything the tests need into .venv, fetches the real
-# test photos, lints, and runs the whole suite.  Extra arguments go to pytest.
+# The README's test command: installs everything the tests need into .venv at the lock's
+# versions (requirements/constraints.txt), fetches the real test photos, lints, and runs the
+# whole suite.  Extra arguments go to pytest.
+#
+# --latest (first argument): the drift canary.  A throw-away venv (.cache/venv-latest, made
+# afresh) gets the newest versions setup.py's bounds allow instead of the lock, the ROS package
+# is built beside it (build/ros-latest), the differences from the lock are printed, and the same
+# suite runs.  docs/dependencies.md records what it found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--latest" ]; then
+  shift
+  export VLM_ROS_LATEST=1 VLM_ROS_VENV="$PWD/.cache/venv-latest" VLM_ROS_BUILD_DIR="$PWD/build/ros-latest"
+  rm -rf "$VLM_ROS_VENV"
+fi
+VENV="${VLM_ROS_VENV:-$PWD/.venv}"
+export VENV  # scripts/build_ros_package.sh builds against this venv's ROS wheels
 bash scripts/bootstrap.sh "ros,ros-build,models,test,vlm,sim,voice,console"
+if [ "${VLM_ROS_LATEST:-0}" = "1" ]; then
+  echo "test.sh --latest: what this venv has that the lock does not:"
+  "$VENV/bin/python" scripts/lock_check.py --list
+fi
 bash scripts/ensure_osmesa.sh
 bash scripts/ensure_espeak.sh
 bash scripts/ensure_chromium.sh
 export MUJOCO_GL="${MUJOCO_GL:-osmesa}"
-.venv/bin/python scripts/fetch_test_photos.py --dest .cache/photos
+"$VENV/bin/python" scripts/fetch_test_photos.py --dest .cache/photos
 # The ROS package as colcon builds it (interfaces + bindings): the service, action, lifecycle and
 # typed-message tests run against it, and must not skip (tests/conftest.py checks).
 bash scripts/build_ros_package.sh
@@ -27,5 +44,5 @@ fi
 # DDS discovery stays on this machine; tests/conftest.py sets the same for every test process.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 100 ))}"
-.venv/bin/ruff check vlm_ros tests scripts launch
-.venv/bin/python -m pytest -q "$@"
+"$VENV/bin/ruff" check vlm_ros tests scripts launch
+"$VENV/bin/python" -m pytest -q "$@"

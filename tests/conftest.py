@@ -62,3 +62,7 @@ def _check_built_interfaces() -> None:
 
 
 _check_built_interfaces()
+
+# Every process this session starts carries its mark (VLM_ROS_TEST_RUN): a test that leaves one
+# running errors, and the session fails if any is left at its end (tests/process_guard.py).
+from process_guard import _no_process_outlives_its_test, pytest_sessionfinish  # noqa: E402,F401

@@ -88,27 +88,40 @@ class RosGraph:
         ``camera_rate_hz``: the PhotoCamera's frames per second."""
         # The environment carries ROS_AUTOMATIC_DISCOVERY_RANGE and ROS_DOMAIN_ID.
         self.node = NodeProcess(node_args, env=env)
-        rclpy.init()
-        blank = np.zeros((48, 64, 3), np.uint8)
-        self.camera = PhotoCamera(blank, np.ones((48, 64), np.float32), rate_hz=camera_rate_hz)
-        self.client = CommandClient("/vlm_ros", name="vlm_ros_test_client")
-        self.listener = Listener()
-        # The robot's side of a several-step command: "done" / "failed" on robot_status.
-        self.robot_status = self.client.create_publisher(
-            String, "/robot_status", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-        self.executor = MultiThreadedExecutor(num_threads=3)
-        for node in (self.camera, self.client, self.listener):
-            self.executor.add_node(node)
-        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spinner.start()
-        if ready:
-            self.wait_until_linked()
+        self._nodes: list[Node] = []
+        self.executor: MultiThreadedExecutor | None = None
+        self._spinner: threading.Thread | None = None
+        try:
+            rclpy.init()
+            blank = np.zeros((48, 64, 3), np.uint8)
+            self.camera = PhotoCamera(blank, np.ones((48, 64), np.float32),
+                                      rate_hz=camera_rate_hz)
+            self._nodes.append(self.camera)
+            self.client = CommandClient("/vlm_ros", name="vlm_ros_test_client")
+            self._nodes.append(self.client)
+            self.listener = Listener()
+            self._nodes.append(self.listener)
+            # The robot's side of a several-step command: "done" / "failed" on robot_status.
+            self.robot_status = self.client.create_publisher(
+                String, "/robot_status",
+                QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            self.executor = MultiThreadedExecutor(num_threads=3)
+            for node in self._nodes:
+                self.executor.add_node(node)
+            self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+            self._spinner.start()
+            if ready:
+                self.wait_until_linked()
+        except BaseException:
+            self.close()  # the node process never outlives a graph that failed to start
+            raise
 
     def wait_until_linked(self) -> None:
         """Wait until the node reads commands and camera frames (raises if it does not)."""
         if not (self.client.wait_for_node(None, 60.0) and self._wait_for_links(30.0)):
+            tail = self.node.tail(40)
             self.close()
-            raise RuntimeError("vlm_ros node did not come up:\n" + self.node.tail(40))
+            raise RuntimeError("vlm_ros node did not come up:\n" + tail)
 
     def _wait_for_links(self, timeout_s: float) -> bool:
         """Each topic is discovered on its own: wait until camera and goal topics are all linked."""
@@ -171,15 +184,22 @@ class RosGraph:
         return self.node.alive()
 
     def close(self) -> None:
-        self.executor.shutdown()
-        # The spin thread may still be inside spin_once: destroying the nodes under it raises
-        # InvalidHandle there.
-        self._spinner.join(timeout=5.0)
-        for node in (self.camera, self.client, self.listener):
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-        self.node.stop()
+        """End everything, the node process last and whatever fails before it (idempotent)."""
+        try:
+            if self.executor is not None:
+                self.executor.shutdown()
+                self.executor = None
+            # The spin thread may still be inside spin_once: destroying the nodes under it raises
+            # InvalidHandle there.
+            if self._spinner is not None:
+                self._spinner.join(timeout=5.0)
+                self._spinner = None
+            while self._nodes:
+                self._nodes.pop().destroy_node()
+            if rclpy.ok():
+                rclpy.shutdown()
+        finally:
+            self.node.stop()
 
 
 def call(node: Node, srv_type: Any, name: str, request: Any, timeout_s: float = 60.0) -> Any:

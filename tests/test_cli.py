@@ -7,6 +7,7 @@ that ``ground --json`` and ``say --json`` print — not the functions behind it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -409,24 +411,29 @@ def test_node_parameter_of_the_wrong_type_is_one_line_and_exit_2() -> None:
     assert "camera_pose_in_base" in lines[0] and "1.0, not 1" in lines[0]
 
 
-def _start_and_wait_for(args: list[str], ready: str,
-                        timeout_s: float = 60.0) -> tuple[subprocess.Popen[str], list[str]]:
-    """``vlm-ros ARGS`` in the background, once a stderr line contains ``ready``."""
+@contextlib.contextmanager
+def _running(args: list[str], ready: str,
+             timeout_s: float = 60.0) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """``vlm-ros ARGS`` in the background, once a stderr line contains ``ready``; killed on the
+    way out if the test has not ended it (a failed assertion, a timeout)."""
     proc = subprocess.Popen([sys.executable, "-m", "vlm_ros.cli", *args], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if ready in line:
-            return proc, seen
-    proc.kill()
-    proc.wait()
-    raise AssertionError(f"never saw {ready!r}:\n{''.join(seen)}")
+    try:
+        assert proc.stderr is not None
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout_s
+        while not any(ready in line for line in seen) and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                raise AssertionError(f"ended before {ready!r}:\n{''.join(seen)}")
+            seen.append(line)
+        if not any(ready in line for line in seen):
+            raise AssertionError(f"never saw {ready!r}:\n{''.join(seen)}")
+        yield proc, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
 
 
 @pytest.mark.ros
@@ -434,22 +441,22 @@ def test_node_ends_with_exit_0_and_no_traceback_on_a_double_ctrl_c() -> None:
     # `ros2 launch` forwards SIGINT to the node while the terminal has sent one too: the second
     # one lands in the clean-up (joining the worker threads).
     for _ in range(3):
-        proc, _seen = _start_and_wait_for(["node"], "vlm_ros ready")
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        with _running(["node"], "vlm_ros ready") as (proc, _seen):
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, err
 
 
 @pytest.mark.ros
 def test_camera_logs_what_it_publishes(tmp_path: Path) -> None:
-    proc, seen = _start_and_wait_for(["camera", "--image", COFFEE, "--rate", "20",
-                                      "--log-every", "0.3"], "published ")
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=30)
+    with _running(["camera", "--image", COFFEE, "--rate", "20", "--log-every", "0.3"],
+                  "published ") as (proc, seen):
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
     log = "".join(seen) + err
     assert proc.returncode == 0, log
     assert "publishing 600x400 rgb8 on /camera/image" in log

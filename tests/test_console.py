@@ -203,10 +203,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory):
     graph = RosGraph(["-p", f"camera_pose_in_base:={CAMERA_POSE}",
                       "-p", "image_reliability:=reliable", "-p", "follow_rate_hz:=0.0"],
                      camera_rate_hz=20.0)
-    graph.show(*scenes.coffee())
     rig_: Rig | None = None
     console = browser = None
     try:
+        graph.show(*scenes.coffee())
         console = ConsoleProcess("--node", "vlm_ros")  # no leading slash: accepted
         browser = _chromium(_speech_wav(tmp_path_factory.mktemp("console")))
         rig_ = Rig(graph, console, browser)

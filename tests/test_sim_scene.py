@@ -113,6 +113,26 @@ def rendered():
     return spec, rgb, depth, boxes, masks, K, T
 
 
+def test_closing_one_camera_leaves_another_cameras_images_intact():
+    # The evaluation renders a new scene's ground truth while the previous scene's camera is
+    # still open, then closes that one in the same thread.  On MuJoCo 3.x a renderer frees its
+    # GL objects in whatever context is current, which was the other camera's: its images then
+    # came out garbled (the SSD saw "a laptop" on a tabletop).
+    first, second = generate_scene(3), generate_scene(4)
+    (model_a, data_a), (model_b, data_b) = load(first), load(second)
+    camera_a, camera_b = SimCamera(model_a, first.camera), SimCamera(model_b, second.camera)
+    try:
+        camera_a.render(model_a, data_a)
+        rgb_before, depth_before = camera_b.render(model_b, data_b)  # b's context is current
+        camera_a.close()
+        rgb_after, depth_after = camera_b.render(model_b, data_b)
+    finally:
+        camera_a.close()
+        camera_b.close()
+    assert np.array_equal(rgb_after, rgb_before)
+    assert np.allclose(depth_after, depth_before, equal_nan=True)
+
+
 def test_render_shapes_and_depth_range(rendered):
     spec, rgb, depth, *_ = rendered
     assert rgb.shape == (spec.camera.height, spec.camera.width, 3) and rgb.dtype == np.uint8

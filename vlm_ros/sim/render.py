@@ -127,6 +127,12 @@ class SimCamera:
 
     def close(self) -> None:
         if self._renderer is not None:
+            # MuJoCo 3.x frees a renderer's GL objects in whatever GL context is current on this
+            # thread: after another camera rendered here, that camera's textures and buffers go
+            # and it renders garbage from then on (4.0 makes the right context current itself).
+            gl_context = getattr(self._renderer, "_gl_context", None)
+            if gl_context is not None:
+                gl_context.make_current()
             self._renderer.close()
             self._renderer = None
 
