@@ -52,8 +52,10 @@ STAMP_NOW = 100.0
 REFUSALS = ("rejected", "not_found", "ambiguous")
 CLASSES = ("understood", "refused_named", "refused_instead", "wrong_goal", "wrong_no_goal",
            "crash")
+# Issue #20's groups: questions, statements, harmful acts, keeping away, what may be picked up.
+NOT_COMMAND_GROUPS = ("questions", "statements", "harmful", "keep_away", "affordance")
 # Groups whose every entry must be understood or refused with the word named.
-STRICT_GROUPS = ("negation", "multi_step", "unknown_words", "non_graspable")
+STRICT_GROUPS = ("negation", "multi_step", "unknown_words", "non_graspable", *NOT_COMMAND_GROUPS)
 # The understood-as-expected rate over all groups but non_graspable, measured on the code this
 # corpus was written against (ba566f4) as 425 / 461 = 92.2 %; the floor leaves a 2.2-point
 # margin (about 10 entries).
@@ -246,8 +248,12 @@ def reply_problem(entry: Entry, result: GroundingResult, frame: Frame, action: s
     got = result.instruction.action if result.instruction else None
     if got != action:
         return f"action {got}, expected {action}"
-    if action == "stop":
-        return "a goal for stop" if result.goals else None
+    if action in ("stop", "ask"):  # a stop or a question: answered, never a goal
+        if result.goals:
+            return f"a goal for {action}"
+        said = (result.message or "").lower()
+        missing = [w for w in entry.says if w.lower() not in said]
+        return f"the answer does not say {missing}" if missing else None
     if not result.goals:
         return "no goal"
     target = result.destination if action == "place" else (
@@ -356,13 +362,14 @@ def test_the_corpus_is_large_bilingual_and_well_formed() -> None:
     groups = Counter(e.group for e in entries)
     assert set(groups) == {"plain", "attributes", "relations", "ordinals", "negation",
                            "multi_step", "corrections", "typos", "polite", "unknown_words",
-                           "non_graspable", "hostile"}
+                           "non_graspable", "hostile", *NOT_COMMAND_GROUPS}
     zh = [e for e in entries if any("\u4e00" <= ch <= "\u9fff" for ch in e.text)]
     assert len(zh) >= 60
     for e in entries:
         assert e.status in ("ok", "refused", *REFUSALS), e
         if e.status == "ok":
-            assert e.label is not None or (e.action or (e.steps or [[None]])[0][0]) == "stop", e
+            assert e.label is not None or (e.action or (e.steps or [[None]])[0][0]) in (
+                "stop", "ask"), e
         assert e.non_graspable == (e.group == "non_graspable"), e
         assert not (e.known_gap and e.non_graspable), e
 
@@ -398,12 +405,26 @@ def test_the_corpus_never_gives_a_wrong_goal_and_meets_its_rates() -> None:
 
 
 def test_non_graspable_targets_never_get_a_goal() -> None:
-    """"pick up the person": the safety gate refuses grasping people, animals and vehicles.
-    Reported apart from the rest of the corpus: the rule belongs to the gate, not the parser."""
+    """"pick up the person": the session's safety gate refuses grasping people, animals and
+    vehicles, with the command.  Reported apart from the rest of the corpus: the rule belongs to
+    the gate, not the parser."""
     report = Report([o for o in corpus_report().outcomes if o.entry.non_graspable])
     print("\n" + report.text_table())
     bad = [o for o in report.outcomes if o.verdict not in ("understood", "refused_named")]
     assert not bad, f"non-graspable targets not refused:\n{report.listing(bad)}"
+
+
+def test_questions_statements_harm_keep_away_and_affordances_never_give_a_goal() -> None:
+    """Issue #20's groups, EN + ZH, on real photos with depth and a calibration (the CLI's
+    grounding): every entry understood or refused naming its word, and never a goal.
+    tests/test_node_one_path.py sends the same entries to the node over DDS."""
+    report = Report([o for o in corpus_report().outcomes
+                     if o.entry.group in NOT_COMMAND_GROUPS])
+    print("\n" + report.text_table())
+    zh = [o for o in report.outcomes if any("\u4e00" <= ch <= "\u9fff" for ch in o.entry.text)]
+    assert len(zh) >= 25 and len(report.outcomes) >= 90
+    bad = [o for o in report.outcomes if o.verdict not in ("understood", "refused_named")]
+    assert not bad, f"not understood nor refused naming the word:\n{report.listing(bad)}"
 
 
 @pytest.mark.parametrize("text", ["grab the red cup", "抓取红色杯子"])

@@ -71,6 +71,20 @@ def ground(pipeline: Pipeline, text: str, scene: tuple) -> GroundingResult:
     return result
 
 
+def as_pick(pipeline: Pipeline, noun: str, scene: tuple) -> GroundingResult:
+    """A grounded ``noun`` with goals, as a pick would have it.  The pipeline itself never
+    chooses what may not be picked up for a pick (and the session refuses the command before
+    it grounds), so the object is grounded by a look and the gate is asked about a pick of it
+    - what a tracker or an open-vocabulary model could hand it."""
+    result = ground(pipeline, f"look at the {noun}", scene)
+    result.instruction = parse_instruction(f"pick up the {noun}")
+    target = result.targets[0].point_base
+    result.goals = [Goal(kind="grasp", frame_id=BASE, pose=Pose(target), stamp=STAMP),
+                    Goal(kind="pregrasp", frame_id=BASE,
+                         pose=Pose((target[0], target[1], target[2] + 0.1)), stamp=STAMP)]
+    return result
+
+
 def gate(result: GroundingResult, **config: object) -> safety.GateDecision:
     return safety.check(result, SafetyConfig(**config), now=STAMP + 0.1)
 
@@ -150,7 +164,13 @@ def test_the_red_cup_may_be_picked_up(pipeline: Pipeline) -> None:
 
 
 def test_a_person_is_never_picked_up(pipeline: Pipeline) -> None:
-    result = ground(pipeline, "pick up the person", person_scene())
+    # Refused with the command, before any model runs, with or without goals ...
+    answer = CommandSession(pipeline, stamp_clock=lambda: STAMP + 0.1).run(
+        "pick up the person", frame_of(person_scene()))
+    assert answer.status == "rejected" and not answer.goals
+    assert answer.message == "I won't pick up the person: a person is never grasped"
+    # ... and by the gate on any result that would grasp one.
+    result = as_pick(pipeline, "person", person_scene())
     assert result.targets[0].label == "person"
     # Refused for being a person, however wide the gripper opens.
     decision = gate(result, max_grasp_width_m=10.0)
@@ -164,7 +184,7 @@ def test_a_person_is_never_picked_up(pipeline: Pipeline) -> None:
 def test_the_users_word_counts_too(pipeline: Pipeline) -> None:
     """"the woman" is grounded as a "person" box: the refusal names what was seen.  A label the
     table does not know (an open-vocabulary phrase) is refused when the user's noun is."""
-    result = ground(pipeline, "pick up the woman", person_scene())
+    result = as_pick(pipeline, "woman", person_scene())
     assert gate(result).reasons[0] == "I won't pick up the person: a person is never grasped"
     result.targets[0].label = "small figure"
     result.instruction = Instruction(text="pick up the baby", action="pick",
@@ -173,13 +193,13 @@ def test_the_users_word_counts_too(pipeline: Pipeline) -> None:
 
 
 def test_an_animal_is_never_picked_up(pipeline: Pipeline) -> None:
-    result = ground(pipeline, "pick up the dog", dog_scene())
+    result = as_pick(pipeline, "dog", dog_scene())
     decision = gate(result, max_grasp_width_m=10.0)
     assert decision.reasons == ["I won't pick up the dog: an animal is never grasped"]
 
 
 def test_the_dining_table_is_too_large(pipeline: Pipeline) -> None:
-    result = ground(pipeline, "grab the dining table", scenes.coffee())
+    result = as_pick(pipeline, "dining table", scenes.coffee())
     table = result.targets[0]
     assert table.label == "dining table"
     decision = gate(result)
@@ -268,10 +288,9 @@ def test_a_refused_plan_is_never_asked_about(pipeline: Pipeline) -> None:
     session = CommandSession(pipeline, SessionConfig(confirm_before_motion=True),
                              stamp_clock=lambda: STAMP + 0.1)
     refused = session.run("pick up the person", frame_of(person_scene()))
-    # Not asked about: the reply goes straight to the gate where goals leave (the node's
-    # Outputs.send_goals), which refuses it.
-    assert refused.status == "ok" and refused.goals
-    assert not safety.check(refused, session.safety, now=STAMP + 0.1).allowed
+    # Not asked about: refused with the command, nothing to confirm.
+    assert refused.status == "rejected" and not refused.goals
+    assert "won't pick up the person" in refused.message
     asked = session.run("pick up the red cup", frame_of(scenes.coffee()))
     assert asked.status == "awaiting_confirmation" and asked.goals == []
 

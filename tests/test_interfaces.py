@@ -81,6 +81,8 @@ GROUNDING_RESULT_FIELDS: list[tuple[str, str]] = [
     ("float32[]", "timing_values"),
     ("uint32", "step"),
     ("uint32", "step_count"),
+    ("bool", "will_act"),
+    ("string", "no_goal_reason"),
     ("string", "json"),
 ]
 
@@ -154,6 +156,8 @@ RESULT_FIELD_TO_JSON_PATHS: dict[str, list[tuple[str, ...]]] = {
     "timing_values": [("timing_ms",)],  # the dict's values, in order
     "step": [("step",)],
     "step_count": [("steps",)],  # len(steps)
+    "will_act": [("will_act",)],
+    "no_goal_reason": [("no_goal_reason",)],
     "json": [()],  # the whole document
 }
 
@@ -165,6 +169,7 @@ INSTRUCTION_KEYS_ONLY_IN_JSON: dict[str, str] = {
     "destination_relation": "in / on, already applied to the place goal",
     "is_followup": "whether the text answered a clarification question",
     "error": "why the text was rejected; also in `message`",
+    "question": "what an `ask` step asks (presence / count / color); its answer is `message`",
 }
 
 # Goal.to_dict() key -> where each GroundingResult.goals[i] (geometry_msgs/PoseStamped) keeps it.

@@ -5,6 +5,7 @@ for the mismatch, and the node keeps serving."""
 from __future__ import annotations
 
 import pytest
+from photos import load_photo
 from ros_harness import RosGraph
 
 from vlm_ros import scenes
@@ -41,6 +42,23 @@ def test_no_extrinsics_gives_the_grounding_but_no_goals_and_says_why(graph: RosG
             "camera_color_optical_frame") in result["message"]
     assert not graph.wait_for("grasp_pose", 1, timeout_s=1.0)
     assert _goal_count(graph) == before and graph.alive()
+
+
+def test_uncalibrated_it_never_says_ok_to_grab_the_dog_and_says_it_will_not_act(
+        graph: RosGraph) -> None:
+    # Issue #20: what may be picked up is judged with the command, with or without a goal; an
+    # ok without a goal says so in fields a program reads (will_act, no_goal_reason).
+    rgb = load_photo("dog")
+    h, w = rgb.shape[:2]
+    graph.show(rgb, scenes.tabletop_depth(w, h, 0.9, 1.2), scenes.intrinsics_for(w, h))
+    grab = graph.say("grab the dog")
+    assert grab["status"] == "rejected" and "won't pick up the dog" in grab["message"]
+    assert grab["will_act"] is False
+    go = graph.say("go to the dog")
+    assert go["status"] == "ok" and go["goals"] == [] and go["will_act"] is False
+    assert go["no_goal_reason"].startswith("no 3D goal possible")
+    assert go["no_goal_reason"] in go["message"]
+    assert not graph.wait_for("grasp_pose", 1, timeout_s=0.5) and graph.alive()
 
 
 def test_camera_info_for_another_size_is_an_error_and_the_node_keeps_serving(

@@ -157,10 +157,14 @@ def test_depth_beyond_the_default_range_says_outside(session: CommandSession) ->
 
 def test_a_wider_configured_depth_range_is_honoured(backend: SsdCocoBackend,
                                                     resolver: StaticFrameResolver) -> None:
+    # A look goal: 20 m away the cup is far outside the workspace (and 2 m "wide"), so the
+    # safety gate the session applies would refuse a grasp there.
     config = PipelineConfig(max_depth_m=30.0)
-    result = CommandSession(Pipeline(backend, config, resolver)).run("grab the red cup", _far_coffee_frame())
+    result = CommandSession(Pipeline(backend, config, resolver)).run("look at the red cup",
+                                                                     _far_coffee_frame())
     assert result.status == "ok", result.message
-    assert {g.kind for g in result.goals} == {"grasp", "pregrasp"}
+    assert {g.kind for g in result.goals} == {"look"}
+    assert result.targets[0].point_base[0] > 15.0
 
 
 # ---------------------------------------------------------------------------- dialogue

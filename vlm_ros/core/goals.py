@@ -143,6 +143,7 @@ GOAL_BUILDERS: dict[str, Callable[[_GoalInputs], list[Goal]]] = {
     "look": _look,
     "find": _look,
     "stop": _stop,
+    "ask": _stop,  # a question is answered, never acted on
 }
 
 

@@ -1,6 +1,9 @@
-"""What may be picked up, and what may have things put on it.
+"""What may be picked up, and what may have things put on or in it.
 
-Two checks, both used by the safety gate (:mod:`vlm_ros.core.safety`):
+Judged with the command, not only where goals leave: the session refuses "pick up the person"
+before any model runs, the grounding never chooses a person for "grab something", and an answer
+for a dog says it will not grasp it whether or not depth, calibration or a goal exist.  The
+checks, used by the session and the safety gate (:mod:`vlm_ros.core.safety`):
 
 * **Category.**  People and animals are never grasped, and nothing is put on or in them.
   Vehicles, furniture and other large things (appliances, street fixtures, boards and skis) are
@@ -8,6 +11,11 @@ Two checks, both used by the safety gate (:mod:`vlm_ros.core.safety`):
   to place things on.  The table covers the COCO labels of the default backend
   (:data:`vlm_ros.core.vocabulary.COCO_LABELS`) and common open-vocabulary nouns.  A label the
   table does not know is not refused by category: the extent check decides.
+* **Destinations.**  Nothing is put on or in a person or an animal, nor on or in a small thing
+  that cannot hold an object (a ball, a banana, a knife, a phone: :data:`CANNOT_HOLD`).
+* **Configurable.**  ``never_grasp`` adds labels/nouns refused for a pick (as too large, or as
+  the site requires); ``may_grasp`` takes labels/nouns out of the table (e.g. ``chair`` for a
+  robot that moves chairs).  Both are safety parameters of the node.
 * **Extent.**  With depth and intrinsics the pipeline records each located object's width
   (:func:`box_width_m`: the box's width back-projected at the object's depth) on
   ``Candidate.width_m``; the gate refuses a pick wider than ``max_grasp_width_m``.
@@ -33,6 +41,19 @@ WHY_NOT_GRASPED: dict[str, str] = {
 }
 # Destinations nothing is ever put on or in.
 NEVER_A_DESTINATION: frozenset[str] = frozenset({PERSON, ANIMAL})
+SMALL = "small"  # a destination category only: a thing that cannot hold an object
+WHY_NOT_A_DESTINATION: dict[str, str] = {
+    PERSON: "nothing is ever put on or in a person",
+    ANIMAL: "nothing is ever put on or in an animal",
+    SMALL: "it cannot hold an object",
+}
+# Small things nothing can be put on or in (COCO labels and common nouns).
+CANNOT_HOLD: frozenset[str] = frozenset({
+    "sports ball", "ball", "banana", "apple", "orange", "carrot", "broccoli", "hot dog", "donut",
+    "sandwich", "knife", "fork", "spoon", "scissors", "toothbrush", "pen", "pencil", "cell phone",
+    "phone", "remote", "mouse", "kite", "frisbee", "baseball bat", "tennis racket", "tie",
+    "umbrella", "hair drier", "bottle", "wine glass", "candle", "key", "keys", "coin", "battery",
+})
 
 _PEOPLE = (
     "person", "people", "man", "woman", "kid", "child", "boy", "girl", "human", "guy", "lady",
@@ -91,11 +112,17 @@ _TOY_WORDS: frozenset[str] = frozenset(
 )
 
 
-def category_of(label: str | None) -> str | None:
-    """The category of a detector label or command noun (``None``: not refused by category)."""
+def category_of(label: str | None, never_grasp: frozenset[str] = frozenset(),
+                may_grasp: frozenset[str] = frozenset()) -> str | None:
+    """The category of a detector label or command noun (``None``: not refused by category);
+    ``never_grasp`` / ``may_grasp``: labels or nouns added to / taken out of the table."""
     if not label or not label.strip():
         return None
     text = normalize_noun(label)
+    if text in may_grasp or normalize_noun(text.split()[-1]) in may_grasp:
+        return None
+    if text in never_grasp:
+        return LARGE
     if text in GRASPABLE_COMPOUNDS:
         return None
     if text in CATEGORIES:
@@ -105,6 +132,17 @@ def category_of(label: str | None) -> str | None:
         return None
     head = words[-1]
     return None if head in _WHOLE_WORD_ONLY else CATEGORIES.get(head)
+
+
+def destination_category(label: str | None) -> str | None:
+    """Why nothing may be put on or in ``label`` (a category of :data:`WHY_NOT_A_DESTINATION`),
+    or None when it may hold an object."""
+    category = category_of(label)
+    if category in NEVER_A_DESTINATION:
+        return category
+    if label and normalize_noun(label) in CANNOT_HOLD:
+        return SMALL
+    return None
 
 
 def box_width_m(bbox: BBox, depth_m: float, intrinsics: CameraIntrinsics | None,

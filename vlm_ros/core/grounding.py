@@ -48,6 +48,7 @@ from vlm_ros.core.attributes import (
 )
 from vlm_ros.core.backend import Backend
 from vlm_ros.core.color import ColorProfile, color_profile, normalize_color
+from vlm_ros.core.graspable import WHY_NOT_GRASPED, category_of
 from vlm_ros.core.types import Candidate, Detection, Frame, ObjectQuery, Status
 from vlm_ros.core.vocabulary import labels_for_noun, query_phrases
 
@@ -81,6 +82,10 @@ class GroundingConfig:
     ambiguity_margin: float = 0.15  # if the best two matches are closer than this -> ambiguous
     color_min_fraction: float = 0.25
     max_candidates: int = 10  # how many candidates to report
+    # What is never picked up (vlm_ros/core/graspable.py): the safety parameters never_grasp /
+    # may_grasp, so that "grab something" never chooses a person.
+    never_grasp: frozenset[str] = frozenset()
+    may_grasp: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -151,11 +156,14 @@ def ground_query(
     backend: Backend,
     config: GroundingConfig,
     detections: list[Detection] | None = None,
+    to_pick: bool = False,
 ) -> GroundingOutcome:
     """Ground ``query`` in ``frame`` using ``detections`` (or one ``backend.detect`` call).
 
     ``detections`` lets the caller share one model pass between the target, the destination and
-    their anchors.  Never raises for bad detections; statuses are "ok", "not_found", "ambiguous".
+    their anchors.  ``to_pick``: the object will be picked up, so only objects that may be are
+    candidates ("grab something" never chooses a person).  Never raises for bad detections;
+    statuses are "ok", "not_found", "ambiguous".
     """
     context = _Context(frame, Scene.from_frame(frame), backend, config)
     if detections is None:
@@ -164,7 +172,20 @@ def ground_query(
             return _unknown_noun(unknown, backend)
         detections = backend.detect(frame.rgb, detection_queries(query, backend))
     context.detections = list(detections)
-    return _Grounder(query, context).run().outcome
+    return _Grounder(query, context, to_pick).run().outcome
+
+
+def ground_all(
+    query: ObjectQuery,
+    frame: Frame,
+    backend: Backend,
+    config: GroundingConfig,
+    detections: list[Detection],
+) -> tuple[list[Candidate], GroundingOutcome | None]:
+    """Every object ``query`` describes, without choosing one (for "is there a …?" / "how many
+    …?"): (the matches, best first; the not-found outcome that says why there are none)."""
+    context = _Context(frame, Scene.from_frame(frame), backend, config, list(detections))
+    return _Grounder(query, context).matches()
 
 
 def _first_unknown_noun(query: ObjectQuery | None, backend: Backend) -> str | None:
@@ -260,9 +281,11 @@ class _Stop(Exception):
 class _Grounder:
     """One query's grounding; stages narrow ``viable`` and annotate every candidate."""
 
-    def __init__(self, query: ObjectQuery, context: _Context) -> None:
+    def __init__(self, query: ObjectQuery, context: _Context, to_pick: bool = False) -> None:
         self.query = query
         self.ctx = context
+        self.to_pick = to_pick  # only objects that may be picked up are candidates
+        self.not_graspable: list[Candidate] = []
         self.cfg = context.config
         self.min_score = score_floor(self.cfg, context.backend)
         self.name = _query_name(query)
@@ -277,6 +300,7 @@ class _Grounder:
             if self.ctx.backend.resolves_referring_expressions:
                 return self._trust_model()
             self._collect()
+            self._graspable()
             self._confidence()
             self._exclude()
             self._color()
@@ -285,6 +309,26 @@ class _Grounder:
             return self._decide()
         except _Stop as stop:
             return stop.result
+
+    def matches(self) -> tuple[list[Candidate], GroundingOutcome | None]:
+        """The stages that judge each candidate, without the choice of one (see ground_all)."""
+        try:
+            if self.ctx.backend.resolves_referring_expressions:
+                result = self._trust_model()
+                found = result.outcome.target
+                return ([found] if found is not None else [],
+                        None if found is not None else result.outcome)
+            self._collect()
+            self._confidence()
+            self._exclude()
+            self._color()
+            self._relation()
+            self._selectors()
+        except _Stop as stop:
+            if stop.result.outcome.status == "ambiguous":  # several match: all of them
+                return sorted(stop.result.contenders or self.viable, key=lambda c: -c.match), None
+            return [], stop.result.outcome
+        return sorted(self.viable, key=lambda c: -c.match), None
 
     def _stop(self, status: Status, message: str,
               clarification: tuple[str, list[str]] | None = None,
@@ -340,6 +384,27 @@ class _Grounder:
             raise self._not_found(f"I don't see any {plural(self.name)}{visible}")
         fill_depths(self.candidates, self.ctx.frame)
 
+    def _graspable(self) -> None:
+        """For a pick: objects that are never picked up (people, animals, large things) are no
+        candidates, whatever the noun let in ("something", "anything but the cup")."""
+        if not self.to_pick:
+            return
+        kept, refused = [], []
+        for cand in self.candidates:
+            category = category_of(cand.label, self.cfg.never_grasp, self.cfg.may_grasp)
+            if category is None:
+                kept.append(cand)
+            else:
+                cand.reasons.append(f"not picked up: {WHY_NOT_GRASPED[category]}")
+                refused.append(cand)
+        self.candidates = kept
+        self.dropped = refused + self.dropped
+        self.not_graspable = refused
+        if not kept:
+            seen = _join_and(sorted({c.label for c in refused}))
+            raise self._not_found(f"I see {seen}, but nothing I may pick up (people, animals "
+                                  f"and large things are never picked up)")
+
     def _confidence(self) -> None:
         best = max(c.score for c in self.candidates)
         for cand in self.candidates:
@@ -360,9 +425,13 @@ class _Grounder:
             if not kept:
                 count = len(self.viable)
                 self.viable = []
+                besides = ""
+                if self.not_graspable:  # "grab something that isn't the cup" by a table
+                    labels = _join_and(sorted({c.label for c in self.not_graspable}))
+                    besides = f"; the {labels} I may not pick up"
                 raise self._not_found(
                     f"I see {counted(self.name, count)}, but you excluded "
-                    f"{'it' if count == 1 else 'all of them'} ({said})")
+                    f"{'it' if count == 1 else 'all of them'} ({said}){besides}")
             self.viable = kept
 
     def _matching_ids(self, excluded: ObjectQuery) -> set[int]:

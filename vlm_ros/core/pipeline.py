@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from vlm_ros.core.attributes import box_problem
 from vlm_ros.core.backend import Backend, BackendError
+from vlm_ros.core.color import color_profile
 from vlm_ros.core.geometry import (
     FrameResolver,
     object_center_3d,
@@ -26,12 +27,16 @@ from vlm_ros.core.graspable import box_width_m
 from vlm_ros.core.grounding import (
     GroundingConfig,
     GroundingOutcome,
+    counted,
     detection_queries,
+    ground_all,
     ground_query,
+    plural,
 )
 from vlm_ros.core.tabletop import recover_missed, support_and_clusters
 from vlm_ros.core.types import (
     ACTIONS,
+    MOTIONLESS_ACTIONS,
     Candidate,
     Detection,
     Frame,
@@ -44,7 +49,7 @@ from vlm_ros.core.types import (
 _PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
 
 # Actions whose goals need the target in 3D: all but stop.
-_SPATIAL_ACTIONS = frozenset(ACTIONS) - {"stop"}
+_SPATIAL_ACTIONS = frozenset(ACTIONS) - MOTIONLESS_ACTIONS
 
 
 @dataclass
@@ -114,9 +119,15 @@ class Pipeline:
                     detections = self.backend.detect(frame.rgb, union)
             timing["model"] = (time.perf_counter() - t0) * 1000.0
             t0 = time.perf_counter()
+            if instruction.action == "ask" and target_query is not None:
+                result = self._answer(instruction, target_query, frame, detections)
+                timing["reasoning"] = (time.perf_counter() - t0) * 1000.0
+                result.timing_ms = timing
+                return result
             target: GroundingOutcome | None = None
             if target_query is not None:
-                target = ground_query(target_query, frame, self.backend, cfg, detections)
+                target = ground_query(target_query, frame, self.backend, cfg, detections,
+                                      to_pick=instruction.action in ("pick", "place"))
             destination: GroundingOutcome | None = None
             if instruction.destination is not None:
                 destination = ground_query(instruction.destination, frame, self.backend, cfg,
@@ -132,6 +143,40 @@ class Pipeline:
             self._add_geometry_and_goals(result, instruction, frame)
             timing["geometry"] = (time.perf_counter() - t0) * 1000.0
         result.timing_ms = timing
+        return result
+
+    def _answer(self, instruction: Instruction, query: ObjectQuery, frame: Frame,
+                detections: list[Detection] | None) -> GroundingResult:
+        """A question about the image ("is there a dog?", "how many cups?", "what colour is the
+        truck?"): answered in ``message``, never a goal."""
+        cfg = self.config.grounding
+        if detections is None:  # a backend that grounds whole expressions: one pass for it
+            detections = self.backend.detect(frame.rgb, detection_queries(query, self.backend))
+        name = query.noun or "object"
+        if instruction.question == "color":
+            outcome = ground_query(query, frame, self.backend, cfg, detections)
+            result = self._decide(instruction, outcome, None)
+            if result.status == "ok":
+                target = result.targets[0]
+                color = target.color or color_profile(
+                    frame.rgb, target.bbox, mask=target.mask, label=target.label,
+                    depth_m=frame.depth_m).dominant
+                result.message = (f"the {target.label} is {color}" if color else
+                                  f"I see the {target.label} but cannot tell its colour")
+            return result
+        matches, none = ground_all(query, frame, self.backend, cfg, detections)
+        result = GroundingResult(status="ok", instruction=instruction, targets=matches,
+                                 candidates=list(matches))
+        if matches:
+            seen = counted(plural(name, 1), len(matches))
+            result.message = f"yes: I see {seen}" if instruction.question != "count" else \
+                f"I see {seen}"
+        else:
+            result.status = "not_found"
+            why = none.message if none is not None else f"I don't see any {plural(name)}"
+            result.candidates = none.candidates if none is not None else []
+            result.message = f"no: {why}" if instruction.question != "count" else \
+                f"none: {why}"
         return result
 
     def result_for_box(self, instruction: Instruction, candidate: Candidate, frame: Frame,
@@ -267,7 +312,9 @@ class Pipeline:
                     problems.append(f"{name}: {why}")
         needs = result.destination if instruction.action == "place" else target
         if needs is None or needs.point_base is None:
-            result.message += f"; no 3D goal possible ({', '.join(problems) or 'no 3D point'})"
+            result.no_goal_reason = (f"no 3D goal possible "
+                                     f"({', '.join(problems) or 'no 3D point'})")
+            result.message += f"; {result.no_goal_reason}"
             return
         try:
             result.goals = make_goals(
@@ -279,7 +326,8 @@ class Pipeline:
             )
         except ValueError as exc:
             result.goals = []
-            result.message += f"; no 3D goal possible ({exc})"
+            result.no_goal_reason = f"no 3D goal possible ({exc})"
+            result.message += f"; {result.no_goal_reason}"
 
     def stamp(self, result: GroundingResult, frame: Frame) -> GroundingResult:
         """Say which backend and which frame (id, stamp, size) ``result`` comes from."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from rapidfuzz.distance import DamerauLevenshtein
 
 from vlm_ros.core import lexicon as lx
-from vlm_ros.core import zh_words
+from vlm_ros.core import speech_acts, zh_words
 from vlm_ros.core.instruction import (
     _display_text,
     _input_error,
@@ -154,6 +154,24 @@ def _normalise(text: str) -> str:
 
 
 def _parse_plan(text: str) -> Plan:
+    plan = _parse_sentence(text)
+    if plan.error is None and plan.refusal is None and plan.suggestion is None \
+            and any(step.action is not None for step in plan.steps):
+        return plan
+    if plan.suggestion is not None or not isinstance(text, str) or _input_error(text):
+        return plan
+    # No command in it: a statement or a question must not be taken for an answer either.
+    norm = _normalise(text)
+    language = plan.language
+    said = speech_acts.statement(norm, language)
+    if said is not None and plan.refusal is None:
+        return Plan(text=plan.text, language=language, refusal=said.message)
+    if plan.refusal is None and speech_acts.is_unanswerable_question(norm, language):
+        return Plan(text=plan.text, language=language, error=speech_acts.UNANSWERABLE)
+    return plan
+
+
+def _parse_sentence(text: str) -> Plan:
     if not isinstance(text, str):
         step = parse_instruction(text)  # its own message for bytes / non-text
         return Plan(text="", error=step.error or "command must be text")
@@ -167,6 +185,12 @@ def _parse_plan(text: str) -> Plan:
     norm = _apply_correction(norm, language, plan)
     if plan.error:
         return plan
+    act = speech_acts.classify(norm, language)
+    if isinstance(act, speech_acts.Refusal):
+        plan.refusal = act.message
+        return plan
+    if isinstance(act, speech_acts.Question):
+        return _question_plan(act, language, plan)
     clauses = _split_steps(norm, language)
     if not clauses:  # only joining words ("first", "then")
         plan.error = "no recognisable command (try e.g. 'grab the red cup' or '抓取红色杯子')"
@@ -203,6 +227,26 @@ def _parse_plan(text: str) -> Plan:
         _link_steps(plan)
     elif plan.steps:
         plan.steps[0].text = shown
+    return plan
+
+
+def _question_plan(question: speech_acts.Question, language: Language, plan: Plan) -> Plan:
+    """"is there a red cup?" -> one ``ask`` step about the red cup (answered, never a goal)."""
+    words = question.object_text
+    if language == "en":
+        # "how many cups are on the table" -> the cups on the table
+        words = re.sub(r"\s+(?:are|is)\s+(?=(?:on|in|at|near|next to|under|behind)\b)", " ",
+                       words)
+        words = _EN_ANY_THING.sub("thing", re.sub(r"^(?:any|some|an?)\s+", "", words))
+    target = _referent(words)
+    if target is None:
+        plan.error = f"I could not tell which object you ask about in '{plan.text}'"
+        return plan
+    step = Instruction(text=plan.text, language=language, action="ask", target=target,
+                       question=question.kind)
+    _check_words(step, words, plan)
+    if not plan.error:
+        plan.steps = [step]
     return plan
 
 
@@ -343,6 +387,9 @@ def _has_action(clause: str) -> bool:
     clause = clause.strip(" ,.;!，。")
     if not clause:
         return False
+    language: Language = "zh" if _CJK_RE.search(clause) else "en"
+    if isinstance(speech_acts.classify(clause, language), speech_acts.Refusal):
+        return True  # "…and kick the dog" is a step of its own (refused with the sentence)
     negative = _EN_NEGATIVE.match(clause) or _ZH_NEGATIVE.match(clause)
     if negative and _has_action(negative["rest"]):
         return True  # "don't grab the cup"; "不要蓝色的" is an exclusion, not a clause
@@ -369,6 +416,10 @@ def _parse_clause(clause: str, language: Language, plan: Plan,
     negative = (_ZH_NEGATIVE if language == "zh" else _EN_NEGATIVE).match(clause)
     step = parse_instruction(clause)
     if negative and not (step.error is None and step.action == "stop"):  # "别动" is stop
+        if isinstance(speech_acts.classify(negative["rest"], language), speech_acts.Refusal):
+            # "don't kick the dog": understood; nothing to do
+            plan.refusal = f"you asked me not to {negative['rest']}: nothing to do, no goal sent"
+            return None
         negated = _parse_clause(negative["rest"], language, Plan(text=clause), several)
         if negated is None or negated.action is None:
             plan.error = f"I don't understand what not to do in '{clause}'"
@@ -380,6 +431,13 @@ def _parse_clause(clause: str, language: Language, plan: Plan,
         return None
     if step.error is None and step.action == "stop":
         return step  # "do not move", "别动": stop, whatever words it is said with
+    act = speech_acts.classify(clause, language) if several else None
+    if isinstance(act, speech_acts.Refusal):  # "grab the cup and kick the dog": none of it
+        plan.error = act.message
+        return None
+    if isinstance(act, speech_acts.Question):
+        plan.error = f"ask a question on its own, not as a step ('{clause}')"
+        return None
     head, exclusions = _take_exclusions(clause, language)
     if exclusions is None:
         plan.error = f"I don't understand the exclusion in '{clause}'"

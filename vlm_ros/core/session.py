@@ -4,7 +4,10 @@ ROS-free and single-threaded by design.  Its owner (the node's worker thread, th
 hands it events - a command, a grounding that finished, a camera frame while a target is
 tracked, a clock tick, a stop - and carries out the typed effects it returns:
 
-* :class:`Reply` - publish this result (its goals still pass the safety gate where they leave);
+* :class:`Reply` - publish this result.  Every result the session answers with has passed the
+  safety gate (:func:`vlm_ros.core.safety.judge`): an ``ok`` is an answer the robot may act on;
+  a pick of a person is refused here, with or without goals.  The node's outputs check the
+  goals once more where they leave (the frame's age then, ``goal_frame``);
 * :class:`Ground` - run the model for this request on a camera frame newer than the command
   (or on the frame the request carries) and hand the outcome back to :meth:`grounded`;
 * :class:`TrackedUpdate` - a tracked target's new position, with goals only when it says so.
@@ -216,6 +219,7 @@ class CommandSession:
     # conversation (the ~/instruct action) read it right after command().
     last_command_continues: bool = False
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _run_clock: Callable[[], float] | None = None  # run()'s clock of stamps, while it runs
 
     # ------------------------------------------------------------------------------ queries
     def is_stop(self, text: str) -> bool:
@@ -307,7 +311,7 @@ class CommandSession:
                 text=plan.text, language=plan.language, is_followup=True,
                 target=ObjectQuery(text=plan.text, exclusions=[plan.negated.target]))])
         why_not = (plan.error or plan.refusal or self._unjudged(plan)
-                   or _plan_problem(plan))
+                   or _plan_problem(plan) or self._affordance(plan))
         if why_not:
             reply = self._reply("rejected", plan.steps[0] if plan.steps else said, why_not,
                                 command)
@@ -317,6 +321,8 @@ class CommandSession:
             self._plan = _PlanRun(plan.steps, command)
             return [*effects, self._ground_step(command, parse_ms)]
         instruction = self._resolve_followup(plan.steps[0], text)
+        if not instruction.error:  # an answer may complete a command into one never done
+            instruction.error = safety.instruction_problem(instruction, self.safety)
         if instruction.error:
             reply = self._reply("rejected", instruction, instruction.error, command)
             reply.result.timing_ms["parse"] = parse_ms
@@ -355,6 +361,7 @@ class CommandSession:
             result.timing_ms = {"parse": request.parse_ms, **result.timing_ms}
         if request.epoch != self.epoch:  # a stop came first: nothing of this may act
             return [Reply(result, request.command, frame, request.epoch)]
+        result = self._judged(result)
         if request.purpose == "confirmation":
             return self._confirmed(request, result, frame, now)
         self.pending = result.instruction if result.status == "ambiguous" else None
@@ -442,6 +449,16 @@ class CommandSession:
         """One command on one frame, start to finish, on the calling thread (the CLI, the
         tests): model passes run inline on ``frame``; the last reply is the answer."""
         now = time.monotonic()
+        if frame is not None:
+            # The image handed in is the current view: its age at each decision is the time
+            # this call has taken so far (the safety gate's max_frame_age_s).
+            self._run_clock = lambda: frame.stamp + (time.monotonic() - now)
+        try:
+            return self._run(text, frame, now)
+        finally:
+            self._run_clock = None
+
+    def _run(self, text: str, frame: Frame | None, now: float) -> GroundingResult:
         effects = self.command(Command(text, received=now, frame=frame), now)
         answer: GroundingResult | None = None
         while effects:
@@ -491,8 +508,26 @@ class CommandSession:
         merged.text = f"{self.pending.text} -> {text.strip()}"
         return merged
 
+    def _stamp_now(self) -> float:
+        """Now on the clock of frame stamps (run() holds its still image as taken now)."""
+        return self._run_clock() if self._run_clock is not None else self.stamp_clock()
+
     def _gate_allows(self, result: GroundingResult) -> bool:
-        return safety.check(result, self.safety, now=self.stamp_clock()).allowed
+        return safety.check(result, self.safety, now=self._stamp_now()).allowed
+
+    def _judged(self, result: GroundingResult) -> GroundingResult:
+        """``result`` as it may be answered: through the safety gate (the one judgement every
+        answer passes, whatever asked: the CLI, the topic, ~/ground, ~/instruct)."""
+        return safety.judge(result, self.safety, now=self._stamp_now())
+
+    def _affordance(self, plan: Plan) -> str | None:
+        """Why a step may not be done whatever the camera sees ("pick up the person")."""
+        for index, step in enumerate(plan.steps):
+            problem = safety.instruction_problem(step, self.safety)
+            if problem:
+                return problem if len(plan.steps) == 1 else \
+                    f"step {index + 1} of {len(plan.steps)} ({step.text}): {problem}"
+        return None
 
     def _unjudged(self, plan: Plan) -> str | None:
         """Words a closed-set detector cannot use: named, never dropped (an open-vocabulary

@@ -13,8 +13,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-Action = Literal["pick", "place", "navigate", "look", "find", "follow", "stop"]
-ACTIONS: tuple[str, ...] = ("pick", "place", "navigate", "look", "find", "follow", "stop")
+Action = Literal["pick", "place", "navigate", "look", "find", "follow", "stop", "ask"]
+ACTIONS: tuple[str, ...] = ("pick", "place", "navigate", "look", "find", "follow", "stop", "ask")
+# Actions that never move the robot: a stop, a question about the image ("is there a dog?").
+MOTIONLESS_ACTIONS: frozenset[str] = frozenset({"stop", "ask"})
+# What an "ask" step asks: is there one, how many, what colour.
+QuestionKind = Literal["presence", "count", "color"]
 
 Status = Literal["ok", "not_found", "ambiguous", "rejected", "error", "awaiting_confirmation"]
 STATUSES: tuple[str, ...] = ("ok", "not_found", "ambiguous", "rejected", "error",
@@ -168,12 +172,14 @@ class Instruction:
     destination_relation: str | None = None  # "in" | "on" for place
     is_followup: bool = False
     error: str | None = None  # why the text could not be understood (status "rejected")
+    question: QuestionKind | None = None  # for action "ask": what is asked about the target
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "language": self.language,
             "action": self.action,
+            "question": self.question,
             "target": self.target.to_dict() if self.target else None,
             "destination": self.destination.to_dict() if self.destination else None,
             "destination_relation": self.destination_relation,
@@ -192,6 +198,7 @@ class Instruction:
             destination_relation=data.get("destination_relation"),
             is_followup=bool(data.get("is_followup", False)),
             error=data.get("error"),
+            question=data.get("question"),
         )
 
 
@@ -322,6 +329,15 @@ class GroundingResult:
     # A command of several steps: all of them, and which one (1-based) this result answers.
     steps: list[Instruction] = field(default_factory=list)
     step: int = 0
+    # Why the robot will not act although the command asks for motion (no 3D point, no
+    # calibration, a refusal); "" when it will, or when the command asks for none (stop, a
+    # question).  ``will_act`` says it in one bit: status ok and goals to send.
+    no_goal_reason: str = ""
+
+    @property
+    def will_act(self) -> bool:
+        """Will the robot move on this answer?  Only an ``ok`` with goals makes it move."""
+        return self.status == "ok" and bool(self.goals)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -341,4 +357,6 @@ class GroundingResult:
             "timing_ms": {k: round(float(v), 2) for k, v in self.timing_ms.items()},
             "steps": [s.to_dict() for s in self.steps],
             "step": self.step,
+            "will_act": self.will_act,
+            "no_goal_reason": self.no_goal_reason,
         }

@@ -183,5 +183,7 @@ def result_to_interface(interfaces: ModuleType, result: GroundingResult, header:
     msg.timing_values = [float(v) for v in result.timing_ms.values()]
     msg.step = int(result.step)
     msg.step_count = len(result.steps)
+    msg.will_act = bool(result.will_act)
+    msg.no_goal_reason = result.no_goal_reason
     msg.json = result_to_json(result)
     return msg

@@ -151,6 +151,14 @@ class NodeSettings:
     max_grasp_width_m: float = _p(0.15, "refuse a pick whose object is wider than this (its box "
                                         "back-projected at its depth; a typical parallel "
                                         "gripper opens 0.08-0.14 m; > 0)", range=_AT_LEAST_0)
+    never_grasp: tuple[str, ...] = _p([""], "labels / nouns never picked up, besides people, "
+                                            "animals, vehicles, furniture and large things "
+                                            "(vlm_ros/core/graspable.py); [''] = none")
+    may_grasp: tuple[str, ...] = _p([""], "labels / nouns taken out of that table (e.g. chair, "
+                                          "for a robot that moves chairs); [''] = none")
+    min_person_standoff_m: float = _p(0.8, "a navigate / follow goal toward a person or an "
+                                           "animal stops at least this far from it (m)",
+                                      range=_AT_LEAST_0)
     confirm_before_motion: bool = _p(False, "state what will move on ~/result and wait for yes/"
                                             "confirm/确认 (or no) on ~/command before any goal")
     confirm_actions: tuple[str, ...] = _p(["pick", "place", "navigate", "follow"],
@@ -286,7 +294,9 @@ class NodeSettings:
         return PipelineConfig(
             grounding=GroundingConfig(min_score=self.user_score_threshold,
                                       min_match=self.min_match,
-                                      ambiguity_margin=self.ambiguity_margin),
+                                      ambiguity_margin=self.ambiguity_margin,
+                                      never_grasp=self.safety_config().never_grasp,
+                                      may_grasp=self.safety_config().may_grasp),
             goals=GoalConfig(base_frame=self.base_frame, pregrasp_offset=self.pregrasp_offset,
                              place_height=self.place_height,
                              standoff_distance=self.standoff_distance,
@@ -311,6 +321,9 @@ class NodeSettings:
             max_frame_age_s=self.max_frame_age_s,
             allowed_actions=frozenset(self.allowed_actions),
             max_grasp_width_m=_positive(self.max_grasp_width_m, "max_grasp_width_m"),
+            never_grasp=frozenset(self.never_grasp),
+            may_grasp=frozenset(self.may_grasp),
+            min_person_standoff_m=self.min_person_standoff_m,
         )
 
     def session_config(self) -> SessionConfig:

@@ -154,6 +154,12 @@ function showResult(r) {
   stats.lastResult = r;
   const status = $("answer-status");
   status.textContent = r.status; status.className = `badge ${r.status}`;
+  // An ok the robot will not act on (no 3D point, no calibration) says so next to the status.
+  const acts = $("answer-acts");
+  const shown = r.status === "ok" && (r.will_act || Boolean(r.no_goal_reason));
+  acts.className = `badge ${r.will_act ? "acts" : "warn"}${shown ? "" : " hidden"}`;
+  acts.textContent = r.will_act ? "robot will act" : "robot will NOT act";
+  acts.title = r.no_goal_reason || "";
   $("answer-message").textContent = r.message || "";
   $("question").textContent = r.clarification || "";
   const choices = $("choices");
