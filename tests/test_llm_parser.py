@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from photos import load_photo
 
 from vlm_ros import scenes
 from vlm_ros.backends.llm_parser import (
@@ -712,3 +713,26 @@ def test_the_node_starts_with_the_server_down_and_rejects_naming_it() -> None:
         assert log.count("parser llm:") == 1, log  # logged once, at start-up
     finally:
         graph.close()
+
+
+# --------------------------------------------------- issue #20: the grammar's refusals stand
+GO_TO_THE_DOG = EXTRA_KEY.replace(', "confidence": 0.93', "")
+
+
+@pytest.mark.parametrize("command, says", [
+    ("kick the dog", "won't kick the dog"),
+    ("stay away from the dog", "keeping away"),
+    ("I already went to the dog", "statement"),
+    ("踢狗", "won't"),
+])
+def test_a_language_model_cannot_turn_a_refusal_into_a_goal(command: str, says: str) -> None:
+    """The model here answers "go to the dog" to everything: the session keeps the grammar's
+    verdict on harmful acts, keeping away and statements, and never asks the model."""
+    with RecordedServer(Reply(raw=body(GO_TO_THE_DOG))) as server:
+        session = CommandSession(Pipeline(SsdCocoBackend()), parse=parser_for(server))
+        result = session.run(command, Frame(rgb=load_photo("dog")))
+        assert result.status == "rejected" and says in result.message and not result.goals
+        assert server.seen == []
+        # ... while a command the grammar reads as one still goes to the model.
+        asked = session.run("please wander over to the dog", Frame(rgb=load_photo("dog")))
+    assert len(server.seen) == 1 and asked.instruction.action == "navigate"

@@ -49,8 +49,8 @@ def test_pick_up_the_person_is_rejected_and_publishes_no_goal(graph: RosGraph) -
     assert result["status"] == "rejected", result
     assert "I won't pick up the person: a person is never grasped" in result["message"]
     assert "outside the workspace" not in result["message"]
-    assert result["goals"] == [] and result["targets"][0]["label"] == "person"
-    assert result["targets"][0]["width_m"] > 0.0  # measured, and in the JSON
+    # Judged with the command (issue #20): refused before the model ran, nothing grounded.
+    assert result["goals"] == [] and result["targets"] == [] and result["will_act"] is False
     assert not graph.wait_for("grasp_pose", before["grasp_pose"] + 1, timeout_s=1.5)
     assert _counts(graph) == before  # no grasp, pregrasp, place or target pose, no goal_pose
     assert graph.alive()

@@ -277,7 +277,7 @@ class CommandSession:
                                 f"command longer than {limit} characters", command)]
         started = time.perf_counter()
         self.last_command_continues = False
-        plan = self.parse(text)
+        plan = self._parse(text)
         if plan.error is None and [s.action for s in plan.steps] == ["stop"]:
             return self.stop(command, now)
         answer = is_confirmation(text)
@@ -507,6 +507,17 @@ class CommandSession:
         merged = merge_followup(self.pending, instruction)
         merged.text = f"{self.pending.text} -> {text.strip()}"
         return merged
+
+    def _parse(self, text: str) -> Plan:
+        """The plan ``text`` asks for.  Whatever parser is configured, the grammar's verdict on
+        what is no command to move stands: a question, a statement, a harmful act, keeping
+        away, "don't …" (a language model must not turn "kick the dog" into "go to the dog")."""
+        if self.parse is parse_plan:
+            return parse_plan(text)
+        grammar = parse_plan(text)
+        if grammar.refusal is not None or any(s.action == "ask" for s in grammar.steps):
+            return grammar
+        return self.parse(text)
 
     def _stamp_now(self) -> float:
         """Now on the clock of frame stamps (run() holds its still image as taken now)."""
