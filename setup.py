@@ -27,6 +27,7 @@ setup(
             "ros-kilted-sensor-msgs",
             "ros-kilted-geometry-msgs",
             "ros-kilted-std-msgs",
+            "ros-kilted-std-srvs",  # ~/save_memory, ~/clear_memory (Trigger)
             "ros-kilted-nav-msgs",
             "ros-kilted-visualization-msgs",
             "ros-kilted-diagnostic-msgs",

@@ -271,6 +271,26 @@ def test_typed_command_is_answered_and_drawn(rig: Rig, tmp_path: Path) -> None:
 
 @pytest.mark.ros
 @pytest.mark.slow
+def test_memory_panel_lists_what_was_seen_and_goes_back_to_it(rig: Rig) -> None:
+    # Issue #21: the node's ~/memory, listed; "go to" asks for it.  Issue #20: an ok the robot
+    # acts on says so beside its status.
+    before = rig.stats("results")
+    rig.type_command("grab the red cup")
+    assert rig.wait_result("grab the red cup", before)["status"] == "ok"
+    assert rig.text("answer-acts") == "robot will act"
+    item = _until(lambda: next(iter(rig.browser.find_elements(
+        "css selector", "#memory-list li[data-label='cup']")), None), 10, "the cup in the memory")
+    assert "red cup" in item.text and "s ago" in item.text
+    goals = rig.graph.listener.count("goal_pose")
+    before = rig.stats("results")
+    item.find_element("css selector", "button").click()
+    result = rig.wait_result("go back to the red cup", before)
+    assert result["status"] == "ok" and result["instruction"]["action"] == "navigate", result
+    assert rig.graph.wait_for("goal_pose", goals + 1)
+
+
+@pytest.mark.ros
+@pytest.mark.slow
 def test_chinese_command_and_history_keys(rig: Rig) -> None:
     from selenium.webdriver.common.keys import Keys
 

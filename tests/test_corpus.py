@@ -25,6 +25,8 @@ prints it as markdown.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,9 +42,10 @@ from photos import load_photo
 from vlm_ros import scenes
 from vlm_ros.backends.ssd_coco import SsdCocoBackend
 from vlm_ros.core import safety
-from vlm_ros.core.geometry import StaticFrameResolver, camera_extrinsics
+from vlm_ros.core.geometry import CameraPoseHistory, StaticFrameResolver, camera_extrinsics
 from vlm_ros.core.pipeline import Pipeline
 from vlm_ros.core.plan import parse_plan
+from vlm_ros.core.recall import SearchConfig
 from vlm_ros.core.session import Command, CommandSession, Ground, Reply, SessionConfig
 from vlm_ros.core.types import Detection, Frame, GroundingResult
 
@@ -54,8 +57,11 @@ CLASSES = ("understood", "refused_named", "refused_instead", "wrong_goal", "wron
            "crash")
 # Issue #20's groups: questions, statements, harmful acts, keeping away, what may be picked up.
 NOT_COMMAND_GROUPS = ("questions", "statements", "harmful", "keep_away", "affordance")
+# Issue #21's group: what the robot saw before ("where did you see ...", "go back to ...").
+MEMORY_GROUPS = ("memory",)
 # Groups whose every entry must be understood or refused with the word named.
-STRICT_GROUPS = ("negation", "multi_step", "unknown_words", "non_graspable", *NOT_COMMAND_GROUPS)
+STRICT_GROUPS = ("negation", "multi_step", "unknown_words", "non_graspable", *NOT_COMMAND_GROUPS,
+                 *MEMORY_GROUPS)
 # The understood-as-expected rate over all groups but non_graspable, measured on the code this
 # corpus was written against (ba566f4) as 425 / 461 = 92.2 %; the floor leaves a 2.2-point
 # margin (about 10 entries).
@@ -77,6 +83,10 @@ class Entry:
     says: list[str] = field(default_factory=list)
     known_gap: str | None = None
     non_graspable: bool = False
+    # Issue #21: "<scene>:<noun>" the robot saw before the command, with its camera turned
+    # 60 degrees away from where it looks now ("find the <noun>" there first).
+    seen: str | None = None
+    goal: bool = True  # an ok answer with no goal (a "where ...?" answered from memory)
 
     @property
     def shown(self) -> str:
@@ -145,9 +155,13 @@ class Outcome:
 
 
 def run_entry(entry: Entry) -> Outcome:
-    """A fresh session per command (no dialogue state leaks between entries)."""
-    session = CommandSession(corpus_pipeline(), SessionConfig(track_target_s=0.0),
-                             stamp_clock=lambda: STAMP_NOW)
+    """A fresh session per command (no dialogue state leaks between entries).  No active
+    search: the corpus has no robot to turn the camera (tests/test_session_memory.py and
+    `vlm-ros eval sim --memory` test it)."""
+    config = SessionConfig(track_target_s=0.0, search=SearchConfig(enabled=False))
+    if entry.seen is not None:
+        return run_memory_entry(entry, config)
+    session = CommandSession(corpus_pipeline(), config, stamp_clock=lambda: STAMP_NOW)
     frame = scene_frame(entry.scene)
     try:
         replies = drive(session, entry.text, frame)
@@ -157,6 +171,29 @@ def run_entry(entry: Entry) -> Outcome:
     answer = replies[-1]
     shown = " | ".join(describe(r, frame) for r in replies)
     return Outcome(entry, verdict, answer.status, [g.kind for r in replies for g in r.goals],
+                   shown + (f" [{problem}]" if problem else ""))
+
+
+def run_memory_entry(entry: Entry, config: SessionConfig) -> Outcome:
+    """The robot saw ``entry.seen`` with its camera turned 60 degrees left, then looks ahead at
+    ``entry.scene`` when the command comes."""
+    poses = CameraPoseHistory("base_link", CAMERA)
+    pipeline = Pipeline(corpus_pipeline().backend, None, poses)
+    session = CommandSession(pipeline, config, stamp_clock=lambda: STAMP_NOW)
+    seen_scene, noun = entry.seen.split(":")
+    for stamp, yaw, scene in ((STAMP_NOW - 5.0, 60.0, seen_scene), (STAMP_NOW, 0.0, entry.scene)):
+        poses.add(stamp, camera_extrinsics(0, 0, 0.6, 0, 0.6, math.radians(yaw)))
+        frame = dataclasses.replace(scene_frame(scene), stamp=stamp)
+        if scene is seen_scene and stamp < STAMP_NOW:
+            drive(session, f"find {noun}" if noun == "something" else f"find the {noun}", frame)
+    try:
+        replies = drive(session, entry.text, frame)
+    except Exception as exc:  # noqa: BLE001 - a crash, reported as one
+        return Outcome(entry, "crash", "crash", [], f"raised {exc!r:.200}")
+    verdict, problem = judge(entry, replies, frame)
+    shown = " | ".join(describe(r, frame) for r in replies)
+    return Outcome(entry, verdict, replies[-1].status,
+                   [g.kind for r in replies for g in r.goals],
                    shown + (f" [{problem}]" if problem else ""))
 
 
@@ -248,13 +285,16 @@ def reply_problem(entry: Entry, result: GroundingResult, frame: Frame, action: s
     got = result.instruction.action if result.instruction else None
     if got != action:
         return f"action {got}, expected {action}"
-    if action in ("stop", "ask"):  # a stop or a question: answered, never a goal
+    if action in ("stop", "ask") or not entry.goal:  # answered, never a goal
         if result.goals:
             return f"a goal for {action}"
         said = (result.message or "").lower()
         missing = [w for w in entry.says if w.lower() not in said]
-        return f"the answer does not say {missing}" if missing else None
-    if not result.goals:
+        if missing:
+            return f"the answer does not say {missing}"
+        if action in ("stop", "ask"):
+            return None
+    elif not result.goals:
         return "no goal"
     target = result.destination if action == "place" else (
         result.targets[0] if result.targets else None)
@@ -362,7 +402,7 @@ def test_the_corpus_is_large_bilingual_and_well_formed() -> None:
     groups = Counter(e.group for e in entries)
     assert set(groups) == {"plain", "attributes", "relations", "ordinals", "negation",
                            "multi_step", "corrections", "typos", "polite", "unknown_words",
-                           "non_graspable", "hostile", *NOT_COMMAND_GROUPS}
+                           "non_graspable", "hostile", *NOT_COMMAND_GROUPS, *MEMORY_GROUPS}
     zh = [e for e in entries if any("\u4e00" <= ch <= "\u9fff" for ch in e.text)]
     assert len(zh) >= 60
     for e in entries:
@@ -423,6 +463,16 @@ def test_questions_statements_harm_keep_away_and_affordances_never_give_a_goal()
     print("\n" + report.text_table())
     zh = [o for o in report.outcomes if any("\u4e00" <= ch <= "\u9fff" for ch in o.entry.text)]
     assert len(zh) >= 25 and len(report.outcomes) >= 90
+    bad = [o for o in report.outcomes if o.verdict not in ("understood", "refused_named")]
+    assert not bad, f"not understood nor refused naming the word:\n{report.listing(bad)}"
+
+
+def test_the_memory_group_never_gives_a_wrong_goal() -> None:
+    """Issue #21: commands about what the robot saw before, EN + ZH: each understood (a goal
+    from memory where one is meant, an answer from memory for "where") or refused naming why."""
+    report = Report([o for o in corpus_report().outcomes if o.entry.group in MEMORY_GROUPS])
+    print("\n" + report.text_table())
+    assert len(report.outcomes) >= 15
     bad = [o for o in report.outcomes if o.verdict not in ("understood", "refused_named")]
     assert not bad, f"not understood nor refused naming the word:\n{report.listing(bad)}"
 

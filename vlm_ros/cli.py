@@ -259,6 +259,29 @@ def cmd_say(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_memory(args: argparse.Namespace) -> int:
+    from vlm_ros.ros.teleop import memory
+
+    action = "save" if args.save else "clear" if args.clear else "show"
+    answer = memory(args.node, action, wait_s=args.wait)
+    if answer is None:
+        return _fail(f"no answer from {args.node} within {args.wait} s (is the node running?)")
+    if action != "show":
+        print(answer["message"])
+        return 0 if answer["success"] else 1
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False))
+        return 0
+    objects = answer.get("objects", [])
+    print(f"{len(objects)} object(s) remembered in {answer.get('frame_id')}")
+    for obj in objects:
+        what = f"{obj['color']} {obj['label']}" if obj.get("color") else obj["label"]
+        x, y, z = obj["position"]
+        print(f"  #{obj['id']} {what}: ({x:.2f}, {y:.2f}, {z:.2f}) m +-{obj['sigma_m']:.2f}, "
+              f"seen {obj['times_seen']}x, last {obj.get('age_s', 0):.0f} s ago")
+    return 0
+
+
 def cmd_camera(args: argparse.Namespace) -> int:
     import rclpy
 
@@ -318,6 +341,18 @@ def cmd_console(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from vlm_ros.sim.evaluate import run_evaluation
 
+    if args.memory:
+        from vlm_ros.sim.evaluate_memory import run_memory_evaluation
+
+        report = run_memory_evaluation(scenes=args.scenes, seed=args.seed)
+        if args.json:
+            print(json.dumps(report))
+        else:
+            for key in ("scenes", "search_success", "views_needed_mean", "memory_goals",
+                        "memory_goal_error_m_median", "memory_goal_error_m_max",
+                        "memory_pick_success", "false_memory_goals"):
+                print(f"{key:>27}: {report.get(key)}")
+        return 0
     result = run_evaluation(scenes=args.scenes, seed=args.seed, pick=not args.no_pick,
                             backend_options=args.backend_options,
                             propose_from_depth=args.propose_from_depth)
@@ -595,6 +630,22 @@ def build_parser() -> argparse.ArgumentParser:
                           help="turn off the node's depth proposals (on for the tabletop)")
     sim_eval.add_argument("--backend-options", default="", type=_mapping,
                           help="the node's backend_options, e.g. '{tiles: 2}'")
+    sim_eval.add_argument("--memory", action="store_true",
+                          help="active search and the object memory instead: search success, "
+                               "views needed, memory goal error (m), false memory goals")
+
+    memory = sub.add_parser("memory", help="the node's object memory: print it, or save / "
+                                           "clear it")
+    memory.add_argument("--node", default="/vlm_ros", type=_node_name,
+                        help="the node (with or without the leading slash)")
+    memory.add_argument("--wait", type=_positive, default=10.0,
+                        help="seconds to wait for the node (default 10)")
+    memory.add_argument("--json", action="store_true", help="print the memory as JSON")
+    memory_action = memory.add_mutually_exclusive_group()
+    memory_action.add_argument("--save", action="store_true",
+                               help="write it to the node's memory_file (~/save_memory)")
+    memory_action.add_argument("--clear", action="store_true",
+                               help="forget everything (~/clear_memory)")
 
     soak = sub.add_parser("soak", help="load/soak the node: 30 Hz RGB-D + a command burst")
     soak.add_argument("--minutes", type=_positive, default=1.0,
@@ -648,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"ground": cmd_ground, "say": cmd_say, "camera": cmd_camera, "demo": cmd_demo,
                 "describe": cmd_describe, "ask": cmd_ask, "backends": cmd_backends,
-                "eval": cmd_eval, "soak": cmd_soak, "bench": cmd_bench,
+                "eval": cmd_eval, "soak": cmd_soak, "bench": cmd_bench, "memory": cmd_memory,
                 "transcribe": cmd_transcribe,
                 "listen": cmd_listen, "console": cmd_console}
     return handlers[args.command_name](args)

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, String
 
@@ -100,6 +100,10 @@ class ConsoleNode(Node):
         self.create_subscription(Image, f"{self.target}/debug_image", self._on_debug,
                                  QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        # The object memory (latched by the node): the page lists it, a click asks to go there.
+        self.create_subscription(String, f"{self.target}/memory", self._on_memory,
+                                 QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                            durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.camera_reliability = ""
         if self.camera_topic:
             self._camera_timer = self.create_timer(0.5, self._subscribe_camera)
@@ -141,6 +145,12 @@ class ConsoleNode(Node):
         except ValueError:
             result = {"status": "error", "message": msg.data[:500]}
         self._emit("result", result)
+
+    def _on_memory(self, msg: String) -> None:
+        try:
+            self._emit("memory", json.loads(msg.data))
+        except ValueError:
+            pass  # not the node's JSON: nothing to show
 
     def _on_stop(self, _msg: Empty) -> None:
         self._emit("stop", {"at": time.time()})

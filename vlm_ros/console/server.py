@@ -78,6 +78,7 @@ class ConsoleServer:
         self.browsers: set[_Browser] = set()
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
         self.health: dict[str, Any] | None = None
+        self.memory: dict[str, Any] | None = None  # the node's latest ~/memory
         self.loop: asyncio.AbstractEventLoop | None = None
         self._voice_pool = concurrent.futures.ThreadPoolExecutor(1, "console-voice")
         self.app = web.Application(middlewares=[self._guard], client_max_size=1 << 20)
@@ -108,6 +109,9 @@ class ConsoleServer:
         elif kind == "health":
             self.health = payload
             self._broadcast({"type": "health", "health": payload})
+        elif kind == "memory":
+            self.memory = payload
+            self._broadcast({"type": "memory", "memory": payload})
 
     def _broadcast(self, message: dict[str, Any]) -> None:
         text = json.dumps(message, ensure_ascii=False)
@@ -193,7 +197,7 @@ class ConsoleServer:
                 "camera_topic": node.camera_topic if node else "",
                 "node_seen": bool(node and node.node_seen()),
                 "voice": self.voice.status() if self.voice else {"state": "off", "reason": ""},
-                "history": list(self.history), "health": self.health,
+                "history": list(self.history), "health": self.health, "memory": self.memory,
                 "token_required": self.access.token is not None, "server_time": time.time()}
 
     async def _sender(self, browser: _Browser) -> None:

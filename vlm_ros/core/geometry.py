@@ -20,6 +20,7 @@ the box's pixels, so background and sparse sensor noise do not move the object.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -41,6 +42,7 @@ _CENTRAL_FRACTION = 0.6  # side of the central sub-window, as a share of the box
 _MIN_VALID_FRACTION = 0.01  # fewer valid pixels than this share of the box -> no depth
 _MIN_VALID_PIXELS = 10
 _MODE_MIN_SHARE = 0.2  # the nearest mode must hold this share of valid pixels to count
+_MODE_MAX_SAMPLES = 8000  # depth samples a box's mode is found from, at most
 _MODE_BIN_M = 0.01  # smallest histogram bin (m)
 _MODE_BIN_REL = 0.01  # bins grow with depth, as sensor noise does
 _MODE_HALF_WIDTH_BINS = 3  # a mode is +-3 bins: a curved front surface, plus noise
@@ -112,6 +114,10 @@ def _nearest_dominant_mode(values: np.ndarray) -> float:
     20 % (flying pixels, a finger in front) never wins; if nothing reaches 20 % the fullest window
     does.
     """
+    if values.size > _MODE_MAX_SAMPLES:
+        # A regular subsample: the modes and their medians do not need every pixel of a big
+        # box (a 250 x 250 px box took ~0.9 ms, now ~0.15 ms).
+        values = values[:: math.ceil(values.size / _MODE_MAX_SAMPLES)]
     lo = float(np.percentile(values, 1))
     bin_w = max(_MODE_BIN_M, _MODE_BIN_REL * lo)
     index = np.floor((values - lo) / bin_w).astype(np.int64)
@@ -259,6 +265,9 @@ def object_center_3d(
 SUPPORT_PERCENTILE = 5.0  # base-frame z percentile of the box's points taken as the support
 ABOVE_SUPPORT_M = 0.01  # points higher than this above the support belong to the object
 NEAR_SURFACE_M = 0.25  # and lie within this distance of the visible surface point
+# The support is looked for among the box's points this close to the surface point: beyond a
+# table's edge the box also holds the floor, which is no support of the object.
+SUPPORT_RADIUS_M = 0.5
 EXTENT_PERCENTILES = (5.0, 95.0)
 MIN_OBJECT_POINTS = 30
 MAX_SAMPLES = 6000
@@ -296,8 +305,11 @@ def object_center_on_support(
         return None
     K = frame.intrinsics.scaled_to(d_w, d_h)
     points = backproject_pixels(us[valid], vs[valid], z[valid], K, to_base)
-    support = np.percentile(points[:, 2], SUPPORT_PERCENTILE)
     surface = np.asarray(to_base.apply(surface_point))
+    around = points[np.linalg.norm(points - surface, axis=1) < SUPPORT_RADIUS_M]
+    if len(around) < MIN_OBJECT_POINTS:
+        return None
+    support = np.percentile(around[:, 2], SUPPORT_PERCENTILE)
     keep = (points[:, 2] > support + ABOVE_SUPPORT_M) & (
         np.linalg.norm(points - surface, axis=1) < NEAR_SURFACE_M)
     if keep.sum() < MIN_OBJECT_POINTS:
@@ -508,6 +520,51 @@ class StaticFrameResolver:
         if (target, source) == (self.base_frame, self.camera_frame):
             return self.camera_to_base
         return self.camera_to_base.inverse()
+
+
+class CameraPoseHistory:
+    """A camera that moves on the robot (a pan-tilt unit) and reports its pose, for robots
+    without TF: the node's ``camera_pose_topic``.  Each pose is the camera *body* frame in the
+    base frame (as ``camera_pose_in_base``) at a stamp; a lookup at an image's stamp takes the
+    newest pose not after it (``tolerance_s`` of clock skew allowed), and none older than
+    ``max_gap_s`` before it - an image of a camera whose pose is unknown is placed nowhere."""
+
+    def __init__(self, base_frame: str, camera_frame: str, max_gap_s: float = 0.5,
+                 tolerance_s: float = 1e-3, history: int = 400) -> None:
+        if not base_frame or not camera_frame:
+            raise FrameError("frame names must be non-empty")
+        self.base_frame = _frame_name(base_frame)
+        self.camera_frame = _frame_name(camera_frame)
+        self.max_gap_s, self.tolerance_s, self.history = max_gap_s, tolerance_s, history
+        self._poses: list[tuple[float, Transform]] = []  # (stamp, optical -> base), by stamp
+
+    def add(self, stamp: float, camera_to_base: Transform) -> None:
+        """The camera's optical frame -> base frame at ``stamp`` (see :func:`camera_extrinsics`)."""
+        index = bisect.bisect_right([s for s, _ in self._poses], stamp)
+        self._poses.insert(index, (float(stamp), camera_to_base))
+        del self._poses[:-self.history]
+
+    def lookup(self, target_frame: str, source_frame: str, stamp: float = 0.0) -> Transform | None:
+        target, source = _frame_name(target_frame), _frame_name(source_frame)
+        known = {self.base_frame, self.camera_frame}
+        if target not in known or source not in known:
+            return None
+        if target == source:
+            return Transform.identity()
+        stamps = [s for s, _ in self._poses]
+        index = bisect.bisect_right(stamps, stamp + self.tolerance_s) - 1
+        if index < 0 or stamp - stamps[index] > self.max_gap_s:
+            return None
+        camera_to_base = self._poses[index][1]
+        return camera_to_base if target == self.base_frame else camera_to_base.inverse()
+
+    def why_not(self, target_frame: str, source_frame: str) -> str:
+        known = {self.base_frame, self.camera_frame}
+        if {_frame_name(target_frame), _frame_name(source_frame)} - known:
+            return (f"only '{self.base_frame}' <-> '{self.camera_frame}' is known (the camera "
+                    f"pose topic); not '{source_frame}' -> '{target_frame}'")
+        return (f"no camera pose within {self.max_gap_s:g} s before the image (camera pose "
+                f"topic): where the camera looked is unknown")
 
 
 def no_extrinsics_reason(base_frame: str, camera_frame: str) -> str:

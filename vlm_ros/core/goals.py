@@ -189,6 +189,16 @@ def make_goals(
     return builder(inputs)
 
 
+def make_view_goal(point: Vec3, camera: Vec3, config: GoalConfig, stamp: float) -> Goal:
+    """Where an active search looks next: ``point`` (base frame), faced from ``camera``."""
+    _check_finite("view point", point)
+    _check_finite("camera", camera)
+    inputs = _GoalInputs(target=_as_vec3(point), destination=None, config=config,
+                         stamp=float(stamp), robot=_as_vec3(camera) or (0.0, 0.0, 0.0),
+                         extent=None)
+    return inputs.goal("view", point, quat_from_yaw(_heading(camera, point)))
+
+
 def _as_vec3(values: Vec3 | None) -> Vec3 | None:
     return None if values is None else (float(values[0]), float(values[1]), float(values[2]))
 

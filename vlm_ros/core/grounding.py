@@ -47,7 +47,7 @@ from vlm_ros.core.attributes import (
     select_nth,
 )
 from vlm_ros.core.backend import Backend
-from vlm_ros.core.color import ColorProfile, color_profile, normalize_color
+from vlm_ros.core.color import ColorProfile, color_profile, exposure_gain, normalize_color
 from vlm_ros.core.graspable import WHY_NOT_GRASPED, category_of
 from vlm_ros.core.types import Candidate, Detection, Frame, ObjectQuery, Status
 from vlm_ros.core.vocabulary import labels_for_noun, query_phrases
@@ -253,12 +253,16 @@ class _Context:
     config: GroundingConfig
     detections: list[Detection] = field(default_factory=list)
     profiles: dict[tuple[int, str | None], ColorProfile] = field(default_factory=dict)
+    gain: float | None = None
 
     def profile(self, cand: Candidate, part: str | None) -> ColorProfile:
         key = (cand.id, part)
         if key not in self.profiles:
+            if self.gain is None:  # one exposure gain for every object of the frame
+                self.gain = exposure_gain(self.frame.rgb)
             self.profiles[key] = color_profile(self.frame.rgb, cand.bbox, part, cand.mask,
-                                               label=cand.label, depth_m=self.frame.depth_m)
+                                               label=cand.label, depth_m=self.frame.depth_m,
+                                               gain=self.gain, object_depth_m=cand.depth_m)
         return self.profiles[key]
 
 

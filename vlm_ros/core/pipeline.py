@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 
 from vlm_ros.core.attributes import box_problem
 from vlm_ros.core.backend import Backend, BackendError
-from vlm_ros.core.color import color_profile
+from vlm_ros.core.color import color_profile, exposure_gain
 from vlm_ros.core.geometry import (
     FrameResolver,
     object_center_3d,
     object_center_on_support,
     unresolved_reason,
 )
-from vlm_ros.core.goals import GoalConfig, make_goals
+from vlm_ros.core.goals import GoalConfig, make_goals, make_view_goal
 from vlm_ros.core.graspable import box_width_m
 from vlm_ros.core.grounding import (
     GroundingConfig,
@@ -40,9 +40,11 @@ from vlm_ros.core.types import (
     Candidate,
     Detection,
     Frame,
+    Goal,
     GroundingResult,
     Instruction,
     ObjectQuery,
+    Vec3,
 )
 
 # Pronouns that refer to the object the robot last acted on ("put it in the bowl").
@@ -61,6 +63,10 @@ class PipelineConfig:
     # Zoomed second detector look at objects depth finds on a support surface that the full-image
     # pass missed (vlm_ros.core.tabletop); needs depth and a camera->base transform.
     propose_from_depth: bool = False
+    # Place every candidate in 3D, not only the chosen one, so the object memory learns all
+    # that a grounding saw (vlm_ros/core/memory.py); those below this score are left out.
+    locate_candidates: bool = True
+    locate_min_score: float = 0.3
 
 
 class Pipeline:
@@ -138,10 +144,12 @@ class Pipeline:
         timing["reasoning"] = (time.perf_counter() - t0) * 1000.0
 
         result = self._decide(instruction, target, destination)
+        t0 = time.perf_counter()
         if result.status == "ok":
-            t0 = time.perf_counter()
             self._add_geometry_and_goals(result, instruction, frame)
-            timing["geometry"] = (time.perf_counter() - t0) * 1000.0
+        if self.config.locate_candidates:
+            self._locate_candidates(result, frame)
+        timing["geometry"] = (time.perf_counter() - t0) * 1000.0
         result.timing_ms = timing
         return result
 
@@ -177,6 +185,39 @@ class Pipeline:
             result.candidates = none.candidates if none is not None else []
             result.message = f"no: {why}" if instruction.question != "count" else \
                 f"none: {why}"
+        return result
+
+    def view_goal(self, point: Vec3, camera: Vec3, stamp: float) -> Goal:
+        """An active search's next view: look at ``point`` (base frame) from ``camera``."""
+        return make_view_goal(point, camera, self.config.goals, stamp)
+
+    def camera_pose(self, frame: Frame) -> tuple[Vec3, float] | None:
+        """Where ``frame``'s camera was in base_frame, and its heading (rad, the optical axis'
+        yaw); None when the extrinsics are unknown."""
+        if self.frames is None:
+            return None
+        transform = self.frames.lookup(self.config.goals.base_frame, frame.frame_id, frame.stamp)
+        if transform is None:
+            return None
+        origin = transform.apply((0.0, 0.0, 0.0))
+        ahead = transform.apply((0.0, 0.0, 1.0))
+        return origin, math.atan2(ahead[1] - origin[1], ahead[0] - origin[0])
+
+    def result_from_memory(self, instruction: Instruction, remembered: Candidate,
+                           stamp: float, message: str) -> GroundingResult:
+        """A result for an object the robot remembers (``remembered.point_base`` in base_frame),
+        with the goals its action needs - made by the same goal code as :meth:`ground`, stamped
+        ``stamp`` (now: the goal is made now, from memory)."""
+        result = GroundingResult(status="ok", instruction=instruction, targets=[remembered],
+                                 message=message, backend=self.backend.name, stamp=stamp,
+                                 frame_id=self.config.goals.base_frame)
+        if instruction.action in _SPATIAL_ACTIONS and instruction.action != "find":
+            try:
+                result.goals = make_goals(instruction.action or "", remembered.point_base, None,
+                                          self.config.goals, stamp=stamp)
+            except ValueError as exc:
+                result.no_goal_reason = f"no goal possible from memory ({exc})"
+                result.message += f"; {result.no_goal_reason}"
         return result
 
     def result_for_box(self, instruction: Instruction, candidate: Candidate, frame: Frame,
@@ -298,6 +339,25 @@ class Pipeline:
             candidate.point_base = on_support[0]
             candidate.point_camera = transform.inverse().apply(on_support[0])
         return None
+
+    def _locate_candidates(self, result: GroundingResult, frame: Frame) -> None:
+        """3D and colour for the candidates the decision did not place (for the object
+        memory: "the red cup you saw")."""
+        if frame.depth_m is None or frame.intrinsics is None:
+            return
+        gain: float | None = None
+        for candidate in (*result.targets, *result.candidates):
+            if candidate.score < self.config.locate_min_score or \
+                    any(r.startswith("dropped") for r in candidate.reasons):
+                continue
+            if candidate.point_base is None:
+                self._locate(candidate, frame)
+            if candidate.point_base is not None and candidate.color is None:
+                gain = exposure_gain(frame.rgb) if gain is None else gain
+                candidate.color = color_profile(frame.rgb, candidate.bbox, mask=candidate.mask,
+                                                label=candidate.label, depth_m=frame.depth_m,
+                                                gain=gain,
+                                                object_depth_m=candidate.depth_m).dominant
 
     def _add_geometry_and_goals(self, result: GroundingResult, instruction: Instruction,
                                 frame: Frame) -> None:

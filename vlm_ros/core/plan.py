@@ -93,6 +93,30 @@ _ZH_EXCLUDE = [
                r"(?P<tail>)$"),
 ]
 
+# ---- memory: "where did you see …", "go back to …", "the cup you saw"; the clause is rewritten to
+# the plain command and its step marked ``recall`` (answered from the object memory)
+_EN_RECALL: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^where (?:did|have|had) you (?:last |first |just )?(?:see|seen|spot|spotted|"
+                r"notice|noticed|find|found) (?P<obj>.+?)(?: last| before| earlier)?$"),
+     "where is {obj}"),
+    (re.compile(r"^where (?:was|were) (?P<obj>.+)$"), "where is {obj}"),
+    (re.compile(r"^(?:go|come|drive|walk|head|get|move) back (?:over )?to (?P<obj>.+)$"),
+     "go to {obj}"),
+    (re.compile(r"^return to (?P<obj>.+)$"), "go to {obj}"),
+)
+# "the cup (that) you saw (earlier) (on the table)": the object was seen before.
+_EN_YOU_SAW = re.compile(r"\s+(?:that |which )?(?:you|we) (?:saw|have seen|had seen|spotted|"
+                         r"noticed|found|saw before|saw earlier)(?: before| earlier| just now)?"
+                         r"(?=\s|$)")
+_ZH_RECALL: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(?:你)?(?:刚才|之前|以前)?(?:在)?(?:哪里|哪儿|哪)(?:看到|看见|见过|发现)(?:了|过)?"
+                r"(?P<obj>.+?)(?:的)?$"), "{obj}在哪里"),
+    (re.compile(r"^(?P<obj>.+?)(?:你)?(?:是)?在(?:哪里|哪儿|哪)(?:看到|看见|见过|发现)(?:的)?$"),
+     "{obj}在哪里"),
+    (re.compile(r"^(?:回到|返回|回去)(?P<obj>.+)$"), "走到{obj}"),
+)
+_ZH_YOU_SAW = re.compile(r"(?:你|我们)?(?:刚才|之前|以前|刚刚)?(?:看到|看见|见过|发现)(?:了|过)?的")
+
 # ---- typos: how far a word may be from the one known word it is taken for
 _MAX_EDITS = ((4, 0), (7, 1), (40, 2))  # len < 4: exact only; < 7: one edit; < 40: two
 
@@ -390,6 +414,7 @@ def _has_action(clause: str) -> bool:
     language: Language = "zh" if _CJK_RE.search(clause) else "en"
     if isinstance(speech_acts.classify(clause, language), speech_acts.Refusal):
         return True  # "…and kick the dog" is a step of its own (refused with the sentence)
+    clause, _recall = recall_rewrite(clause, language)
     negative = _EN_NEGATIVE.match(clause) or _ZH_NEGATIVE.match(clause)
     if negative and _has_action(negative["rest"]):
         return True  # "don't grab the cup"; "不要蓝色的" is an exclusion, not a clause
@@ -411,8 +436,29 @@ def _link_steps(plan: Plan) -> None:
 
 
 # ----------------------------------------------------------------------------- clauses
+def recall_rewrite(clause: str, language: Language) -> tuple[str, bool]:
+    """(the clause as a plain command, whether it refers to what the robot saw before):
+    "where did you see the cup" -> ("where is the cup", True)."""
+    for pattern, template in (_ZH_RECALL if language == "zh" else _EN_RECALL):
+        match = pattern.match(clause)
+        if match and match["obj"].strip():
+            return template.format(obj=match["obj"].strip()), True
+    said = _ZH_YOU_SAW if language == "zh" else _EN_YOU_SAW
+    rewritten = said.sub("", clause)
+    return (" ".join(rewritten.split()) if language == "en" else rewritten), rewritten != clause
+
+
 def _parse_clause(clause: str, language: Language, plan: Plan,
                   several: bool) -> Instruction | None:
+    clause, recall = recall_rewrite(clause, language)
+    step = _parse_clause_text(clause, language, plan, several)
+    if step is not None and recall:
+        step.recall = True
+    return step
+
+
+def _parse_clause_text(clause: str, language: Language, plan: Plan,
+                       several: bool) -> Instruction | None:
     negative = (_ZH_NEGATIVE if language == "zh" else _EN_NEGATIVE).match(clause)
     step = parse_instruction(clause)
     if negative and not (step.error is None and step.action == "stop"):  # "别动" is stop

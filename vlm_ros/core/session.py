@@ -32,8 +32,10 @@ from typing import Literal, Union
 from vlm_ros.core import lexicon as lx
 from vlm_ros.core import safety
 from vlm_ros.core.instruction import is_confirmation, merge_followup, parse_instruction
+from vlm_ros.core.memory import ObjectMemory, View
 from vlm_ros.core.pipeline import Pipeline
 from vlm_ros.core.plan import Plan, parse_plan, unjudged_words
+from vlm_ros.core.recall import SearchConfig, SearchRun, goal_problem, recall
 from vlm_ros.core.safety import SafetyConfig
 from vlm_ros.core.tracking import TargetTracker, TrackerConfig
 from vlm_ros.core.types import (
@@ -46,6 +48,7 @@ from vlm_ros.core.types import (
     Status,
     Vec3,
 )
+from vlm_ros.core.vocabulary import labels_for_noun
 
 # Actions whose target is tracked for track_target_s after the grounding (follow: until stop).
 TRACKED_ACTIONS: frozenset[Action] = frozenset({"pick", "look", "navigate", "find"})
@@ -55,7 +58,7 @@ ROBOT_ACTIONS: frozenset[Action] = frozenset({"pick", "place", "navigate"})
 STOP_MESSAGE = ("stopping: pending commands, confirmations, tracking and follow cancelled, "
                 "no further goals")
 
-GroundPurpose = Literal["command", "confirmation", "reground"]
+GroundPurpose = Literal["command", "confirmation", "reground", "search"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class SessionConfig:
     reground_interval_s: float = 0.5  # model re-grounding while tracking; inf = tracker's own
     base_frame: str = "base_link"  # named in confirmation questions
     step_timeout_s: float = 60.0  # a plan's step must be reported done within this
+    # A goal from the object memory needs a sighting at most this old (s).
+    memory_max_age_s: float = 120.0
+    search: SearchConfig = field(default_factory=SearchConfig)  # "find X" beyond the view
 
 
 # ------------------------------------------------------------------------------------ events
@@ -220,6 +226,9 @@ class CommandSession:
     last_command_continues: bool = False
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _run_clock: Callable[[], float] | None = None  # run()'s clock of stamps, while it runs
+    # What the robot has seen, where (base_frame), and when (vlm_ros/core/memory.py).
+    memory: ObjectMemory = field(default_factory=ObjectMemory)
+    _search: SearchRun | None = None
 
     # ------------------------------------------------------------------------------ queries
     def is_stop(self, text: str) -> bool:
@@ -245,6 +254,10 @@ class CommandSession:
     @property
     def running_plan(self) -> bool:
         return self._plan is not None
+
+    @property
+    def searching(self) -> bool:
+        return self._search is not None
 
     @property
     def awaiting_answer(self) -> bool:
@@ -293,6 +306,7 @@ class CommandSession:
         answers_plan = plan.is_followup and self._plan is not None and self.pending is not None
         if not answers_plan:
             self._plan = None  # ... and whatever was left of a plan
+        self._search = None  # ... and a search
         self._suggested = None
         parse_ms = (time.perf_counter() - started) * 1000.0
         said = Instruction(text=plan.text, language=plan.language)
@@ -341,6 +355,7 @@ class CommandSession:
         self.pending = None
         self._awaiting = None
         self._plan = None
+        self._search = None
         self._suggested = None
         instruction = parse_instruction(command.text)
         return [self._reply("ok", instruction, STOP_MESSAGE, command)]
@@ -362,8 +377,16 @@ class CommandSession:
         if request.epoch != self.epoch:  # a stop came first: nothing of this may act
             return [Reply(result, request.command, frame, request.epoch)]
         result = self._judged(result)
+        self._remember(request, result, frame)
+        if request.purpose == "search":
+            return self._search_view(request, result, frame, now)
         if request.purpose == "confirmation":
             return self._confirmed(request, result, frame, now)
+        if result.status == "not_found":
+            beyond = self._beyond_view(request, result, frame, now)
+            if isinstance(beyond, list):
+                return beyond  # a search started
+            result = beyond
         self.pending = result.instruction if result.status == "ambiguous" else None
         if result.status == "ok" and result.targets:
             self.last_target = result.targets[0]
@@ -415,6 +438,9 @@ class CommandSession:
     def robot_status(self, succeeded: bool, detail: str, now: float) -> list[Effect]:
         """The robot finished (or failed) what it was last sent: a plan goes on to its next
         step, grounded on a frame newer than ``now``, or ends saying which step failed."""
+        search = self._search
+        if search is not None and search.deadline is not None:
+            return self._search_turned(search, succeeded, detail, now)
         run = self._plan
         if run is None or run.deadline is None:
             return []  # nothing waits for the robot
@@ -431,6 +457,13 @@ class CommandSession:
         track = self._track
         if track is not None and track.until is not None and now > track.until:
             self._track = None
+        search = self._search
+        if search is not None and search.deadline is not None and now > search.deadline:
+            self._search = None
+            return [self._search_reply(search, "error", f"the robot did not report {search.label()} "
+                                                        f"done within "
+                                                        f"{self.config.search.view_timeout_s:g} s "
+                                                        f"(robot_status); the search is stopped")]
         run = self._plan
         if run is not None and run.deadline is not None and now > run.deadline:
             self._plan = None
@@ -575,6 +608,159 @@ class CommandSession:
             return [self._reply("ok", Instruction(text=command.text[:200]),
                                 f"cancelled: will not '{suggested}'", command)]
         return self.command(dataclasses.replace(command, text=suggested), now)
+
+    # ------------------------------------------------------------------- memory and search
+    def _view(self, frame: Frame | None) -> View | None:
+        """What ``frame``'s camera could see, for the memory (None without extrinsics)."""
+        if frame is None or frame.intrinsics is None or self.pipeline.frames is None:
+            return None
+        base_from_camera = self.pipeline.frames.lookup(self.pipeline.config.goals.base_frame,
+                                                       frame.frame_id, frame.stamp)
+        if base_from_camera is None:
+            return None
+        return View(frame.intrinsics, base_from_camera.inverse(), frame.depth_m, frame.width,
+                    frame.height)
+
+    def _remember(self, request: GroundRequest, result: GroundingResult,
+                  frame: Frame | None) -> None:
+        """What a model pass saw goes into the memory; what it looked for and did not see where
+        the memory has it counts as a miss there."""
+        if frame is None or result.status == "error" or request.epoch != self.epoch:
+            return
+        seen = {id(c): c for c in [*result.targets, *result.candidates,
+                                   *([result.destination] if result.destination else [])]}
+        looked_for: set[str] | None = set()
+        vocabulary = self.pipeline.backend.vocabulary
+        for query in (request.instruction.target, request.instruction.destination):
+            if query is None:
+                continue
+            labels = labels_for_noun(query.noun, vocabulary) if query.noun else None
+            if labels is None or looked_for is None:
+                looked_for = None  # "something": every label was looked for
+            else:
+                looked_for |= labels
+        self.memory.observe(list(seen.values()), frame.stamp, self._view(frame),
+                            None if looked_for is None else frozenset(looked_for))
+
+    def _beyond_view(self, request: GroundRequest, result: GroundingResult, frame: Frame | None,
+                     now: float) -> GroundingResult | list[Effect]:
+        """The object is not in view: the memory answers ("where is", "go back to", "the cup
+        you saw"), or a "find" starts an active search; otherwise the answer says what memory
+        knows."""
+        instruction = request.instruction
+        query = instruction.target
+        if query is None or instruction.action not in ("find", "pick", "navigate", "look") \
+                or request.purpose != "command":
+            return result
+        stamp_now = self._stamp_now()
+        recalled = recall(self.memory, query, stamp_now)
+        if not instruction.recall and instruction.action != "find":
+            if recalled.kind in ("one", "ambiguous"):
+                result.message += (f"; I saw it before ({recalled.message}) - say 'go back to "
+                                   f"the {_what(query)}' to use that")
+            return result
+        if recalled.kind == "none":
+            search = self.config.search
+            if not instruction.recall and not _asks_where(instruction.text) and \
+                    search.enabled and request.step is None and request.command is not None:
+                started = self._start_search(request, frame, now)
+                if started is not None:
+                    return started
+            offer = "" if instruction.recall else \
+                f" - say 'find the {_what(query)}' to look around for it"
+            result.message = f"{result.message}; {recalled.message}{offer}"
+            return result
+        if recalled.kind == "refused":
+            result.status, result.message = "rejected", recalled.message
+            return result
+        if recalled.kind == "ambiguous":
+            result.status, result.message = "ambiguous", recalled.message
+            result.clarification = f"Which {query.noun or 'one'}? {recalled.message}"
+            result.choices = recalled.choices
+            result.candidates = [m.as_candidate() for m in recalled.matches]
+            return result
+        chosen = recalled.chosen
+        assert chosen is not None
+        if instruction.action == "find":
+            answer = self.pipeline.result_from_memory(
+                instruction, chosen.as_candidate(), stamp_now,
+                f"not in view now; from memory: {recalled.message}")
+            return self._judged(answer)
+        view = self._view(frame)
+        problem = goal_problem(chosen, stamp_now, self.config.memory_max_age_s, view,
+                               view is not None and self.memory.in_view(chosen, view))
+        if problem:
+            result.status, result.message = "rejected", problem
+            result.no_goal_reason = problem
+            return result
+        answer = self.pipeline.result_from_memory(
+            instruction, chosen.as_candidate(), stamp_now,
+            f"from memory (not in view now): {recalled.message}")
+        return self._judged(answer)
+
+    def _start_search(self, request: GroundRequest, frame: Frame | None,
+                      now: float) -> list[Effect] | None:
+        pose = self.pipeline.camera_pose(frame) if frame is not None else None
+        if pose is None or request.command is None:
+            return None  # without the camera's pose there is nowhere to turn it
+        camera, heading = pose
+        points = self.config.search.points(camera, skip_heading=heading)
+        if not points:
+            return None
+        run = SearchRun(request.instruction, request.command, points, camera=camera)
+        self._search = run
+        return [self._search_look(run, now)]
+
+    def _search_look(self, run: SearchRun, now: float) -> Reply:
+        """Turn the camera to the run's next view and wait for the robot to say it is there."""
+        stamp = self._stamp_now()
+        goal = self.pipeline.view_goal(run.points[run.index], run.camera, stamp)
+        name = _what(run.instruction.target)
+        result = GroundingResult(status="searching", instruction=run.instruction, goals=[goal],
+                                 message=f"searching for the {name}: looking at {run.label()}",
+                                 backend=self.pipeline.backend.name, stamp=stamp,
+                                 frame_id=self.pipeline.config.goals.base_frame)
+        run.deadline = now + self.config.search.view_timeout_s
+        result = self._judged(result)
+        if result.status != "searching":
+            self._search = None
+        return Reply(result, run.command, None, self.epoch)
+
+    def _search_turned(self, run: SearchRun, succeeded: bool, detail: str,
+                       now: float) -> list[Effect]:
+        """The robot reports the view turned to: ground it on a frame newer than now."""
+        run.deadline = None
+        if not succeeded:
+            self._search = None
+            return [self._search_reply(run, "error", f"the robot could not look at "
+                                                     f"{run.label()} ({detail or 'failed'}); "
+                                                     f"the search is stopped")]
+        command = dataclasses.replace(run.command, received=now)
+        return [Ground(self._request(command, run.instruction, "search"))]
+
+    def _search_view(self, request: GroundRequest, result: GroundingResult,
+                     frame: Frame | None, now: float) -> list[Effect]:
+        run = self._search
+        if run is None:
+            return []  # ended meanwhile (a stop, a new command)
+        if result.status in ("ok", "ambiguous"):
+            self._search = None
+            result.message = f"found in {run.label()}: {result.message}"
+            self.pending = result.instruction if result.status == "ambiguous" else None
+            if result.status == "ok":
+                self._start_tracking(result, frame, now)
+            return [Reply(result, run.command, frame, self.epoch)]
+        run.seen.append(result.message)
+        run.index += 1
+        if run.done:
+            self._search = None
+            name = _what(run.instruction.target)
+            return [self._search_reply(run, "not_found", f"searched {len(run.points)} views "
+                                                         f"and did not find the {name}")]
+        return [self._search_look(run, now)]
+
+    def _search_reply(self, run: SearchRun, status: Status, message: str) -> Reply:
+        return self._reply(status, run.instruction, message, run.command)
 
     # ------------------------------------------------------------------------------- plans
     def _ground_step(self, command: Command, parse_ms: float | None = None) -> Effect:
@@ -769,6 +955,19 @@ class CommandSession:
         if track is None:
             return []
         return [self._reply(status, track.instruction, message, None)]
+
+
+def _what(query: ObjectQuery | None) -> str:
+    """"yellow cup" for the yellow cup: what a reply calls the object asked about."""
+    if query is None or not query.noun:
+        return "object"
+    return f"{query.color} {query.noun}" if query.color else query.noun
+
+
+def _asks_where(text: str) -> bool:
+    """"where is the cup?" / "杯子在哪里" asks where; "find the cup" asks to look for it."""
+    said = text.strip().lower()
+    return said.startswith("where") or any(w in said for w in ("在哪", "哪里", "哪儿"))
 
 
 def _plan_problem(plan: Plan) -> str | None:

@@ -20,7 +20,8 @@ MOTIONLESS_ACTIONS: frozenset[str] = frozenset({"stop", "ask"})
 # What an "ask" step asks: is there one, how many, what colour.
 QuestionKind = Literal["presence", "count", "color"]
 
-Status = Literal["ok", "not_found", "ambiguous", "rejected", "error", "awaiting_confirmation"]
+Status = Literal["ok", "not_found", "ambiguous", "rejected", "error", "awaiting_confirmation",
+                 "searching"]
 STATUSES: tuple[str, ...] = ("ok", "not_found", "ambiguous", "rejected", "error",
                              "awaiting_confirmation")
 
@@ -173,6 +174,9 @@ class Instruction:
     is_followup: bool = False
     error: str | None = None  # why the text could not be understood (status "rejected")
     question: QuestionKind | None = None  # for action "ask": what is asked about the target
+    # The target is one the robot saw before ("where did you see …", "go back to …", "the cup
+    # you saw"): answered from the object memory, not from the current image.
+    recall: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,6 +184,7 @@ class Instruction:
             "language": self.language,
             "action": self.action,
             "question": self.question,
+            "recall": self.recall,
             "target": self.target.to_dict() if self.target else None,
             "destination": self.destination.to_dict() if self.destination else None,
             "destination_relation": self.destination_relation,
@@ -199,6 +204,7 @@ class Instruction:
             is_followup=bool(data.get("is_followup", False)),
             error=data.get("error"),
             question=data.get("question"),
+            recall=bool(data.get("recall", False)),
         )
 
 
@@ -284,7 +290,8 @@ class Pose:
         }
 
 
-GoalKind = Literal["grasp", "pregrasp", "place", "navigate", "look", "stop"]
+# "view": where an active search turns the camera next (~/look_at), not an object's place.
+GoalKind = Literal["grasp", "pregrasp", "place", "navigate", "look", "stop", "view"]
 
 
 @dataclass
@@ -336,8 +343,9 @@ class GroundingResult:
 
     @property
     def will_act(self) -> bool:
-        """Will the robot move on this answer?  Only an ``ok`` with goals makes it move."""
-        return self.status == "ok" and bool(self.goals)
+        """Will the robot move on this answer?  Only an ``ok`` with goals makes it move - or a
+        search turning the camera to its next view (status ``searching``)."""
+        return self.status in ("ok", "searching") and bool(self.goals)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,14 +8,21 @@ still carry the grounding but no goals, and say why (never an assumed identity e
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from geometry_msgs.msg import PoseStamped
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
 from vlm_ros.core.geometry import (
+    OPTICAL_TO_BODY,
+    CameraPoseHistory,
     FrameResolver,
     StaticFrameResolver,
     Transform,
     UnknownExtrinsics,
     no_extrinsics_reason,
+    quat_normalize,
 )
 from vlm_ros.ros.params import NodeSettings
 
@@ -71,6 +78,8 @@ def make_frame_resolver(node: Any, settings: NodeSettings) -> tuple[FrameResolve
     used."""
     if settings.use_tf and tf2_available():
         return Tf2FrameResolver(node, settings.tf_timeout_s, settings.base_frame), True
+    if settings.camera_pose_topic:
+        return CameraPoseTopic(node, settings), False
     extrinsics = settings.camera_extrinsics()
     if extrinsics is None:
         node.get_logger().warning(
@@ -109,3 +118,50 @@ class LazyStaticResolver:
         return (f"cannot transform from '{source_frame}' to '{target_frame}': without tf2 "
                 f"only {self._settings.base_frame} <- the camera frame (camera_pose_in_base) "
                 f"is known")
+
+
+class CameraPoseTopic:
+    """Without TF, a camera that moves on the robot (a pan-tilt unit, the simulator's camera)
+    publishes its body pose in base_frame on ``camera_pose_topic`` (PoseStamped, stamped like
+    its images); an image is placed with the newest pose not after its stamp
+    (:class:`vlm_ros.core.geometry.CameraPoseHistory`), and nowhere when there is none."""
+
+    def __init__(self, node: Any, settings: NodeSettings) -> None:
+        self._settings = settings
+        self._history: CameraPoseHistory | None = None
+        self._lock = threading.Lock()  # written by the executor, read by the worker
+        self._pending: list[tuple[float, Transform]] = []
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.subscription = node.create_subscription(PoseStamped, settings.camera_pose_topic,
+                                                     self._on_pose, reliable)
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        body = Transform((p.x, p.y, p.z), quat_normalize((q.x, q.y, q.z, q.w)))
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        with self._lock:
+            if self._history is None:
+                self._pending.append((stamp, body.compose(OPTICAL_TO_BODY)))
+            else:
+                self._history.add(stamp, body.compose(OPTICAL_TO_BODY))
+
+    def _bound(self, source_frame: str) -> CameraPoseHistory | None:
+        camera_frame = self._settings.camera_frame or source_frame
+        if self._history is None and camera_frame:
+            self._history = CameraPoseHistory(self._settings.base_frame, camera_frame)
+            for stamp, pose in self._pending:
+                self._history.add(stamp, pose)
+            self._pending.clear()
+        return self._history
+
+    def lookup(self, target_frame: str, source_frame: str, stamp: float) -> Any:
+        with self._lock:
+            history = self._bound(source_frame)
+            return None if history is None else history.lookup(target_frame, source_frame, stamp)
+
+    def why_not(self, target_frame: str, source_frame: str) -> str:
+        with self._lock:
+            history = self._bound(source_frame)
+            if history is None:
+                return "no camera frame yet"
+            return history.why_not(target_frame, source_frame)

@@ -207,6 +207,10 @@ class InstructServer:
                 self._feedback(handle, stage, result=result,
                                question=result.clarification or result.message)
                 continue
+            if note.searching and result.status == "searching":
+                goal.waiting = True
+                self._feedback(handle, "searching", result=result, message=result.message)
+                continue
             if note.running_plan and result.status == "ok" and result.step < len(result.steps):
                 goal.waiting = True
                 self._feedback(handle, "step_done", result=result,

@@ -16,6 +16,7 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from vlm_ros.core.memory import ObjectMemory
 from vlm_ros.core.types import Candidate, GroundingResult
 
 
@@ -98,6 +99,41 @@ def result_to_markers(result: GroundingResult, header: Header, base_frame: str,
             marker.color = ColorRGBA(r=rgb[0], g=rgb[1], b=rgb[2], a=0.9)
             if kind == Marker.TEXT_VIEW_FACING:
                 marker.text = f"{candidate.label} {candidate.score:.2f}"
+            markers.markers.append(marker)
+    return markers
+
+
+def memory_to_markers(memory: ObjectMemory, now: float, stamp: Any,
+                      namespace: str = "vlm_ros_memory") -> MarkerArray:
+    """A sphere (its size the position's spread) and a label with its age per remembered
+    object, in the memory's frame; DELETEALL first so forgotten ones vanish."""
+    markers = MarkerArray()
+    clear = Marker()
+    clear.header.frame_id = memory.frame_id
+    clear.header.stamp = stamp
+    clear.ns = namespace
+    clear.action = Marker.DELETEALL
+    markers.markers.append(clear)
+    for obj in memory.objects.values():
+        x, y, z = obj.position
+        fresh = max(0.2, 1.0 - obj.age(now) / max(1.0, memory.config.max_age_s))
+        for kind, suffix in ((Marker.SPHERE, 0), (Marker.TEXT_VIEW_FACING, 1)):
+            marker = Marker()
+            marker.header.frame_id = memory.frame_id
+            marker.header.stamp = stamp
+            marker.ns = namespace
+            marker.id = 2 * obj.id + suffix
+            marker.type = kind
+            marker.action = Marker.ADD
+            marker.pose.position = Point(x=float(x), y=float(y),
+                                         z=float(z) + (0.1 if suffix else 0.0))
+            marker.pose.orientation.w = 1.0
+            size = max(0.05, 2.0 * obj.sigma_m) if kind == Marker.SPHERE else 0.05
+            marker.scale.x = marker.scale.y = marker.scale.z = size
+            marker.color = ColorRGBA(r=0.9, g=0.6, b=0.1, a=float(fresh))
+            if kind == Marker.TEXT_VIEW_FACING:
+                what = f"{obj.color} {obj.label}" if obj.color else obj.label
+                marker.text = f"{what} ({obj.age(now):.0f} s ago)"
             markers.markers.append(marker)
     return markers
 

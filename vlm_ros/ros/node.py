@@ -49,9 +49,12 @@ from rclpy.service import Service
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Empty, String
+from std_srvs.srv import Trigger
 
 from vlm_ros.backends import BackendError, create_backend
 from vlm_ros.backends.llm_parser import LlmParser, make_parser
+from vlm_ros.core.memory import ObjectMemory
+from vlm_ros.core.memory_file import load_memory, save_memory
 from vlm_ros.core.pipeline import Pipeline
 from vlm_ros.core.session import CommandSession
 from vlm_ros.core.types import Frame, GroundingResult, Instruction
@@ -128,6 +131,7 @@ class VlmRosNode(LifecycleNode):
         self._resolver: Any = None
         self._command_sub: Any = None
         self._diagnostics_timer: Any = None
+        self._memory_services: list[Any] = []
         self._inputs: list[Any] = []  # what activate creates and deactivate destroys
         self.instruct: InstructServer | None = None
         self._blocking: BlockingInterfaces | None = None
@@ -196,6 +200,17 @@ class VlmRosNode(LifecycleNode):
         self.session = CommandSession(
             self.pipeline, settings.session_config(), safety_config,
             stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9, parse=parse)
+        self.session.memory = ObjectMemory(settings.memory_config(), frame_id=settings.base_frame)
+        if settings.memory_file:
+            try:
+                loaded = load_memory(self.session.memory, settings.memory_file)
+            except ValueError as exc:
+                raise ParameterError(str(exc)) from exc
+            self.get_logger().info(f"memory: {loaded} object(s) from {settings.memory_file}")
+        # ~/save_memory and ~/clear_memory answer at once (the memory has its own lock).
+        self._memory_services = [
+            self.create_service(Trigger, "~/save_memory", self._on_save_memory),
+            self.create_service(Trigger, "~/clear_memory", self._on_clear_memory)]
         # The Chinese word segmenter loads its dictionary on first use (~0.6 s): here, not in
         # the callback of the first Chinese command.
         self.session.is_stop("停")
@@ -238,7 +253,7 @@ class VlmRosNode(LifecycleNode):
         self.get_logger().info(
             f"vlm_ros configured: backend={self.backend.name}, parser={settings.parser}, "
             f"base_frame={settings.base_frame}, goal_frame={settings.goal_frame_name()}, "
-            f"frames={'tf2' if self._uses_tf2 else 'static camera_pose_in_base'}, "
+            f"frames={'tf2' if self._uses_tf2 else 'camera_pose_topic ' + settings.camera_pose_topic if settings.camera_pose_topic else 'static camera_pose_in_base'}, "
             f"vision_msgs={'yes' if self.outputs.vision_msgs else 'no'}, "
             f"vlm_ros interfaces="
             f"{'yes' if self.outputs.interfaces else 'no (bindings not built)'}")
@@ -324,6 +339,12 @@ class VlmRosNode(LifecycleNode):
             self._blocking = None
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
+        for service in self._memory_services:
+            self.destroy_service(service)
+        self._memory_services = []
+        subscription = getattr(self._resolver, "subscription", None)
+        if subscription is not None:  # camera_pose_topic
+            self.destroy_subscription(subscription)
         if self.outputs is not None:
             self.outputs.close()
         unregister = getattr(getattr(self._resolver, "listener", None), "unregister", None)
@@ -414,6 +435,26 @@ class VlmRosNode(LifecycleNode):
         worker = self.worker
         if worker is not None:
             worker.submit(Request("describe", worker.command("")))
+
+    def _on_save_memory(self, _request: Any, response: Any) -> Any:
+        path = self.settings.memory_file
+        memory = self.session.memory
+        if not path:
+            response.success, response.message = False, "memory_file is not set: nowhere to save"
+            return response
+        try:
+            save_memory(memory, path)
+        except OSError as exc:
+            response.success, response.message = False, f"could not save the memory: {exc}"
+            return response
+        response.success = True
+        response.message = f"saved {len(memory.objects)} object(s) to {path}"
+        return response
+
+    def _on_clear_memory(self, _request: Any, response: Any) -> Any:
+        response.success = True
+        response.message = f"forgot {self.session.memory.clear()} object(s)"
+        return response
 
     def _on_robot_status(self, msg: String) -> None:
         worker = self.worker

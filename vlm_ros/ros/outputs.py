@@ -16,7 +16,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, Header, String
 from visualization_msgs.msg import MarkerArray
@@ -25,6 +25,7 @@ from vlm_ros.core import safety
 from vlm_ros.core.annotate import annotate, overlay_heatmap
 from vlm_ros.core.geometry import FrameResolver, Transform, unresolved_reason
 from vlm_ros.core.goals import goals_in_frame
+from vlm_ros.core.memory import ObjectMemory
 from vlm_ros.core.safety import SafetyConfig
 from vlm_ros.core.types import Frame, GroundingResult
 from vlm_ros.ros import messages
@@ -64,7 +65,16 @@ class Outputs:
             "pregrasp": self._publisher(PoseStamped, "~/pregrasp_pose", reliable),
             "place": self._publisher(PoseStamped, "~/place_pose", reliable),
             "look": self._publisher(PoseStamped, "~/target_pose", reliable),
+            # An active search's next view: a pan-tilt unit (or the base) turns to look at it
+            # and says so on robot_status.
+            "view": self._publisher(PoseStamped, "~/look_at", reliable),
         }
+        # The object memory: the whole of it, as JSON, kept for late joiners (`vlm-ros memory`,
+        # the console), and as markers for RViz.
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.memory_pub = self._publisher(String, "~/memory", latched)
+        self.memory_marker_pub = self._publisher(MarkerArray, "~/memory_markers", latched)
         self.stop_pub = self._publisher(Empty, "~/stop", reliable)
         self.answer_pub = self._publisher(String, "~/answer", reliable)
         self.relevance_pub = self._publisher(Image, "~/relevance_image", reliable)
@@ -226,6 +236,14 @@ class Outputs:
                                                       header))
 
     # ------------------------------------------------------------------- other outputs
+    def publish_memory(self, memory: ObjectMemory, now: float) -> None:
+        """~/memory (JSON: frame, objects with their age) and ~/memory_markers."""
+        payload = {"frame_id": memory.frame_id, "stamp": now, "objects": memory.snapshot(now)}
+        self.memory_pub.publish(String(data=json.dumps(payload, ensure_ascii=False)))
+        if self._settings.publish_markers:
+            stamp = _header(memory.frame_id, now).stamp
+            self.memory_marker_pub.publish(messages.memory_to_markers(memory, now, stamp))
+
     def publish_stop(self) -> None:
         try:
             self.stop_pub.publish(Empty())

@@ -17,7 +17,9 @@ import yaml
 from vlm_ros.core.geometry import Transform, camera_extrinsics
 from vlm_ros.core.goals import GoalConfig
 from vlm_ros.core.grounding import GroundingConfig
+from vlm_ros.core.memory import MemoryConfig
 from vlm_ros.core.pipeline import PipelineConfig
+from vlm_ros.core.recall import SearchConfig
 from vlm_ros.core.safety import SafetyConfig
 from vlm_ros.core.session import SessionConfig
 from vlm_ros.core.types import ACTIONS
@@ -176,6 +178,38 @@ class NodeSettings:
     publish_markers: bool = _p(True, "publish ~/markers")
     publish_relevance: bool = _p(True, "publish ~/relevance_image for backends with relevance "
                                        "maps")
+    # --- the object memory and active search (vlm_ros/core/memory.py, core/recall.py)
+    memory_enabled: bool = _p(True, "remember grounded objects (label, colour, position in "
+                                    "base_frame, when seen) for 'where did you see ...', 'go "
+                                    "back to ...' and 'the cup you saw'")
+    memory_max_age_s: float = _p(120.0, "a goal from memory needs a sighting at most this old "
+                                        "(s); older ones are answered, never acted on",
+                                 range=_AT_LEAST_0)
+    memory_merge_distance_m: float = _p(0.15, "an observation of the same label and colour this "
+                                              "close to a remembered object is that object (m)",
+                                        range=_AT_LEAST_0)
+    memory_miss_limit: int = _p(2, "a remembered object in view and not seen this many times "
+                                   "in a row is forgotten (no ghost goals)", range=(1, 1000))
+    memory_max_objects: int = _p(200, "at most this many remembered objects (the one seen least "
+                                      "recently goes first)", range=(1, 100000))
+    memory_file: str = _p("", "JSON file the memory is loaded from at start and ~/save_memory "
+                              "writes; empty = not persisted", read_only=True)
+    search_enabled: bool = _p(True, "'find X' when X is neither in view nor remembered turns "
+                                    "the camera through search_yaws_deg (view goals on "
+                                    "~/look_at, each reported done on robot_status)")
+    search_yaws_deg: tuple[float, ...] = _p([0.0, 40.0, -40.0, 80.0, -80.0],
+                                            "headings (deg, base_frame) an active search looks "
+                                            "at, in order; the view just grounded is skipped")
+    search_distance_m: float = _p(1.0, "a search view's look point: this far from the camera "
+                                       "along the heading (m)", range=_AT_LEAST_0)
+    search_height_m: float = _p(0.75, "... at this height in base_frame (m; a table top)")
+    search_view_timeout_s: float = _p(20.0, "the robot must report each search view done "
+                                            "(robot_status) within this, or the search stops",
+                                      range=_AT_LEAST_0)
+    camera_pose_topic: str = _p("", "without TF, a moving camera (pan-tilt) publishes its body "
+                                    "pose in base_frame here (geometry_msgs/PoseStamped, stamped "
+                                    "like its images); empty = camera_pose_in_base or TF",
+                                read_only=True)
     warmup: bool = _p(True, "run the model once at configure (start-up)", read_only=True)
     autostart: bool = _p(True, "configure and activate the lifecycle node by itself at start-up; "
                                "false = wait for lifecycle transitions (a lifecycle manager)",
@@ -340,7 +374,20 @@ class NodeSettings:
             reground_interval_s=1.0 / rate if rate > 0 else math.inf,
             base_frame=self.base_frame,
             step_timeout_s=self.step_timeout_s,
+            memory_max_age_s=self.memory_max_age_s,
+            search=SearchConfig(enabled=self.search_enabled,
+                                yaws_deg=tuple(float(y) for y in self.search_yaws_deg),
+                                distance_m=self.search_distance_m,
+                                height_m=self.search_height_m,
+                                view_timeout_s=self.search_view_timeout_s),
         )
+
+    def memory_config(self) -> MemoryConfig:
+        return MemoryConfig(enabled=self.memory_enabled, min_confidence=self.min_confidence,
+                            merge_distance_m=self.memory_merge_distance_m,
+                            miss_limit=self.memory_miss_limit,
+                            max_objects=self.memory_max_objects,
+                            max_age_s=self.memory_max_age_s)
 
     def camera_extrinsics(self) -> Transform | None:
         """camera optical -> base_frame from camera_pose_in_base; None when it is not set

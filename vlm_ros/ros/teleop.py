@@ -103,6 +103,60 @@ class CommandClient(Node):
         return [r for r in self.results[start:] if _answers(r, text)]
 
 
+    def rest_of_search(self, text: str, first: dict[str, Any], executor: Any = None,
+                       timeout_s: float = 120.0) -> list[dict[str, Any]]:
+        """The results after ``first`` of a command that started an active search (status
+        searching), until the search's answer (found, not found, stopped) or the timeout."""
+        if first["status"] != "searching":
+            return []
+        start = self.results.index(first) + 1
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            later = [r for r in self.results[start:] if _answers(r, text)]
+            if later and later[-1]["status"] != "searching":
+                return later
+            _wait(executor)
+        return [r for r in self.results[start:] if _answers(r, text)]
+
+
+def memory(node: str = "/vlm_ros", action: str = "show",
+           wait_s: float = 10.0) -> dict[str, Any] | None:
+    """The node's object memory (``show``: its ~/memory, as JSON), or the answer of its
+    ~/save_memory / ~/clear_memory service (``save`` / ``clear``: {"success", "message"});
+    None when the node did not answer within ``wait_s``."""
+    from rclpy.qos import DurabilityPolicy
+    from std_srvs.srv import Trigger
+
+    node = qualified_node_name(node)
+    rclpy.init()
+    client = Node("vlm_ros_memory_cli")
+    executor = SingleThreadedExecutor()
+    executor.add_node(client)
+    try:
+        deadline = time.monotonic() + wait_s
+        if action in ("save", "clear"):
+            service = client.create_client(Trigger, f"{node}/{action}_memory")
+            if not service.wait_for_service(timeout_sec=wait_s):
+                return None
+            future = service.call_async(Trigger.Request())
+            executor.spin_until_future_complete(future, max(0.1, deadline - time.monotonic()))
+            if not future.done() or future.result() is None:
+                return None
+            return {"success": future.result().success, "message": future.result().message}
+        got: list[dict[str, Any]] = []
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        client.create_subscription(String, f"{node}/memory",
+                                   lambda msg: got.append(json.loads(msg.data)), latched)
+        while not got and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        return got[-1] if got else None
+    finally:
+        executor.shutdown()
+        client.destroy_node()
+        rclpy.shutdown()
+
+
 def print_answer(result: dict[str, Any], indent: str = "    ") -> None:
     """One ~/result as the demos print it: status, message, question, goals."""
     print(f"{indent}vlm_ros: {result['status']} - {result['message']}")

@@ -72,6 +72,7 @@ class Delivered:
     goal_msgs: list[Any]
     awaiting_answer: bool  # a clarification, a typo's "did you mean" or a confirmation is open
     running_plan: bool  # a command of several steps goes on
+    searching: bool = False  # an active search goes on (the next view is being turned to)
     # How the command relates to the conversation: "continues" (the session took it as an
     # answer to its open question; a robot report during a plan), "new" (a command of its own),
     # "untouched" (answered without reaching the session: busy, or dropped by a stop).
@@ -106,6 +107,7 @@ class Worker:
         # Told of every delivered result and of waits for a frame or the model (the action
         # server's feedback); called on the worker thread, so it must only queue.
         self.observer: Callable[[Progress | Delivered], None] | None = None
+        self._memory_version = -1  # the memory's version last published (-1: never)
         self._continuing: set[int] = set()  # commands that arrived while a question/plan was open
         # What /diagnostics reports of the session (read from the timer's thread).
         self.state = {"queued_commands": 0, "following": False, "tracking": False,
@@ -215,6 +217,7 @@ class Worker:
         self.session.pipeline = self._pipeline = pipeline
         self.session.config = settings.session_config()
         self.session.safety = safety_config
+        self.session.memory.config = settings.memory_config()
         self._outputs.reconfigure(settings, safety_config)
         self._model.timeout_s = settings.model_timeout_s
         self._push_score_threshold(settings)
@@ -261,10 +264,21 @@ class Worker:
                                          backend=self._backend.name)
                 self._deliver(request.command, failed, None)
         finally:
+            self._publish_memory()
             self.state.update(queued_commands=self._inbox.qsize(),
                                following=self.session.following,
                                tracking=self.session.tracking,
                                awaiting_confirmation=self.session.awaiting_confirmation)
+
+    def _publish_memory(self) -> None:
+        """~/memory and its markers, when the memory changed since they were last sent."""
+        memory = self.session.memory
+        if memory.version != self._memory_version:
+            self._memory_version = memory.version
+            self._outputs.publish_memory(memory, self._stamp_now())
+
+    def _stamp_now(self) -> float:
+        return self.session.stamp_clock()
 
     def _next_request(self) -> Request | None:
         """The next queued request; while a target is tracked, track it in between."""
@@ -323,7 +337,8 @@ class Worker:
         self._notify(Delivered(
             command, result, header, goal_msgs,
             awaiting_answer=self.session.awaiting_answer,
-            running_plan=self.session.running_plan, relation=relation))
+            running_plan=self.session.running_plan, searching=self.session.searching,
+            relation=relation))
 
     def _notify(self, note: Progress | Delivered) -> None:
         observer = self.observer

@@ -4,6 +4,11 @@ A MuJoCo tabletop (vlm_ros.sim.scene) is published by SimNode as an RGB-D camera
 vlm_ros node grounds a scripted dialogue sent over DDS and publishes grasp/place poses; SimNode's
 floating gripper executes them in the physics and reports, from the physics state, what it holds.
 Every step is printed; annotated images and an animated GIF of the run are written to --out.
+
+A second scene shows the object memory and active search: a cup outside the camera's first view
+is asked about ("where is …?": never seen), searched for ("find …": the camera pans view by
+view until it sees it), remembered while the camera looks away ("where did you see …?") and
+grasped from memory ("grab the … you saw", executed in the physics).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -32,6 +38,16 @@ DIALOGUE: tuple[str, ...] = (
     "抓取绿色杯子",                # Chinese: pick the green mug
     "grab the banana",           # nothing like it: not_found, no goal, no motion
     "stop",
+)
+# The second scene (issue #21): a yellow cup on the table, outside the camera's first view.
+MEMORY_LAYOUT = [("cup", "yellow"), ("bowl", "blue"), ("mug", "red")]
+MEMORY_TARGET_XY = (0.56, 0.46)  # left of the view: the camera must pan to see it
+MEMORY_DIALOGUE: tuple[str, ...] = (
+    "where is the yellow cup?",    # never seen: not_found, with the offer to search
+    "find the yellow cup",         # an active search: the camera pans view by view, finds it
+    "<look away>",                 # the operator turns the camera to the other side
+    "where did you see the yellow cup?",  # answered from memory, with its age
+    "grab the yellow cup you saw",  # a grasp from memory, executed in the physics
 )
 GIF_SIZE = (320, 240)
 
@@ -59,15 +75,20 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: float = 10.0) -> None:
                    duration=int(1000 / fps), optimize=True)
 
 
-def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOGUE) -> int:
+def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOGUE,
+                 memory_scene: bool = True) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = generate_scene(seed, layout=LAYOUT)
     recorder = _Recorder()
     world = SimWorld(spec, on_step=recorder)
     recorder.world = world
+    worlds = [world]
 
-    graph = LocalGraph({"camera_pose_in_base": list(spec.camera.pose_in_base),
+    graph = LocalGraph({"camera_pose_in_base": [0.0],
+                        # the camera pans (active search): its pose comes with every frame
+                        "camera_pose_topic": "camera/pose",
+                        "search_height_m": spec.table_height,
                         "image_reliability": "reliable",
                         # Frames carry the sim clock (/clock from SimNode); the safety gate's
                         # frame age needs the node on the same clock.
@@ -87,21 +108,41 @@ def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOG
             print("demo: the vlm_ros node did not come up")
             return 1
         log = (out / "results.jsonl").open("w", encoding="utf-8")
-        for step, text in enumerate(dialogue, start=1):
+        steps = [(spec, text) for text in dialogue]
+        if memory_scene:
+            steps += [(None, text) for text in MEMORY_DIALOGUE]
+        second = generate_scene(seed + 1, layout=MEMORY_LAYOUT, pinned={0: MEMORY_TARGET_XY})
+        for step, (scene, text) in enumerate(steps, start=1):
+            if scene is None and graph.feeders[0].world.spec is not second:
+                print(f"\nscene {seed + 1}: " + ", ".join(
+                    f"{o.color_name} {o.category}" for o in second.objects)
+                    + " (the yellow cup outside the camera's first view)")
+                recorder.world = None  # the new world settles before it is recorded
+                with graph.feeders[0].gl_lock:
+                    world = SimWorld(second, on_step=recorder)
+                recorder.world = world
+                graph.feeders[0].set_world(world)
+                worlds.append(world)
+                graph.spin_until(lambda: False, 1.5)  # frames of the new scene
             seen_status, seen_debug = len(statuses), len(debug)
             print(f"\n[{step}] you: {text}")
+            if text == "<look away>":
+                print("    operator: turns the camera to the right")
+                look_away(graph, statuses)
+                continue
             result = graph.send(text, timeout_s=30.0)
             if result is None:
                 print("    (no answer within 30 s)")
                 failures += 1
                 continue
             printed = seen_status
-            for answer in [result, *graph.client.rest_of_plan(text, result,
-                                                              graph.client_executor, 90.0)]:
+            later = (graph.client.rest_of_plan(text, result, graph.client_executor, 90.0)
+                     or graph.client.rest_of_search(text, result, graph.client_executor, 90.0))
+            for answer in [result, *later]:
                 log.write(json.dumps(answer, ensure_ascii=False) + "\n")
                 print_answer(answer)
-                if any(g["kind"] in ("grasp", "place") for g in answer["goals"]):
-                    seen_status += 1  # the robot reports each grasp / place once
+                if any(g["kind"] in ("grasp", "place", "view") for g in answer["goals"]):
+                    seen_status += 1  # the robot reports each grasp / place / view once
                     graph.spin_until(lambda n=seen_status: len(statuses) >= n, 30.0)
                 for status in statuses[printed:seen_status]:
                     print(f"    robot (physics): {status['detail']}")
@@ -117,5 +158,19 @@ def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOG
               f"written to {out}/")
     finally:
         graph.close()
-        world.close()
+        for each in worlds:
+            each.close()
     return 1 if failures else 0
+
+
+def look_away(graph: LocalGraph, statuses: list[dict[str, Any]]) -> None:
+    """Turn the camera to the right side of the table (as an operator would) and wait for the
+    simulated pan unit's report and fresh frames."""
+    msg = PoseStamped()
+    msg.header.frame_id = "base_link"
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = 0.6, -0.45, 0.75
+    msg.pose.orientation.w = 1.0
+    seen = len(statuses)
+    graph.client.create_publisher(PoseStamped, "/vlm_ros/look_at", 10).publish(msg)
+    graph.spin_until(lambda: len(statuses) > seen, 10.0)
+    graph.spin_until(lambda: False, 1.0)

@@ -174,7 +174,8 @@ class _Harness:
     the caller."""
 
     def __init__(self, first: SimWorld, pick: bool, backend: str | None,
-                 backend_options: str = "", propose_from_depth: bool = False) -> None:
+                 backend_options: str = "", propose_from_depth: bool = False,
+                 extra_parameters: dict[str, Any] | None = None) -> None:
         from rosgraph_msgs.msg import Clock
         from std_msgs.msg import String
 
@@ -192,6 +193,7 @@ class _Harness:
             parameters["backend_options"] = backend_options
         if propose_from_depth:
             parameters["propose_from_depth"] = True
+        parameters.update(extra_parameters or {})
         self.graph = LocalGraph(
             parameters,
             lambda: [SimNode(first, vlm_node="/vlm_ros" if pick else NO_PICK_NAMESPACE,

@@ -17,6 +17,7 @@ before importing mujoco.  A renderer must be closed (``close()`` or ``with SimCa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import mujoco
@@ -56,6 +57,15 @@ class SimCamera:
     def extrinsics(self) -> Transform:
         """Optical frame -> base frame (``camera_extrinsics(*pose_in_base)``)."""
         return camera_extrinsics(*self.setup.pose_in_base)
+
+    def pan_to(self, yaw: float) -> None:
+        """Turn the camera about the base's z axis to heading ``yaw`` (rad), keeping its place,
+        roll and pitch: a pan unit.  ``pose_in_base`` and the renders follow at once."""
+        x, y, z, roll, pitch, _yaw = self.setup.pose_in_base
+        self.setup = dataclasses.replace(self.setup, pose_in_base=(x, y, z, roll, pitch,
+                                                                   float(yaw)))
+        w, qx, qy, qz = self.setup.mujoco_quat()
+        self.model.cam_quat[self.camera_id] = (w, qx, qy, qz)
 
     optical_pose_in_base = extrinsics
 

@@ -4,7 +4,9 @@ Publishes what a real RGB-D camera driver does - ``camera/image`` (rgb8), ``came
 (32FC1, metres), ``camera/camera_info`` - stamped with the sim time, plus ``/clock`` so nodes
 started with ``use_sim_time`` follow it.  Subscribes the vlm_ros node's ``grasp_pose`` and
 ``place_pose`` and executes them with the floating gripper in the physics; what happened (per the
-physics state, not the command) goes out on ``~/robot_status`` as JSON.
+physics state, not the command) goes out on ``~/robot_status`` as JSON.  The camera pans: a
+``look_at`` view goal (an active search) turns it, and ``camera/pose`` says where it looks with
+every frame's stamp (the node's ``camera_pose_topic`` without TF).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
+from vlm_ros.core.geometry import quat_from_rpy
 from vlm_ros.core.types import Goal, Pose
 from vlm_ros.ros.convert import array_to_image, seconds_to_stamp
 from vlm_ros.ros.photo_camera import camera_info_msg
@@ -45,6 +48,11 @@ class SimNode(Node):
         self.image_pub = self.create_publisher(Image, "camera/image", reliable)
         self.depth_pub = self.create_publisher(Image, "camera/depth", reliable)
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", reliable)
+        # The camera pans (an active search's views): its body pose in base_link with every
+        # frame's stamp, for a vlm_ros node without TF (camera_pose_topic:=camera/pose).
+        self.pose_pub = self.create_publisher(PoseStamped, "camera/pose",
+                                              QoSProfile(depth=50,
+                                                         reliability=ReliabilityPolicy.RELIABLE))
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.status_pub = self.create_publisher(String, "~/robot_status",
                                                 QoSProfile(depth=10,
@@ -53,8 +61,9 @@ class SimNode(Node):
         # Their own group: the frame timer is nearly always ready (a tick renders and steps the
         # physics), and in one mutually exclusive group it would starve these callbacks.
         goals_group = MutuallyExclusiveCallbackGroup()
-        for kind in ("grasp", "place"):
-            self.create_subscription(PoseStamped, f"{vlm_node}/{kind}_pose",
+        for kind, topic in (("grasp", "grasp_pose"), ("place", "place_pose"),
+                            ("view", "look_at")):
+            self.create_subscription(PoseStamped, f"{vlm_node}/{topic}",
                                      lambda msg, k=kind: self._goals.put(_goal(k, msg)), 10,
                                      callback_group=goals_group)
         self.outcomes: list[ActionOutcome] = []
@@ -107,6 +116,14 @@ class SimNode(Node):
         image = array_to_image(frame.rgb, "rgb8")
         depth = array_to_image(frame.depth_m, "32FC1")
         info = camera_info_msg(frame.intrinsics, frame.frame_id)
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, "base_link"
+        x, y, z, roll, pitch, yaw = world.camera.pose_in_base()
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = x, y, z
+        qx, qy, qz, qw = quat_from_rpy(roll, pitch, yaw)
+        pose.pose.orientation.x, pose.pose.orientation.y = qx, qy
+        pose.pose.orientation.z, pose.pose.orientation.w = qz, qw
+        self.pose_pub.publish(pose)  # before the images it places
         for msg, publisher in ((image, self.image_pub), (depth, self.depth_pub),
                                (info, self.info_pub)):
             msg.header.stamp = stamp

@@ -292,22 +292,28 @@ BUILDERS: dict[str, Callable[[np.random.Generator], _Model]] = {
 
 
 def _place(rng: np.random.Generator, radii: Sequence[float],
+           pinned: dict[int, tuple[float, float]] | None = None,
            max_tries: int = 500) -> list[tuple[float, float]]:
-    """Non-overlapping (x, y) positions for footprints of the given radii (rejection sampling)."""
+    """Non-overlapping (x, y) positions for footprints of the given radii (rejection sampling);
+    ``pinned`` objects keep their given positions."""
+    pinned = pinned or {}
     for _attempt in range(20):
-        placed: list[tuple[float, float, float]] = []
-        for radius in radii:
+        placed: dict[int, tuple[float, float, float]] = {
+            i: (float(x), float(y), radii[i]) for i, (x, y) in pinned.items()}
+        for i, radius in enumerate(radii):
+            if i in pinned:
+                continue
             for _ in range(max_tries):
                 x = rng.uniform(*PLACEMENT_X)
                 y = rng.uniform(*PLACEMENT_Y)
                 if all(math.hypot(x - px, y - py) >= radius + pr + MIN_GAP
-                       for px, py, pr in placed):
-                    placed.append((x, y, radius))
+                       for px, py, pr in placed.values()):
+                    placed[i] = (x, y, radius)
                     break
             else:
                 break
         if len(placed) == len(radii):
-            return [(x, y) for x, y, _ in placed]
+            return [(placed[i][0], placed[i][1]) for i in range(len(radii))]
     raise ValueError(f"could not place {len(radii)} objects without overlap on the table")
 
 
@@ -396,13 +402,16 @@ def generate_scene(
     colors: Sequence[str] | None = None,
     layout: Sequence[tuple[str, str]] | None = None,
     camera: CameraSetup = DEFAULT_CAMERA,
+    pinned: dict[int, tuple[float, float]] | None = None,
 ) -> SceneSpec:
     """A random tabletop scene, the same for the same arguments.
 
     Without ``layout``: ``n_objects`` objects with categories drawn from ``categories`` (default
     all of ``CATEGORIES``) and colours from ``colors`` (default the whole ``PALETTE``; fruit keeps
     its natural colours).  With ``layout`` (a list of (category, colour) pairs) exactly those
-    objects are placed, at random poses.  Names are ``<colour>_<category>_<i>``.
+    objects are placed, at random poses.  Names are ``<colour>_<category>_<i>``.  ``pinned``
+    puts object ``i`` at an (x, y) of its own (anywhere on the table, e.g. outside the camera's
+    first view, for active search); the others keep clear of it.
     """
     rng = np.random.default_rng(seed)
     if layout is None:
@@ -421,7 +430,7 @@ def generate_scene(
 
     models = [BUILDERS[category](rng) for category, _ in layout]
     radii = [0.5 * math.hypot(m.size[0], m.size[1]) for m in models]
-    positions = _place(rng, radii)
+    positions = _place(rng, radii, pinned or {})
     yaws = rng.uniform(-math.pi, math.pi, len(models))
 
     objects: list[SimObject] = []

@@ -6,6 +6,7 @@ robot's base_link; the camera's pose in it is the scene's ``CameraSetup.pose_in_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -92,7 +93,31 @@ class SimWorld:
                 "place", bool(placed.settled), f"released {placed.released_body} on "
                 f"{', '.join(placed.supported_by) or 'nothing'}", held=None,
                 object_position=placed.final_position)
+        if goal.kind == "view":
+            return self.look_at(xyz)
         return ActionOutcome(goal.kind, False, f"the sim robot does not execute '{goal.kind}'")
+
+    def look_at(self, point: tuple[float, float, float]) -> ActionOutcome:
+        """Pan the camera to face ``point`` (base frame) horizontally."""
+        x, y, *_ = self.camera.pose_in_base()
+        yaw = math.atan2(point[1] - y, point[0] - x)
+        self.camera.pan_to(yaw)
+        # The renderer reads the camera pose from data.cam_xpos / cam_xmat (mj_camlight, after
+        # the kinematics): update them now, or the next frame would show the old view under the
+        # new pose.
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_camlight(self.model, self.data)
+        return ActionOutcome("view", True, f"looking at heading {math.degrees(yaw):.0f} deg")
+
+    def move_object(self, obj: SimObject, xy: tuple[float, float]) -> None:
+        """Put ``obj`` somewhere else on the table (someone moved it) and let it settle."""
+        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, obj.body_name)
+        joint = self.model.body_jntadr[body]
+        address = self.model.jnt_qposadr[joint]
+        self.data.qpos[address:address + 2] = xy
+        self.data.qvel[self.model.jnt_dofadr[joint]:self.model.jnt_dofadr[joint] + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+        self.gripper.step(200)
 
     def supports(self, body_name: str) -> list[str]:
         body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, body_name)

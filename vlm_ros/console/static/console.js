@@ -47,6 +47,7 @@ function onMessage(m) {
       (m.history || []).forEach((r) => addLog(r));
       if (m.history && m.history.length) showResult(m.history[m.history.length - 1]);
       if (m.health) showHealth(m.health);
+      if (m.memory) showMemory(m.memory);
       showVoice(m.voice);
       showNodeSeen(m.node_seen);
       break;
@@ -57,6 +58,7 @@ function onMessage(m) {
       break;
     case "result": stats.results++; addLog(m.result); showResult(m.result); break;
     case "health": showHealth(m.health); break;
+    case "memory": showMemory(m.memory); break;
     case "sent": stats.sent.push(m); break;
     case "stop_sent": stats.stopSent.push(m); break;
     case "stopped":
@@ -175,6 +177,29 @@ function showResult(r) {
     }
   }
   $("status").textContent = `${r.status}: ${r.message || ""}`;
+}
+
+// ------------------------------------------------------------------ memory
+// What the robot has seen, newest first; "go to" asks the node to go back to it (a goal from
+// memory: the node checks its age and the safety gate, and says why when it will not).
+function showMemory(memory) {
+  const objects = (memory && memory.objects) || [];
+  $("memory-count").textContent = String(objects.length);
+  const list = $("memory-list");
+  list.replaceChildren();
+  for (const obj of objects) {
+    const what = obj.color ? `${obj.color} ${obj.label}` : obj.label;
+    const [x, y, z] = obj.position;
+    const item = document.createElement("li");
+    item.dataset.label = obj.label;
+    item.textContent = `${what} (${x.toFixed(2)}, ${y.toFixed(2)}, ${z.toFixed(2)}) m, ` +
+      `${Math.round(obj.age_s || 0)} s ago `;
+    const go = document.createElement("button");
+    go.type = "button"; go.className = "choice"; go.textContent = "go to";
+    go.addEventListener("click", () => sendCommand(`go back to the ${what}`, "memory"));
+    item.appendChild(go);
+    list.appendChild(item);
+  }
 }
 
 function answer(text) {
