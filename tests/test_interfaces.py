@@ -170,6 +170,7 @@ INSTRUCTION_KEYS_ONLY_IN_JSON: dict[str, str] = {
     "is_followup": "whether the text answered a clarification question",
     "error": "why the text was rejected; also in `message`",
     "question": "what an `ask` step asks (presence / count / color); its answer is `message`",
+    "recall": "the object is one the robot saw before (answered from the object memory)",
 }
 
 # Goal.to_dict() key -> where each GroundingResult.goals[i] (geometry_msgs/PoseStamped) keeps it.

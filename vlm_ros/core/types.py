@@ -23,7 +23,8 @@ QuestionKind = Literal["presence", "count", "color"]
 Status = Literal["ok", "not_found", "ambiguous", "rejected", "error", "awaiting_confirmation",
                  "searching"]
 STATUSES: tuple[str, ...] = ("ok", "not_found", "ambiguous", "rejected", "error",
-                             "awaiting_confirmation")
+                             "awaiting_confirmation",
+                             "searching")
 
 Language = Literal["en", "zh"]
 
