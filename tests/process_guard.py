@@ -48,13 +48,29 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def marked_processes(token: str = TOKEN) -> list[Found]:
-    """Running processes (not this one) whose environment carries ``MARK=token``."""
+def _children() -> list[str] | None:
+    """The pids of this process's children (every thread's), or None where Linux does not say
+    (/proc/<pid>/task/<tid>/children needs CONFIG_PROC_CHILDREN)."""
+    tasks = PROC / str(os.getpid()) / "task"
+    try:
+        files = [task / "children" for task in tasks.iterdir()]
+    except OSError:
+        return None
+    if not files or not files[0].exists():
+        return None
+    return [pid for f in files for pid in _read(f).decode().split()]
+
+
+def marked_processes(token: str = TOKEN, children_only: bool = False) -> list[Found]:
+    """Running processes (not this one) whose environment carries ``MARK=token``;
+    ``children_only``: among this process's children (a cheap look, after every test)."""
     needle = f"{MARK}={token}".encode()
-    found = []
+    found: list[Found] = []
     if not PROC.is_dir():
         return found
-    for entry in PROC.iterdir():
+    names = _children() if children_only else None
+    candidates = ([PROC / name for name in names] if names is not None else PROC.iterdir())
+    for entry in candidates:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         if needle not in _read(entry / "environ").split(b"\0"):
@@ -104,15 +120,15 @@ def _reap(processes: list[Found]) -> None:
             pass
 
 
-def _own_children() -> set[int]:
-    return {p.pid for p in marked_processes() if p.ppid == os.getpid()}
+def _own_children() -> list[Found]:
+    return [p for p in marked_processes(children_only=True) if p.ppid == os.getpid()]
 
 
 @pytest.fixture(autouse=True)
 def _no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    before = _own_children()
+    before = {p.pid for p in _own_children()}
     yield
-    leaked = [p for p in marked_processes() if p.ppid == os.getpid() and p.pid not in before]
+    leaked = [p for p in _own_children() if p.pid not in before]
     if leaked:
         end(leaked)
         pytest.fail(f"{request.node.nodeid} left {len(leaked)} process(es) running (now "

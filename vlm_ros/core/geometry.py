@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -511,15 +512,23 @@ class StaticFrameResolver:
         self.camera_to_base = camera_to_base
 
     def lookup(self, target_frame: str, source_frame: str, stamp: float = 0.0) -> Transform | None:
-        target, source = _frame_name(target_frame), _frame_name(source_frame)
-        known = {self.base_frame, self.camera_frame}
-        if target not in known or source not in known:
-            return None
-        if target == source:
-            return Transform.identity()
-        if (target, source) == (self.base_frame, self.camera_frame):
-            return self.camera_to_base
-        return self.camera_to_base.inverse()
+        return _one_camera(self.base_frame, self.camera_frame, target_frame, source_frame,
+                           lambda: self.camera_to_base)
+
+
+def _one_camera(base_frame: str, camera_frame: str, target_frame: str, source_frame: str,
+                camera_to_base: Callable[[], Transform | None]) -> Transform | None:
+    """A resolver of one camera on one base: camera <-> base and each to itself, else None;
+    ``camera_to_base`` is asked only when the camera's pose is needed."""
+    target, source = _frame_name(target_frame), _frame_name(source_frame)
+    if {target, source} - {base_frame, camera_frame}:
+        return None
+    if target == source:
+        return Transform.identity()
+    pose = camera_to_base()
+    if pose is None:
+        return None
+    return pose if target == base_frame else pose.inverse()
 
 
 class CameraPoseHistory:
@@ -545,18 +554,15 @@ class CameraPoseHistory:
         del self._poses[:-self.history]
 
     def lookup(self, target_frame: str, source_frame: str, stamp: float = 0.0) -> Transform | None:
-        target, source = _frame_name(target_frame), _frame_name(source_frame)
-        known = {self.base_frame, self.camera_frame}
-        if target not in known or source not in known:
-            return None
-        if target == source:
-            return Transform.identity()
+        return _one_camera(self.base_frame, self.camera_frame, target_frame, source_frame,
+                           lambda: self._pose_at(stamp))
+
+    def _pose_at(self, stamp: float) -> Transform | None:
         stamps = [s for s, _ in self._poses]
         index = bisect.bisect_right(stamps, stamp + self.tolerance_s) - 1
         if index < 0 or stamp - stamps[index] > self.max_gap_s:
             return None
-        camera_to_base = self._poses[index][1]
-        return camera_to_base if target == self.base_frame else camera_to_base.inverse()
+        return self._poses[index][1]
 
     def why_not(self, target_frame: str, source_frame: str) -> str:
         known = {self.base_frame, self.camera_frame}

@@ -60,7 +60,9 @@ class _Recorder:
         self.frames: list[np.ndarray] = []
 
     def __call__(self, model: Any, data: Any) -> None:
-        if self.world is not None:
+        # Only the world being recorded: while a new scene is swapped in, the simulator's
+        # thread may still step the old one.
+        if self.world is not None and model is self.world.model:
             rgb, _ = self.world.camera.render(model, data)
             self.frames.append(cv2.resize(rgb, GIF_SIZE, interpolation=cv2.INTER_AREA))
 
@@ -120,8 +122,8 @@ def run_sim_demo(out_dir: str, seed: int = 7, dialogue: tuple[str, ...] = DIALOG
                 recorder.world = None  # the new world settles before it is recorded
                 with graph.feeders[0].gl_lock:
                     world = SimWorld(second, on_step=recorder)
-                recorder.world = world
                 graph.feeders[0].set_world(world)
+                recorder.world = world
                 worlds.append(world)
                 graph.spin_until(lambda: False, 1.5)  # frames of the new scene
             seen_status, seen_debug = len(statuses), len(debug)

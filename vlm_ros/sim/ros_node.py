@@ -86,6 +86,12 @@ class SimNode(Node):
             self._retired.append(old)
 
     def _tick(self) -> None:
+        try:
+            self._step_and_publish()
+        except Exception as exc:  # noqa: BLE001 - the simulator keeps running (and says why)
+            self.get_logger().error(f"simulator tick failed: {exc!r}")
+
+    def _step_and_publish(self) -> None:
         with self.gl_lock:
             world = self.world
             try:
