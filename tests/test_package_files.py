@@ -412,7 +412,8 @@ def test_launch_description_builds() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-INSTALL = ROOT / "build" / "ros" / "install"
+# scripts/build_ros_package.sh's output (scripts/test.sh --latest builds into build/ros-latest).
+INSTALL = Path(os.environ.get("VLM_ROS_BUILD_DIR", ROOT / "build" / "ros")) / "install"
 
 
 def test_ament_cmake_build_installs_interfaces_node_and_python() -> None:
