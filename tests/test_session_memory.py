@@ -221,3 +221,10 @@ def test_no_camera_pose_means_no_search(backend) -> None:
     result = session.run("find the cup", frame)
     assert result.status == "not_found" and not session.searching
     assert np.isfinite(frame.stamp)
+
+
+def test_a_command_with_its_own_image_never_searches(backend) -> None:
+    # `vlm-ros ground` and ~/ground with an image: a still image, no camera to turn.
+    session, camera = make(backend, {0: "dog"})
+    result = session.run("find the cup", camera.frame())
+    assert result.status == "not_found" and not result.goals and not session.searching

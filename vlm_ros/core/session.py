@@ -661,8 +661,11 @@ class CommandSession:
             return result
         if recalled.kind == "none":
             search = self.config.search
+            # Only on the live camera: a command that brought its own image (~/ground with an
+            # image, `vlm-ros ground`) has no camera to turn.
             if not instruction.recall and not _asks_where(instruction.text) and \
-                    search.enabled and request.step is None and request.command is not None:
+                    search.enabled and request.step is None and request.command is not None \
+                    and request.command.frame is None:
                 started = self._start_search(request, frame, now)
                 if started is not None:
                     return started
