@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from vlm_ros.core.grasp import GraspCandidate
 from vlm_ros.core.types import (
     STATUSES,
     Candidate,
@@ -57,6 +59,20 @@ GROUNDED_TARGET_FIELDS: list[tuple[str, str]] = [
     ("geometry_msgs/Point", "point_camera"),
     ("bool", "has_point_base"),
     ("geometry_msgs/Point", "point_base"),
+    ("float64", "grasp_width_m"),
+    ("bool", "has_mask"),
+    ("uint32[4]", "mask_box"),
+    ("uint32[]", "mask_counts"),
+]
+
+GRASP_CANDIDATE_FIELDS: list[tuple[str, str]] = [
+    ("string", "strategy"),
+    ("float32", "score"),
+    ("float64", "width_m"),
+    ("string", "note"),
+    ("geometry_msgs/Pose", "pose"),
+    ("geometry_msgs/Vector3", "approach"),
+    ("geometry_msgs/Point", "pregrasp"),
 ]
 
 GROUNDING_RESULT_FIELDS: list[tuple[str, str]] = [
@@ -83,6 +99,7 @@ GROUNDING_RESULT_FIELDS: list[tuple[str, str]] = [
     ("uint32", "step_count"),
     ("bool", "will_act"),
     ("string", "no_goal_reason"),
+    ("vlm_ros/GraspCandidate[]", "grasps"),
     ("string", "json"),
 ]
 
@@ -109,6 +126,7 @@ INSTRUCT_FEEDBACK_FIELDS: list[tuple[str, str]] = [
 
 EXPECTED_FIELDS: dict[str, list[list[tuple[str, str]]]] = {
     "GroundedTarget": [GROUNDED_TARGET_FIELDS],
+    "GraspCandidate": [GRASP_CANDIDATE_FIELDS],
     "GroundingResult": [GROUNDING_RESULT_FIELDS],
     "Ground": [GROUND_REQUEST_FIELDS, GROUND_RESPONSE_FIELDS],
     "Instruct": [INSTRUCT_GOAL_FIELDS, INSTRUCT_RESULT_FIELDS, INSTRUCT_FEEDBACK_FIELDS],
@@ -131,6 +149,21 @@ TARGET_FIELD_TO_JSON_KEY: dict[str, str] = {
     "point_camera": "point_camera",
     "has_point_base": "point_base",  # has_point_base == (point_base is not None)
     "point_base": "point_base",
+    "grasp_width_m": "grasp_width_m",
+    "has_mask": "mask",  # has_mask == (mask is not None)
+    "mask_box": "mask",  # mask["box"]
+    "mask_counts": "mask",  # mask["counts"]
+}
+
+# GraspCandidate field -> the GraspCandidate.to_dict() key(s) it carries.
+GRASP_FIELD_TO_JSON_KEYS: dict[str, tuple[str, ...]] = {
+    "strategy": ("strategy",),
+    "score": ("score",),
+    "width_m": ("width_m",),
+    "note": ("note",),
+    "pose": ("position", "orientation"),
+    "approach": ("approach",),
+    "pregrasp": ("pregrasp_position",),
 }
 
 # GroundingResult field -> the JSON paths (keys from GroundingResult.to_dict()) it carries.
@@ -158,6 +191,7 @@ RESULT_FIELD_TO_JSON_PATHS: dict[str, list[tuple[str, ...]]] = {
     "step_count": [("steps",)],  # len(steps)
     "will_act": [("will_act",)],
     "no_goal_reason": [("no_goal_reason",)],
+    "grasps": [("grasps",)],  # see GRASP_FIELD_TO_JSON_KEYS for each candidate
     "json": [()],  # the whole document
 }
 
@@ -212,6 +246,8 @@ def _candidate(index: int) -> Candidate:
         width_m=0.07,
         point_camera=(0.1, -0.05, 0.84),
         point_base=(0.6, 0.1, 0.75),
+        grasp_width_m=0.065,
+        mask=np.pad(np.ones((4, 3), bool), ((20, 456), (10, 627))),
     )
 
 
@@ -244,6 +280,9 @@ def _populated_result() -> GroundingResult:
         backend="ssd_coco",
         steps=[instruction, Instruction(text="then stop", action="stop")],
         step=1,
+        grasps=[GraspCandidate("principal_axis", (0.6, 0.1, 0.77), (1.0, 0.0, 0.0, 0.0),
+                               (0.0, 0.0, -1.0), 0.065, 0.82, "across the narrow side",
+                               (0.6, 0.1, 0.92))],
     )
 
 
@@ -261,7 +300,8 @@ def _resolve(document: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def test_interface_files_exist() -> None:
-    assert [p.name for p in MSG_FILES] == ["GroundedTarget.msg", "GroundingResult.msg"]
+    assert [p.name for p in MSG_FILES] == ["GraspCandidate.msg", "GroundedTarget.msg",
+                                          "GroundingResult.msg"]
     assert [p.name for p in SRV_FILES] == ["Ground.srv"]
     assert [p.name for p in ACTION_FILES] == ["Instruct.action"]
 
@@ -361,6 +401,13 @@ def test_every_referenced_type_exists() -> None:
 # --------------------------------------------------------------------------------------------
 # The messages mirror the JSON schema
 # --------------------------------------------------------------------------------------------
+
+
+def test_grasp_candidate_mirrors_its_json() -> None:
+    message_fields = {f.name for f in _message_spec("GraspCandidate").fields}
+    json_keys = set(_populated_result().to_dict()["grasps"][0])
+    assert set(GRASP_FIELD_TO_JSON_KEYS) == message_fields
+    assert {k for keys in GRASP_FIELD_TO_JSON_KEYS.values() for k in keys} == json_keys
 
 
 def test_grounded_target_mirrors_candidate_json() -> None:

@@ -353,6 +353,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         "memory_pick_success", "false_memory_goals"):
                 print(f"{key:>27}: {report.get(key)}")
         return 0
+    if args.pick:
+        from vlm_ros.sim.evaluate_grasp import run_grasp_evaluation
+
+        report = run_grasp_evaluation(scenes=args.scenes, seed=args.seed,
+                                      strategies=tuple(args.strategies),
+                                      detector=args.detector)
+        if args.json:
+            print(json.dumps(report))
+        else:
+            for kind, row in report["per_class"].items():
+                for strategy, cells in row.items():
+                    print(f"{kind:>14} {strategy:>14}: picked {cells['picked']:.2f}, grounded "
+                          f"{cells['grounded']:.2f}, refused {cells['refused']:.2f}")
+            for strategy, cells in report["overall"].items():
+                print(f"{'all':>14} {strategy:>14}: {cells}")
+            print(f"{'too wide published':>29}: {report['too_wide_published']}")
+        return 0
     result = run_evaluation(scenes=args.scenes, seed=args.seed, pick=not args.no_pick,
                             backend_options=args.backend_options,
                             propose_from_depth=args.propose_from_depth)
@@ -633,6 +650,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim_eval.add_argument("--memory", action="store_true",
                           help="active search and the object memory instead: search success, "
                                "views needed, memory goal error (m), false memory goals")
+    sim_eval.add_argument("--pick", action="store_true",
+                          help="grasps on harder objects instead (lying bottle, book, stick, "
+                               "plate, rotated box, touching objects): pick success per class "
+                               "and per strategy, in physics; --scenes per class")
+    sim_eval.add_argument("--strategies", nargs="+", default=["centroid", "auto"],
+                          choices=["centroid", "principal_axis", "top_plane", "auto"],
+                          help="grasp strategies compared by --pick")
+    sim_eval.add_argument("--detector", choices=["oracle", "ssd"], default="oracle",
+                          help="--pick: the simulator's true boxes (measures grasping) or the "
+                               "default detector (measures detection too)")
 
     memory = sub.add_parser("memory", help="the node's object memory: print it, or save / "
                                            "clear it")

@@ -34,6 +34,13 @@ def annotate(rgb: np.ndarray, result: GroundingResult) -> np.ndarray:
     for candidate in result.candidates:
         if candidate.id not in target_ids:
             _box(image, candidate, _OTHER, 1, f"#{candidate.id} {candidate.label}")
+    for candidate in (*result.targets, *([result.destination] if result.destination else [])):
+        mask = candidate.mask
+        if mask is not None and mask.shape[:2] == image.shape[:2]:
+            # The object's own pixels (backend or depth mask): what grasp geometry measured.
+            is_target = any(candidate is t for t in result.targets)
+            tint = np.array(_TARGET if is_target else _DESTINATION, np.float32)
+            image[mask] = (0.55 * image[mask] + 0.45 * tint).astype(image.dtype)
     for candidate in result.targets:
         depth = f" {candidate.depth_m:.2f}m" if candidate.depth_m is not None else ""
         _box(image, candidate, _TARGET, 3, f"{candidate.label} {candidate.score:.2f}{depth}")

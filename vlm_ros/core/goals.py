@@ -5,14 +5,19 @@ into) and built from finite numbers only: a NaN that reaches a motion planner is
 The choices below are deliberately simple, fixed and documented, so a downstream planner can rely
 on them instead of second-guessing:
 
-* **grasp** — at the object's visible centre (+ ``grasp_height_offset``), approaching from above:
-  the gripper's z-axis (approach axis) points straight down, and its x-axis points horizontally
-  away from the robot (orientation = yaw(heading robot->object) * roll(pi)), so the wrist is not
-  twisted for an object straight ahead.
-* **pregrasp** — the grasp pose lifted ``pregrasp_offset`` along the approach axis (straight up);
-  when the object's height is known, it is lifted above the object's top instead of its centre.
-* **place** — ``place_height`` above the destination point, same top-down orientation; when the
-  carried object's height is known, half of it is added so its bottom clears the surface.
+* **grasp** — with a grasp candidate from :mod:`vlm_ros.core.grasp` (the object's points were
+  measured): its pose exactly (position, orientation with z = approach, fingers closing along
+  y).  Without one: at the object's visible centre (+ ``grasp_height_offset``), approaching from
+  above: the gripper's z-axis (approach axis) points straight down, and its x-axis points
+  horizontally away from the robot (orientation = yaw(heading robot->object) * roll(pi)), so the
+  wrist is not twisted for an object straight ahead.
+* **pregrasp** — the candidate's pregrasp (``pregrasp_offset`` back along the approach, above the
+  object's top); without one, the grasp pose lifted ``pregrasp_offset`` straight up (above the
+  object's top when its height is known).
+* **place** — with a place position from :func:`vlm_ros.core.grasp.place_pose` (the middle of a
+  container's opening, or the freest spot of a surface's top, ``place_height`` above it): there;
+  without one, ``place_height`` above the destination point, when the carried object's height is
+  known plus half of it.  Same top-down orientation.
 * **navigate** (navigate, follow) — on the floor (z = 0), on the straight XY line from the robot to
   the target, ``standoff_distance`` short of it, facing the target.  If the target is already
   closer than the stand-off, the goal is the robot's own position, turned to face the target:
@@ -34,6 +39,7 @@ from vlm_ros.core.geometry import (
     quat_multiply,
     quat_normalize,
 )
+from vlm_ros.core.grasp import GraspCandidate
 from vlm_ros.core.types import Goal, GoalKind, Pose, Vec3
 
 
@@ -84,6 +90,8 @@ class _GoalInputs:
     stamp: float
     robot: Vec3
     extent: Vec3 | None
+    grasp: GraspCandidate | None = None
+    place_position: Vec3 | None = None
 
     def goal(self, kind: GoalKind, position: Vec3, orientation: tuple[float, ...]) -> Goal:
         pose = Pose(tuple(float(v) for v in position), tuple(float(v) for v in orientation))
@@ -96,6 +104,9 @@ class _GoalInputs:
 
 
 def _pick(g: _GoalInputs) -> list[Goal]:
+    if g.grasp is not None:
+        return [g.goal("grasp", g.grasp.position, g.grasp.orientation),
+                g.goal("pregrasp", g.grasp.pregrasp_position, g.grasp.orientation)]
     target = g.need(g.target, "target", "pick")
     orientation = _top_down(_heading(g.robot, target))
     grasp = (target[0], target[1], target[2] + g.config.grasp_height_offset)
@@ -107,6 +118,8 @@ def _pick(g: _GoalInputs) -> list[Goal]:
 def _place(g: _GoalInputs) -> list[Goal]:
     dest = g.need(g.destination, "destination", "place")
     orientation = _top_down(_heading(g.robot, dest))
+    if g.place_position is not None:
+        return [g.goal("place", g.place_position, orientation)]
     z = dest[2] + g.config.place_height + _half_height(g.extent)
     return [g.goal("place", (dest[0], dest[1], z), orientation)]
 
@@ -155,12 +168,16 @@ def make_goals(
     stamp: float,
     robot_position: Vec3 = (0.0, 0.0, 0.0),
     target_extent: Vec3 | None = None,
+    grasp: GraspCandidate | None = None,
+    place_position: Vec3 | None = None,
 ) -> list[Goal]:
     """Goals for ``action`` from points already in ``config.base_frame``.
 
     ``robot_position`` is the robot's origin in the base frame (the origin itself when the base
     frame *is* the robot frame).  ``target_extent`` is the target's (x, y, z) size in metres when
-    known; only its height is used (pregrasp clearance, place clearance).
+    known; only its height is used (pregrasp clearance, place clearance).  ``grasp`` (the best
+    candidate of :func:`vlm_ros.core.grasp.synthesize`) and ``place_position`` (from
+    :func:`vlm_ros.core.grasp.place_pose`) replace the centroid rules when given.
 
     Raises ValueError for an unknown action, a missing point the action needs, or any non-finite
     number: the caller turns that into an error status rather than publishing a bad pose.
@@ -172,6 +189,12 @@ def make_goals(
     _check_finite("destination", destination_base)
     _check_finite("robot_position", robot_position)
     _check_finite("target_extent", target_extent)
+    _check_finite("place_position", place_position)
+    if grasp is not None:
+        _check_finite("grasp position", grasp.position)
+        _check_finite("pregrasp position", grasp.pregrasp_position)
+        if not all(math.isfinite(float(v)) for v in grasp.orientation):
+            raise ValueError(f"grasp orientation is not finite: {grasp.orientation}")
     numbers = (config.pregrasp_offset, config.grasp_height_offset, config.place_height,
                config.standoff_distance, stamp)
     if not all(math.isfinite(float(v)) for v in numbers):
@@ -185,6 +208,8 @@ def make_goals(
         stamp=float(stamp),
         robot=_as_vec3(robot_position) or (0.0, 0.0, 0.0),
         extent=_as_vec3(target_extent),
+        grasp=grasp,
+        place_position=_as_vec3(place_position),
     )
     return builder(inputs)
 

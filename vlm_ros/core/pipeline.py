@@ -23,6 +23,7 @@ from vlm_ros.core.geometry import (
     unresolved_reason,
 )
 from vlm_ros.core.goals import GoalConfig, make_goals, make_view_goal
+from vlm_ros.core.grasp import GraspConfig, GraspPlan, place_pose, synthesize
 from vlm_ros.core.graspable import box_width_m
 from vlm_ros.core.grounding import (
     GroundingConfig,
@@ -32,6 +33,13 @@ from vlm_ros.core.grounding import (
     ground_all,
     ground_query,
     plural,
+)
+from vlm_ros.core.object_cloud import (
+    DEFAULT_CLOUD,
+    CloudConfig,
+    CloudProblem,
+    ObjectCloud,
+    object_cloud,
 )
 from vlm_ros.core.tabletop import recover_missed, support_and_clusters
 from vlm_ros.core.types import (
@@ -67,6 +75,9 @@ class PipelineConfig:
     # that a grounding saw (vlm_ros/core/memory.py); those below this score are left out.
     locate_candidates: bool = True
     locate_min_score: float = 0.3
+    # Grasp and place geometry from the object's masked points (vlm_ros.core.grasp).
+    grasp: GraspConfig = field(default_factory=GraspConfig)
+    cloud: CloudConfig = DEFAULT_CLOUD
 
 
 class Pipeline:
@@ -376,6 +387,36 @@ class Pipeline:
                                      f"({', '.join(problems) or 'no 3D point'})")
             result.message += f"; {result.no_goal_reason}"
             return
+        grasp_plan: GraspPlan | None = None
+        place_position = None
+        if instruction.action == "pick" and target is not None:
+            grasp_plan = self._grasp_plan(target, frame)
+            if isinstance(grasp_plan, CloudProblem):
+                if grasp_plan.refuse:
+                    result.no_goal_reason = f"no grasp possible ({grasp_plan})"
+                    result.message += f"; {result.no_goal_reason}"
+                    return
+                # The documented fallback: depth fine but flat - the box's centre, said.
+                result.message += f"; grasp at the box's centre ({grasp_plan})"
+                grasp_plan = None
+            else:
+                result.grasps = grasp_plan.candidates
+            if grasp_plan is not None and not grasp_plan.candidates:
+                # Measured, and nothing fits: a refusal with the reasons, never a guessed grasp.
+                result.status = "rejected"
+                result.no_goal_reason = f"no grasp for the {target.label}: {grasp_plan.refusal}"
+                result.message = result.no_goal_reason
+                return
+        if instruction.action == "place" and result.destination is not None:
+            place = self._place_position(result.destination, instruction, frame)
+            if isinstance(place, CloudProblem) and place.refuse or isinstance(place, str):
+                result.no_goal_reason = f"no place pose possible ({place})"
+                result.message += f"; {result.no_goal_reason}"
+                return
+            if isinstance(place, CloudProblem):
+                result.message += f"; placed above the destination's centre ({place})"
+            else:
+                place_position = place
         try:
             result.goals = make_goals(
                 instruction.action or "",
@@ -383,11 +424,47 @@ class Pipeline:
                 result.destination.point_base if result.destination is not None else None,
                 self.config.goals,
                 stamp=frame.stamp,
+                grasp=grasp_plan.candidates[0] if grasp_plan is not None else None,
+                place_position=place_position,
             )
         except ValueError as exc:
             result.goals = []
             result.no_goal_reason = f"no 3D goal possible ({exc})"
             result.message += f"; {result.no_goal_reason}"
+
+    def _cloud(self, candidate: Candidate, frame: Frame) -> ObjectCloud | CloudProblem:
+        if self.frames is None:
+            return CloudProblem("no frame resolver configured")
+        transform = self.frames.lookup(self.config.goals.base_frame, frame.frame_id, frame.stamp)
+        if transform is None:
+            return CloudProblem(unresolved_reason(self.frames, self.config.goals.base_frame,
+                                                  frame.frame_id))
+        cloud = object_cloud(frame, candidate.bbox, transform, candidate.mask,
+                             self.config.min_depth_m, self.config.max_depth_m,
+                             self.config.cloud, label=candidate.label)
+        if isinstance(cloud, ObjectCloud):
+            candidate.mask = cloud.mask
+        return cloud
+
+    def _grasp_plan(self, target: Candidate, frame: Frame) -> GraspPlan | CloudProblem:
+        """Ranked grasps for the target from its masked points, or why it cannot be measured."""
+        cloud = self._cloud(target, frame)
+        if isinstance(cloud, CloudProblem):
+            return cloud
+        plan = synthesize(cloud, (0.0, 0.0), self.config.grasp)
+        best = plan.candidates[0] if plan.candidates else None
+        target.grasp_width_m = best.width_m if best is not None else plan.narrowest_m
+        return plan
+
+    def _place_position(self, destination: Candidate, instruction: Instruction,
+                        frame: Frame) -> Vec3 | CloudProblem | str:
+        """The release point in / on the destination, from its masked points."""
+        cloud = self._cloud(destination, frame)
+        if isinstance(cloud, CloudProblem):
+            return cloud
+        relation = instruction.destination_relation
+        place = place_pose(cloud, relation, self.config.goals.place_height)
+        return place if isinstance(place, str) else place[0]
 
     def stamp(self, result: GroundingResult, frame: Frame) -> GroundingResult:
         """Say which backend and which frame (id, stamp, size) ``result`` comes from."""

@@ -174,11 +174,16 @@ def affordance_problems(result: GroundingResult, config: SafetyConfig) -> list[s
         held = _held(target, instruction.target if instruction else None, config)
         if held is not None:
             problems.append(_wont_pick(held[1], held[0]))
-    if (action == "pick" or {g.kind for g in result.goals} & GRASP_KINDS) and target is not None \
-            and target.width_m is not None and target.width_m > config.max_grasp_width_m:
-        problems.append(f"too wide to grasp: the {target.label or 'target'} is "
-                        f"{target.width_m:.2f} m wide; max_grasp_width_m is "
-                        f"{config.max_grasp_width_m:.2f} m")
+    # The grasp's own width when the object's points were measured (a lying bottle is long
+    # but narrow across its grasp), else the box's width.
+    width = None if target is None else (
+        target.grasp_width_m if target.grasp_width_m is not None else target.width_m)
+    if (action == "pick" or {g.kind for g in result.goals} & GRASP_KINDS) and width is not None \
+            and width > config.max_grasp_width_m:
+        measure = ("needs a {:.2f} m wide grasp" if target.grasp_width_m is not None
+                   else "is {:.2f} m wide").format(width)
+        problems.append(f"too wide to grasp: the {target.label or 'target'} {measure}; "
+                        f"max_grasp_width_m is {config.max_grasp_width_m:.2f} m")
     if action == "place" or "place" in {g.kind for g in result.goals}:
         where = _destination(result.destination, instruction.destination if instruction else None)
         if where is not None:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vlm_ros.core.mask_rle import mask_rle
+
 Action = Literal["pick", "place", "navigate", "look", "find", "follow", "stop", "ask"]
 ACTIONS: tuple[str, ...] = ("pick", "place", "navigate", "look", "find", "follow", "stop", "ask")
 # Actions that never move the robot: a stop, a question about the image ("is there a dog?").
@@ -31,6 +33,10 @@ Language = Literal["en", "zh"]
 BBox = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the input image
 Vec3 = tuple[float, float, float]
 Quat = tuple[float, float, float, float]  # x, y, z, w
+
+
+def _mask_rle(mask: np.ndarray | None) -> dict[str, Any] | None:
+    return None if mask is None or mask.ndim != 2 else mask_rle(mask)
 
 
 def _round(value: float | None, ndigits: int = 4) -> float | None:
@@ -245,7 +251,10 @@ class Candidate:
     width_m: float | None = None  # box width back-projected at depth_m (m): the object's extent
     point_camera: Vec3 | None = None  # 3D centre in the camera optical frame (m)
     point_base: Vec3 | None = None  # 3D centre in the base frame (m), when resolvable
-    mask: np.ndarray | None = None  # not serialised
+    mask: np.ndarray | None = None  # HxW bool (backend's, or measured from depth); JSON as RLE
+    # The width the gripper must span for the best grasp (vlm_ros.core.grasp), when measured;
+    # the safety gate judges this rather than the box's width.
+    grasp_width_m: float | None = None
 
     @property
     def center(self) -> tuple[float, float]:
@@ -271,6 +280,8 @@ class Candidate:
             "width_m": _round(self.width_m),
             "point_camera": [_round(v) for v in self.point_camera] if self.point_camera else None,
             "point_base": [_round(v) for v in self.point_base] if self.point_base else None,
+            "grasp_width_m": _round(self.grasp_width_m),
+            "mask": _mask_rle(self.mask),
         }
 
 
@@ -341,6 +352,9 @@ class GroundingResult:
     # calibration, a refusal); "" when it will, or when the command asks for none (stop, a
     # question).  ``will_act`` says it in one bit: status ok and goals to send.
     no_goal_reason: str = ""
+    # A pick's grasp candidates (vlm_ros.core.grasp.GraspCandidate), best first: the best one
+    # is the grasp goal.  Empty when no grasp was measured (no depth, not a pick).
+    grasps: list[Any] = field(default_factory=list)
 
     @property
     def will_act(self) -> bool:
@@ -368,4 +382,5 @@ class GroundingResult:
             "step": self.step,
             "will_act": self.will_act,
             "no_goal_reason": self.no_goal_reason,
+            "grasps": [g.to_dict() for g in self.grasps],
         }

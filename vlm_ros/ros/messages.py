@@ -12,10 +12,13 @@ import math
 from types import ModuleType
 from typing import Any
 
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, PoseArray
+from geometry_msgs.msg import Pose as PoseMsg
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from vlm_ros.core.grasp import GraspCandidate
+from vlm_ros.core.mask_rle import mask_rle
 from vlm_ros.core.memory import ObjectMemory
 from vlm_ros.core.types import Candidate, GroundingResult
 
@@ -100,7 +103,67 @@ def result_to_markers(result: GroundingResult, header: Header, base_frame: str,
             if kind == Marker.TEXT_VIEW_FACING:
                 marker.text = f"{candidate.label} {candidate.score:.2f}"
             markers.markers.append(marker)
+    markers.markers.extend(grasp_markers(result, header, base_frame, namespace + "_grasps"))
     return markers
+
+
+def grasp_markers(result: GroundingResult, header: Header, base_frame: str,
+                  namespace: str) -> list[Marker]:
+    """An arrow per grasp candidate (along its approach, ending at the grasp point; the best
+    green, the others grey, fading with rank) and the best one's width as a bar across its
+    fingers' closing direction."""
+    found: list[Marker] = []
+    for rank, grasp in enumerate(result.grasps):
+        start = [p - 0.1 * a for p, a in zip(grasp.position, grasp.approach)]
+        arrow = Marker()
+        arrow.header.stamp = header.stamp
+        arrow.header.frame_id = base_frame
+        arrow.ns = namespace
+        arrow.id = rank
+        arrow.type = Marker.ARROW
+        arrow.action = Marker.ADD
+        arrow.points = [Point(x=float(start[0]), y=float(start[1]), z=float(start[2])),
+                        Point(x=float(grasp.position[0]), y=float(grasp.position[1]),
+                              z=float(grasp.position[2]))]
+        arrow.scale.x, arrow.scale.y, arrow.scale.z = 0.008, 0.016, 0.02
+        best = rank == 0
+        arrow.color = ColorRGBA(r=0.1 if best else 0.6, g=0.9 if best else 0.6,
+                                b=0.1 if best else 0.6, a=max(0.3, 0.9 - 0.15 * rank))
+        arrow.pose.orientation.w = 1.0
+        arrow.text = f"{grasp.strategy} {grasp.score:.2f}"
+        found.append(arrow)
+    if result.grasps:
+        best = result.grasps[0]
+        bar = Marker()
+        bar.header.stamp = header.stamp
+        bar.header.frame_id = base_frame
+        bar.ns = namespace
+        bar.id = len(result.grasps)
+        bar.type = Marker.CUBE
+        bar.action = Marker.ADD
+        bar.pose = _pose(best.position, best.orientation)
+        # The gripper's y axis is the closing direction: the bar spans the grasp's width.
+        bar.scale.x, bar.scale.y, bar.scale.z = 0.01, float(best.width_m), 0.01
+        bar.color = ColorRGBA(r=0.1, g=0.9, b=0.1, a=0.6)
+        found.append(bar)
+    return found
+
+
+def _pose(position: tuple[float, ...], orientation: tuple[float, ...]) -> PoseMsg:
+    pose = PoseMsg()
+    pose.position = Point(x=float(position[0]), y=float(position[1]), z=float(position[2]))
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (
+        float(v) for v in orientation)
+    return pose
+
+
+def grasps_to_pose_array(result: GroundingResult, header: Header, base_frame: str) -> PoseArray:
+    """Every grasp candidate's pose, best first (~/grasp_candidates, base frame)."""
+    poses = PoseArray()
+    poses.header.stamp = header.stamp
+    poses.header.frame_id = base_frame
+    poses.poses = [_pose(g.position, g.orientation) for g in result.grasps]
+    return poses
 
 
 def memory_to_markers(memory: ObjectMemory, now: float, stamp: Any,
@@ -189,7 +252,27 @@ def _fill_target(msg_cls: Any, candidate: Candidate) -> Any:
     if candidate.point_base is not None:
         target.point_base = Point(x=candidate.point_base[0], y=candidate.point_base[1],
                                   z=candidate.point_base[2])
+    target.grasp_width_m = (float(candidate.grasp_width_m)
+                            if candidate.grasp_width_m is not None else math.nan)
+    target.has_mask = candidate.mask is not None and candidate.mask.ndim == 2
+    if target.has_mask:
+        rle = mask_rle(candidate.mask)
+        target.mask_box = [int(v) for v in rle["box"]]
+        target.mask_counts = [int(v) for v in rle["counts"]]
     return target
+
+
+def _fill_grasp(msg_cls: Any, grasp: GraspCandidate) -> Any:
+    msg = msg_cls()
+    msg.strategy = grasp.strategy
+    msg.score = float(grasp.score)
+    msg.width_m = float(grasp.width_m)
+    msg.note = grasp.note
+    msg.pose = _pose(grasp.position, grasp.orientation)
+    msg.approach.x, msg.approach.y, msg.approach.z = (float(v) for v in grasp.approach)
+    msg.pregrasp = Point(x=float(grasp.pregrasp_position[0]), y=float(grasp.pregrasp_position[1]),
+                         z=float(grasp.pregrasp_position[2]))
+    return msg
 
 
 def result_to_interface(interfaces: ModuleType, result: GroundingResult, header: Header,
@@ -221,5 +304,6 @@ def result_to_interface(interfaces: ModuleType, result: GroundingResult, header:
     msg.step_count = len(result.steps)
     msg.will_act = bool(result.will_act)
     msg.no_goal_reason = result.no_goal_reason
+    msg.grasps = [_fill_grasp(interfaces.GraspCandidate, g) for g in result.grasps]
     msg.json = result_to_json(result)
     return msg

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -79,6 +79,8 @@ class Outputs:
         self.answer_pub = self._publisher(String, "~/answer", reliable)
         self.relevance_pub = self._publisher(Image, "~/relevance_image", reliable)
         self.marker_pub = self._publisher(MarkerArray, "~/markers", reliable)
+        # A pick's grasp candidates, best first (the best one is ~/grasp_pose).
+        self.grasp_candidates_pub = self._publisher(PoseArray, "~/grasp_candidates", reliable)
         # Reliable: one debug image per result, not a stream, so losing it loses the answer's
         # picture (best-effort viewers can still subscribe to a reliable publisher).
         self.debug_pub = self._publisher(
@@ -132,6 +134,9 @@ class Outputs:
         if settings.publish_markers and result.status == "ok":
             self.marker_pub.publish(messages.result_to_markers(result, header,
                                                                settings.base_frame))
+        if result.grasps and goal_msgs:
+            self.grasp_candidates_pub.publish(messages.grasps_to_pose_array(
+                result, header, settings.base_frame))
         if self.detections_pub is not None:
             self.detections_pub.publish(messages.result_to_detection2d_array(
                 self.vision_msgs, result, header))

@@ -16,6 +16,7 @@ import yaml
 
 from vlm_ros.core.geometry import Transform, camera_extrinsics
 from vlm_ros.core.goals import GoalConfig
+from vlm_ros.core.grasp import GRASP_STRATEGIES, GRIPPER_TYPES, GraspConfig
 from vlm_ros.core.grounding import GroundingConfig
 from vlm_ros.core.memory import MemoryConfig
 from vlm_ros.core.pipeline import PipelineConfig
@@ -150,9 +151,24 @@ class NodeSettings:
                                      "published (node clock vs stamp); covers the model's own "
                                      "time", range=_AT_LEAST_0)
     allowed_actions: tuple[str, ...] = _p(list(ACTIONS), "actions that may produce goals")
-    max_grasp_width_m: float = _p(0.15, "refuse a pick whose object is wider than this (its box "
-                                        "back-projected at its depth; a typical parallel "
+    max_grasp_width_m: float = _p(0.15, "the gripper's opening: refuse a pick whose best grasp "
+                                        "(or, without depth points, whose box back-projected "
+                                        "at its depth) is wider than this (a typical parallel "
                                         "gripper opens 0.08-0.14 m; > 0)", range=_AT_LEAST_0)
+    grasp_strategy: str = _p("auto", "how grasps are made from the object's masked depth "
+                                     "points: centroid, principal_axis (across the narrow "
+                                     "side), top_plane (plane-fit top, its normal as approach) "
+                                     "or auto (all, ranked by score); vlm_ros/core/grasp.py")
+    gripper_type: str = _p("parallel", "parallel (two fingers; max_grasp_width_m is their "
+                                       "opening) or vacuum (a suction cup on a flat top)")
+    gripper_finger_length_m: float = _p(0.165, "finger tip to palm (m): the palm stays above a "
+                                               "tall object's top", range=_AT_LEAST_0)
+    gripper_tcp_above_tips_m: float = _p(0.015, "where the grasp pose (TCP) sits above the "
+                                                "finger tips (m)", range=_AT_LEAST_0)
+    grasp_table_clearance_m: float = _p(0.005, "finger tips stay this far above the surface an "
+                                               "object stands on (m)", range=_AT_LEAST_0)
+    suction_diameter_m: float = _p(0.03, "vacuum: the cup's diameter; a top narrower than "
+                                         "this is refused (m)", range=_AT_LEAST_0)
     never_grasp: tuple[str, ...] = _p([""], "labels / nouns never picked up, besides people, "
                                             "animals, vehicles, furniture and large things "
                                             "(vlm_ros/core/graspable.py); [''] = none")
@@ -338,7 +354,23 @@ class NodeSettings:
             min_depth_m=self.min_depth_m,
             max_depth_m=self.max_depth_m,
             propose_from_depth=self.propose_from_depth,
+            grasp=self.grasp_config(),
         )
+
+    def grasp_config(self) -> GraspConfig:
+        if self.grasp_strategy not in GRASP_STRATEGIES:
+            raise ValueError(f"grasp_strategy must be one of {', '.join(GRASP_STRATEGIES)}, got "
+                             f"{self.grasp_strategy!r}")
+        if self.gripper_type not in GRIPPER_TYPES:
+            raise ValueError(f"gripper_type must be one of {', '.join(GRIPPER_TYPES)}, got "
+                             f"{self.gripper_type!r}")
+        return GraspConfig(strategy=self.grasp_strategy, gripper=self.gripper_type,
+                           max_width_m=_positive(self.max_grasp_width_m, "max_grasp_width_m"),
+                           finger_length_m=self.gripper_finger_length_m,
+                           tcp_above_tips_m=self.gripper_tcp_above_tips_m,
+                           table_clearance_m=self.grasp_table_clearance_m,
+                           suction_diameter_m=self.suction_diameter_m,
+                           pregrasp_offset_m=self.pregrasp_offset)
 
     def safety_config(self) -> SafetyConfig:
         zones = [] if list(self.keepout_zones) == [0.0] else [float(x) for x in self.keepout_zones]

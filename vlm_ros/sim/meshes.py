@@ -295,6 +295,61 @@ def box(width: float, depth: float, height: float, bevel: float = 0.0) -> Mesh:
     return vertices, remap[faces]
 
 
+def lay_down(mesh: Mesh, length: float, radius: float) -> Mesh:
+    """An upright lathed mesh (axis z, bottom at z = 0, ``length`` tall) laid on its side.
+
+    Its axis becomes the x axis (the old bottom at x = -``length`` / 2), centred on the origin
+    in x, its lowest ``radius`` touching z = 0.  A proper rotation, so the winding stays outward.
+    """
+    v, f = mesh
+    rot = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # +z -> +x
+    return v @ rot.T + [-0.5 * length, 0.0, radius], f
+
+
+def book_parts(width: float, depth: float, height: float, cover: float = 0.0025,
+               inset: float = 0.003) -> tuple[Mesh, Mesh]:
+    """(covers, pages) of a closed book lying flat: size (width x, depth y, height z).
+
+    Hard covers top and bottom joined by a spine on the -y side; the page block between them is
+    set back by ``inset`` on the three open sides (the pale page edges a camera sees).
+    """
+    c = cover
+    top = transform(box(width, depth, c, bevel=0.0008), (0.0, 0.0, height - c))
+    bottom = box(width, depth, c, bevel=0.0008)
+    spine = transform(box(width, c, height, bevel=0.0008), (0.0, -0.5 * depth + 0.5 * c, 0.0))
+    page_depth = depth - c - inset
+    pages = transform(box(width - 2 * inset, page_depth, height - 2 * c),
+                      (0.0, -0.5 * depth + c + 0.5 * page_depth, c))
+    return merge(top, bottom, spine), pages
+
+
+def pen_parts(radius: float, length: float, segments: int = 20) -> tuple[Mesh, Mesh, Mesh]:
+    """(barrel, tip, end cap) of a pen standing on its tip (axis z, ``length`` tall); lay it down
+    with :func:`lay_down`."""
+    tip_len = 0.12 * length
+    cap_len = 0.05 * length
+    tip = lathe([(0.0, 0.0), (0.2 * radius, 0.0), (0.9 * radius, tip_len), (0.0, tip_len)],
+                segments)
+    barrel = lathe([(0.0, tip_len), (0.9 * radius, tip_len), (radius, tip_len + 0.003),
+                    (radius, length - cap_len), (0.0, length - cap_len)], segments)
+    cap = lathe([(0.0, length - cap_len), (0.96 * radius, length - cap_len),
+                 (0.96 * radius, length - 0.002), (0.7 * radius, length), (0.0, length)],
+                segments)
+    return barrel, tip, cap
+
+
+def plate(radius: float, height: float, segments: int = 56) -> Mesh:
+    """A small plate / saucer: a foot ring, a shallow well and a slightly raised rim."""
+    well = min(0.006, 0.35 * height)
+    outside = [(0.0, 0.002), (0.5 * radius - 0.003, 0.002), (0.5 * radius - 0.001, 0.0),
+               (0.5 * radius + 0.002, 0.0), (0.62 * radius, 0.003),
+               (0.9 * radius, 0.55 * height), (radius, height - 0.0015),
+               (radius - 0.002, height)]
+    inside = [(radius - 0.0045, height - 0.001), (0.9 * radius - 0.002, 0.55 * height + well),
+              (0.62 * radius, well), (0.0, well)]
+    return lathe(outside + inside, segments)
+
+
 def mjcf_mesh(name: str, mesh: Mesh, precision: int = 5) -> str:
     """An MJCF ``<mesh>`` asset element with the vertices and faces inline."""
     v, f = mesh
@@ -305,5 +360,6 @@ def mjcf_mesh(name: str, mesh: Mesh, precision: int = 5) -> str:
 
 __all__ = [
     "Mesh", "lathe", "merge", "transform", "cup", "cup_parts", "band", "handle", "mug_handle", "mug", "bowl", "bowl_parts", "bottle",
-    "bottle_cap", "can", "sphere", "stem", "box", "mjcf_mesh",
+    "bottle_cap", "can", "sphere", "stem", "box", "lay_down", "book_parts", "pen_parts", "plate",
+    "mjcf_mesh",
 ]

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 import mujoco
 
-from vlm_ros.core.geometry import yaw_from_quat
+from vlm_ros.core.geometry import quat_to_matrix, yaw_from_quat
 from vlm_ros.core.types import Frame, Goal
 from vlm_ros.sim.gripper import GripperController, PickOutcome, PlaceOutcome, gripper_mjcf
 from vlm_ros.sim.render import SimCamera
 from vlm_ros.sim.scene import SceneSpec, SimObject
 
 SETTLE_STEPS = 400  # let objects come to rest before the first frame
+MAX_TILT_DEG = 2.0  # grasp approaches steeper than this off vertical are not executed
 
 
 def with_gripper(xml: str) -> str:
@@ -79,6 +80,13 @@ class SimWorld:
         xyz = goal.pose.position
         yaw = yaw_from_quat(goal.pose.orientation)
         if goal.kind == "grasp":
+            # The floating hand approaches straight down with a yaw (gripper.py); a tilted
+            # approach is not something it can execute, and it says so rather than faking one.
+            down = float(-quat_to_matrix(goal.pose.orientation)[2, 2])
+            tilt = math.degrees(math.acos(max(-1.0, min(1.0, down))))
+            if tilt > MAX_TILT_DEG:
+                return ActionOutcome("grasp", False, f"the simulated hand only approaches "
+                                     f"straight down; this grasp is tilted {tilt:.0f} deg")
             outcome: PickOutcome = self.gripper.execute_pick(xyz, yaw)
             self.held = outcome.held_body
             return ActionOutcome("grasp", outcome.held_body is not None,
