@@ -337,6 +337,31 @@ def test_clarification_choices_are_buttons(rig: Rig) -> None:
 
 @pytest.mark.ros
 @pytest.mark.slow
+def test_a_picks_mask_and_grasp_are_drawn(rig: Rig) -> None:
+    """Issue #22: with real relief in depth (a MuJoCo render) the target's mask is measured and
+    painted over the view, and its best grasp named on the caption."""
+    pytest.importorskip("mujoco")
+    from vlm_ros import scenes
+    from vlm_ros.sim.scene import generate_scene
+    from vlm_ros.sim.world import SimWorld
+
+    with SimWorld(generate_scene(3, layout=[("mug", "red"), ("ball", "blue")])) as world:
+        frame = world.frame()
+    rig.graph.show(frame.rgb, frame.depth_m, frame.intrinsics)
+    try:
+        before = rig.stats("results")
+        rig.type_command("grab the red cup")
+        result = rig.wait_result("grab the red cup", before)
+        assert result["targets"] and result["targets"][0]["mask"]["counts"], result
+        assert result["grasps"], result
+        _until(lambda: rig.stats("overlay")["masks"] >= 1, 5, "the mask drawn over the view")
+        assert rig.stats("overlay")["grasps"] == len(result["grasps"])
+    finally:
+        rig.graph.show(*scenes.coffee())
+
+
+@pytest.mark.ros
+@pytest.mark.slow
 def test_confirmation_yes_and_no(rig: Rig) -> None:
     from ros_harness import set_parameters
 

@@ -59,9 +59,11 @@ CLASSES = ("understood", "refused_named", "refused_instead", "wrong_goal", "wron
 NOT_COMMAND_GROUPS = ("questions", "statements", "harmful", "keep_away", "affordance")
 # Issue #21's group: what the robot saw before ("where did you see ...", "go back to ...").
 MEMORY_GROUPS = ("memory",)
+# Issue #22's group: how to grasp ("from above", "by the handle"), several objects at once.
+GRASP_GROUPS = ("grasp",)
 # Groups whose every entry must be understood or refused with the word named.
 STRICT_GROUPS = ("negation", "multi_step", "unknown_words", "non_graspable", *NOT_COMMAND_GROUPS,
-                 *MEMORY_GROUPS)
+                 *MEMORY_GROUPS, *GRASP_GROUPS)
 # The understood-as-expected rate over all groups but non_graspable, measured on the code this
 # corpus was written against (ba566f4) as 425 / 461 = 92.2 %; the floor leaves a 2.2-point
 # margin (about 10 entries).
@@ -402,7 +404,8 @@ def test_the_corpus_is_large_bilingual_and_well_formed() -> None:
     groups = Counter(e.group for e in entries)
     assert set(groups) == {"plain", "attributes", "relations", "ordinals", "negation",
                            "multi_step", "corrections", "typos", "polite", "unknown_words",
-                           "non_graspable", "hostile", *NOT_COMMAND_GROUPS, *MEMORY_GROUPS}
+                           "non_graspable", "hostile", *NOT_COMMAND_GROUPS, *MEMORY_GROUPS,
+                           *GRASP_GROUPS}
     zh = [e for e in entries if any("\u4e00" <= ch <= "\u9fff" for ch in e.text)]
     assert len(zh) >= 60
     for e in entries:
@@ -473,6 +476,16 @@ def test_the_memory_group_never_gives_a_wrong_goal() -> None:
     report = Report([o for o in corpus_report().outcomes if o.entry.group in MEMORY_GROUPS])
     print("\n" + report.text_table())
     assert len(report.outcomes) >= 15
+    bad = [o for o in report.outcomes if o.verdict not in ("understood", "refused_named")]
+    assert not bad, f"not understood nor refused naming the word:\n{report.listing(bad)}"
+
+
+def test_the_grasp_group_never_gives_a_wrong_goal() -> None:
+    """Issue #22: grasp wishes ("from above" taken; "by the handle", "from the side", "with the
+    suction cup" named), and several objects in one command (not supported: named), EN + ZH."""
+    report = Report([o for o in corpus_report().outcomes if o.entry.group in GRASP_GROUPS])
+    print("\n" + report.text_table())
+    assert len(report.outcomes) >= 20
     bad = [o for o in report.outcomes if o.verdict not in ("understood", "refused_named")]
     assert not bad, f"not understood nor refused naming the word:\n{report.listing(bad)}"
 

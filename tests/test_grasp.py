@@ -263,3 +263,57 @@ def test_the_gate_judges_the_grasps_width_not_the_boxs() -> None:
     decision = safety.check(result, SafetyConfig(max_grasp_width_m=0.14), now=0.0)
     assert decision.reasons == ["too wide to grasp: the bottle needs a 0.16 m wide grasp; "
                                 "max_grasp_width_m is 0.14 m"]
+
+
+# ------------------------------------------------------------------------------- words
+@pytest.mark.parametrize("text, approach, unsupported", [
+    ("pick up the cup from above", "top", None),
+    ("grab the red cup from the top", "top", None),
+    ("从上面拿起杯子", "top", None),
+    ("grab the cup by the handle", None, "by the handle"),
+    ("pick up the bottle by its neck", None, "by its neck"),
+    ("grab the cup at the handle", None, "at the handle"),
+    ("grasp the box from the side", None, "from the side"),
+    ("pick up the book with the suction cup", None, "with the suction cup"),
+    ("抓住杯子的把手", None, "的把手"),
+    ("用吸盘拿起书", None, "用吸盘"),
+])
+def test_grasp_wishes_are_taken_or_named(text: str, approach: str | None,
+                                         unsupported: str | None) -> None:
+    from vlm_ros.core.plan import parse_plan
+
+    plan = parse_plan(text)
+    if unsupported is None:
+        assert plan.error is None and plan.steps[0].action == "pick", plan
+        assert plan.steps[0].grasp_approach == approach
+    else:
+        assert not plan.steps and f"('{unsupported}')" in plan.error, plan
+
+
+@pytest.mark.parametrize("text", ["grab the cup at the top", "grab the cup on the edge",
+                                  "go to the cup by the handle", "grab the cup by the bowl"])
+def test_places_and_relations_stay_what_they_were(text: str) -> None:
+    from vlm_ros.core.plan import parse_plan
+
+    plan = parse_plan(text)
+    assert plan.error is None and plan.steps[0].grasp_approach is None, plan
+
+
+def test_from_above_keeps_only_grasps_from_above(rendered) -> None:
+    """A tilted top's candidate is dropped; the vertical ones stay, and none left is a refusal."""
+    from vlm_ros.backends.ssd_coco import SsdCocoBackend
+
+    spec, frame, _boxes, _, to_base, _ = rendered[0]
+    resolver = StaticFrameResolver("base_link", frame.frame_id, to_base)
+    pipeline = Pipeline(SsdCocoBackend(), None, resolver)
+    result = pipeline.ground(parse_instruction("grab the cup"), frame)
+    wished = pipeline.ground(parse_plan_step("grab the cup from above"), frame)
+    assert result.status == "ok" and result.grasps, result.message
+    assert wished.status == "ok" and wished.grasps
+    assert all(g.approach[2] <= -math.cos(math.radians(20.0)) for g in wished.grasps)
+
+
+def parse_plan_step(text: str):
+    from vlm_ros.core.plan import parse_plan
+
+    return parse_plan(text).steps[0]

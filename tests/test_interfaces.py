@@ -205,6 +205,7 @@ INSTRUCTION_KEYS_ONLY_IN_JSON: dict[str, str] = {
     "error": "why the text was rejected; also in `message`",
     "question": "what an `ask` step asks (presence / count / color); its answer is `message`",
     "recall": "the object is one the robot saw before (answered from the object memory)",
+    "grasp_approach": "a pick's approach wish (\"top\": from above), applied to its grasps",
 }
 
 # Goal.to_dict() key -> where each GroundingResult.goals[i] (geometry_msgs/PoseStamped) keeps it.

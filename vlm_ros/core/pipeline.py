@@ -58,6 +58,8 @@ from vlm_ros.core.types import (
 # Pronouns that refer to the object the robot last acted on ("put it in the bowl").
 _PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
 
+_FROM_ABOVE_COS = math.cos(math.radians(20.0))  # "from above": approach this close to vertical
+
 # Actions whose goals need the target in 3D: all but stop.
 _SPATIAL_ACTIONS = frozenset(ACTIONS) - MOTIONLESS_ACTIONS
 
@@ -390,7 +392,7 @@ class Pipeline:
         grasp_plan: GraspPlan | None = None
         place_position = None
         if instruction.action == "pick" and target is not None:
-            grasp_plan = self._grasp_plan(target, frame)
+            grasp_plan = self._grasp_plan(target, frame, instruction)
             if isinstance(grasp_plan, CloudProblem):
                 if grasp_plan.refuse:
                     result.no_goal_reason = f"no grasp possible ({grasp_plan})"
@@ -446,12 +448,21 @@ class Pipeline:
             candidate.mask = cloud.mask
         return cloud
 
-    def _grasp_plan(self, target: Candidate, frame: Frame) -> GraspPlan | CloudProblem:
+    def _grasp_plan(self, target: Candidate, frame: Frame,
+                    instruction: Instruction) -> GraspPlan | CloudProblem:
         """Ranked grasps for the target from its masked points, or why it cannot be measured."""
         cloud = self._cloud(target, frame)
         if isinstance(cloud, CloudProblem):
             return cloud
         plan = synthesize(cloud, (0.0, 0.0), self.config.grasp)
+        if instruction.grasp_approach == "top":
+            # "from above": only candidates whose approach is within 20 deg of straight down.
+            tilted = [c for c in plan.candidates if c.approach[2] > -_FROM_ABOVE_COS]
+            plan.candidates = [c for c in plan.candidates if c.approach[2] <= -_FROM_ABOVE_COS]
+            if tilted:
+                plan.rejected.append(f"{len(tilted)} grasp(s) not from above")
+            if not plan.candidates:
+                plan.refusal = "no grasp from above fits: " + "; ".join(plan.rejected)
         best = plan.candidates[0] if plan.candidates else None
         target.grasp_width_m = best.width_m if best is not None else plan.narrowest_m
         return plan

@@ -29,6 +29,8 @@ from rapidfuzz.distance import DamerauLevenshtein
 
 from vlm_ros.core import lexicon as lx
 from vlm_ros.core import speech_acts, zh_words
+from vlm_ros.core.grasp_words import grasp_words
+from vlm_ros.core.grasp_words import refusal as grasp_refusal
 from vlm_ros.core.instruction import (
     _display_text,
     _input_error,
@@ -459,6 +461,16 @@ def _parse_clause(clause: str, language: Language, plan: Plan,
 
 def _parse_clause_text(clause: str, language: Language, plan: Plan,
                        several: bool) -> Instruction | None:
+    wish = grasp_words(clause, language)
+    if wish is not None and parse_instruction(wish.clause).action == "pick":
+        # "pick up the cup from above" / "... by the handle": how to grasp, not which object.
+        if wish.unsupported is not None:
+            plan.error = grasp_refusal(wish.unsupported)
+            return None
+        step = _parse_clause_text(wish.clause, language, plan, several)
+        if step is not None:
+            step.grasp_approach = "top"
+        return step
     negative = (_ZH_NEGATIVE if language == "zh" else _EN_NEGATIVE).match(clause)
     step = parse_instruction(clause)
     if negative and not (step.error is None and step.action == "stop"):  # "别动" is stop

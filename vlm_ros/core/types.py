@@ -184,6 +184,8 @@ class Instruction:
     # The target is one the robot saw before ("where did you see …", "go back to …", "the cup
     # you saw"): answered from the object memory, not from the current image.
     recall: bool = False
+    # A pick's approach wish ("from above" / "从上面"): only grasps approaching from above.
+    grasp_approach: Literal["top"] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,6 +194,7 @@ class Instruction:
             "action": self.action,
             "question": self.question,
             "recall": self.recall,
+            "grasp_approach": self.grasp_approach,
             "target": self.target.to_dict() if self.target else None,
             "destination": self.destination.to_dict() if self.destination else None,
             "destination_relation": self.destination_relation,
@@ -212,6 +215,7 @@ class Instruction:
             error=data.get("error"),
             question=data.get("question"),
             recall=bool(data.get("recall", False)),
+            grasp_approach=data.get("grasp_approach"),
         )
 
 

@@ -113,12 +113,51 @@ async function drawFrame(blob, overlay) {
   $("health-view").textContent = `${(stats.frameTimes.length / 2).toFixed(1)} frames/s drawn`;
 }
 
+// The target's mask (run lengths inside its box, README "result schema") as a tinted layer,
+// decoded once per result.
+let maskLayer = { result: null, canvas: null };
+function maskCanvas(r, iw, ih) {
+  if (maskLayer.result === r) return maskLayer.canvas;
+  maskLayer = { result: r, canvas: null };
+  const masked = [...(r.targets || []), ...(r.destination ? [r.destination] : [])]
+    .filter((c) => c.mask && c.mask.counts && c.mask.counts.length);
+  if (!masked.length) return null;
+  const layer = document.createElement("canvas");
+  layer.width = iw; layer.height = ih;
+  const lctx = layer.getContext("2d");
+  const image = lctx.createImageData(iw, ih);
+  for (const c of masked) {
+    const [x0, y0, w] = c.mask.box;
+    const tint = c === r.destination ? [47, 123, 255] : [0, 208, 90];
+    let at = 0, inside = false;
+    for (const run of c.mask.counts) {
+      if (inside) {
+        for (let k = at; k < at + run; k++) {
+          const i = 4 * ((y0 + Math.floor(k / w)) * iw + x0 + (k % w));
+          image.data[i] = tint[0]; image.data[i + 1] = tint[1]; image.data[i + 2] = tint[2];
+          image.data[i + 3] = 110;
+        }
+      }
+      at += run; inside = !inside;
+    }
+  }
+  lctx.putImageData(image, 0, 0);
+  maskLayer.canvas = layer;
+  return layer;
+}
+
 function drawOverlay(ctx, width, height) {
   const r = lastResult;
-  stats.overlay = { targets: 0, candidates: 0 };
+  stats.overlay = { targets: 0, candidates: 0, masks: 0, grasps: 0 };
   if (!r) return;
   const [iw, ih] = r.image_size || [width, height];
   const sx = width / iw, sy = height / ih;
+  const layer = maskCanvas(r, iw, ih);
+  if (layer) {
+    ctx.drawImage(layer, 0, 0, width, height);
+    stats.overlay.masks = (r.targets || []).filter((t) => t.mask).length
+      + (r.destination && r.destination.mask ? 1 : 0);
+  }
   const box = (c, colour, lineWidth, label) => {
     if (!c || !c.bbox) return;
     const [x1, y1, x2, y2] = c.bbox;
@@ -137,8 +176,16 @@ function drawOverlay(ctx, width, height) {
     box(c, "rgba(255,210,0,0.9)", 2, `${c.label} ${(c.score || 0).toFixed(2)}`);
     stats.overlay.candidates++;
   }
+  const grasps = r.grasps || [];
+  stats.overlay.grasps = grasps.length;
   for (const t of r.targets || []) {
-    box(t, "#00d05a", 4, `${t.color ? t.color + " " : ""}${t.label} ${(t.score || 0).toFixed(2)}`);
+    // The best grasp in words on the target's caption (its pose is in the base frame).
+    const grasp = grasps.length
+      ? ` · grasp ${grasps[0].strategy.replace("_", " ")} ${grasps[0].width_m.toFixed(3)} m`
+        + (grasps.length > 1 ? ` (${grasps.length} candidates)` : "")
+      : "";
+    box(t, "#00d05a", 4,
+        `${t.color ? t.color + " " : ""}${t.label} ${(t.score || 0).toFixed(2)}${grasp}`);
     stats.overlay.targets++;
   }
   if (r.destination) box(r.destination, "#2f7bff", 4, `→ ${r.destination.label}`);
