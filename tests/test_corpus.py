@@ -270,7 +270,8 @@ def meaning_problem(entry: Entry, replies: list[GroundingResult],
     for reply in replies[1:]:  # later steps of a plan: each goal for its own step's object
         if not reply.step or entry.steps is None or not reply.goals:
             continue
-        step = entry.steps[reply.step - 1]
+        # "all the cups" is one parsed step that becomes one pick per cup when grounded.
+        step = entry.steps[min(reply.step, len(entry.steps)) - 1]
         problem = reply_problem(Entry(entry.group, entry.text, entry.scene, "ok"), reply,
                                 frame, step[0], step[2] if len(step) > 2 else step[1])
         if problem:

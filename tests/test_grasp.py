@@ -317,3 +317,13 @@ def parse_plan_step(text: str):
     from vlm_ros.core.plan import parse_plan
 
     return parse_plan(text).steps[0]
+
+
+@pytest.mark.parametrize("text, ordinal_from", [("grab the third mug from the right", "right"),
+                                                ("grab the first cup from the top", "top"),
+                                                ("grab the second cup from the left", "left")])
+def test_an_ordinal_counts_from_there_it_is_no_grasp_wish(text: str, ordinal_from: str) -> None:
+    from vlm_ros.core.plan import parse_plan
+
+    step = parse_plan(text).steps[0]
+    assert step.target.ordinal_from == ordinal_from and step.grasp_approach is None

@@ -6,7 +6,9 @@ for what that geometry can honour: an approach from above (every parallel-jaw ca
 tilted top's is one; the rest are dropped).  A named part ("by the handle", "at its rim"), another
 direction ("from the side") or a tool ("with the suction cup") would be silently ignored - or,
 worse, read as a place ("the cup by the handle" = next to a handle) - so each is refused with the
-phrase named.  Only pick steps are concerned: "go to the cup by the door" keeps its relation.
+phrase named.  Only pick steps are concerned: "go to the cup by the door" keeps its relation, and
+with an ordinal, "from the right / left / top" is where the count starts ("the second cup from
+the top"), not a grasp wish.
 """
 
 from __future__ import annotations
@@ -51,8 +53,15 @@ class GraspWords:
     unsupported: str | None = None
 
 
+# "the second cup from the right / from the top": an ordinal counts from there - no grasp wish.
+_ORDINAL = re.compile(r"\b(?:first|second|third|fourth|fifth|sixth|last|next to last|"
+                      r"\d+(?:st|nd|rd|th))\b|第")
+
+
 def grasp_words(clause: str, language: Language) -> GraspWords | None:
     """The grasp phrase of ``clause``, or None when it has none."""
+    if _ORDINAL.search(clause):
+        return None
     refused = _ZH_REFUSED if language == "zh" else _EN_REFUSED
     for pattern in refused:
         match = pattern.search(clause)

@@ -58,7 +58,8 @@ from vlm_ros.core.types import (
 # Pronouns that refer to the object the robot last acted on ("put it in the bowl").
 _PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
 
-_FROM_ABOVE_COS = math.cos(math.radians(20.0))  # "from above": approach this close to vertical
+_FROM_ABOVE_COS = math.cos(math.radians(20.0))
+NEAR_POINT_M = 0.10  # one of several planned picks: still within this of where it was planned  # "from above": approach this close to vertical
 
 # Actions whose goals need the target in 3D: all but stop.
 _SPATIAL_ACTIONS = frozenset(ACTIONS) - MOTIONLESS_ACTIONS
@@ -143,6 +144,12 @@ class Pipeline:
                 timing["reasoning"] = (time.perf_counter() - t0) * 1000.0
                 result.timing_ms = timing
                 return result
+            if target_query is not None and (target_query.quantity is not None
+                                             or target_query.near_point is not None):
+                result = self._several(instruction, target_query, frame, detections or [])
+                timing["reasoning"] = (time.perf_counter() - t0) * 1000.0
+                result.timing_ms = timing
+                return result
             target: GroundingOutcome | None = None
             if target_query is not None:
                 target = ground_query(target_query, frame, self.backend, cfg, detections,
@@ -164,6 +171,61 @@ class Pipeline:
             self._locate_candidates(result, frame)
         timing["geometry"] = (time.perf_counter() - t0) * 1000.0
         result.timing_ms = timing
+        return result
+
+    def _several(self, instruction: Instruction, query: ObjectQuery, frame: Frame,
+                 detections: list[Detection]) -> GroundingResult:
+        """Several objects picked one by one.  ``quantity`` ("all the cups", "both cups"): every
+        match, placed in 3D, nearest to the robot first (nothing is reached over; the session
+        makes one pick step of each).  ``near_point``: one such step - the match nearest the
+        point it was planned at, within ``NEAR_POINT_M``, with its goals."""
+        matches, none = ground_all(query, frame, self.backend, self.config.grounding, detections)
+        name = query.noun or "object"
+        if not matches:
+            why = none.message if none is not None else f"I don't see any {plural(name)}"
+            return GroundingResult(status="not_found", instruction=instruction, message=why,
+                                   candidates=none.candidates if none is not None else [])
+        for match in matches:
+            self._locate(match, frame)
+        if query.near_point is not None:
+            return self._nearest_to_plan(instruction, query, matches, frame)
+        if query.quantity == "both" and len(matches) != 2:
+            return GroundingResult(
+                status="rejected", instruction=instruction, candidates=matches,
+                message=(f"'both': I see {counted(plural(name, 1), len(matches))}, not 2 - say "
+                         f"which ones (e.g. 'the red {name} and the blue {name}')"))
+        unplaced = [m for m in matches if m.point_base is None]
+        result = GroundingResult(status="ok", instruction=instruction, candidates=list(matches))
+        if unplaced:
+            result.targets = list(matches)
+            result.no_goal_reason = (f"no 3D goal possible (not every {name} could be placed "
+                                     "in 3D: no depth or no calibration on it)")
+            result.message = f"I see {counted(plural(name, 1), len(matches))}; " \
+                             f"{result.no_goal_reason}"
+            return result
+        result.targets = sorted(matches, key=lambda m: math.hypot(m.point_base[0],
+                                                                  m.point_base[1]))
+        result.message = (f"{counted(plural(name, 1), len(matches))} to pick up one by one, "
+                          "nearest first")
+        return result
+
+    def _nearest_to_plan(self, instruction: Instruction, query: ObjectQuery,
+                         matches: list[Candidate], frame: Frame) -> GroundingResult:
+        planned = query.near_point
+        assert planned is not None
+        placed = [m for m in matches if m.point_base is not None]
+        where = f"({planned[0]:.2f}, {planned[1]:.2f}, {planned[2]:.2f})"
+        nearest = min(placed, key=lambda m: math.dist(m.point_base, planned), default=None)
+        if nearest is None or math.dist(nearest.point_base, planned) > NEAR_POINT_M:
+            return GroundingResult(
+                status="not_found", instruction=instruction, candidates=matches,
+                message=(f"the {query.noun or 'object'} that was at {where} is not there any "
+                         f"more" + (f" (the nearest is {math.dist(nearest.point_base, planned):.2f}"
+                                    f" m away)" if nearest is not None else "")))
+        result = GroundingResult(status="ok", instruction=instruction, targets=[nearest],
+                                 candidates=matches,
+                                 message=f"chose {nearest.label} #{nearest.id} at {where}")
+        self._add_geometry_and_goals(result, instruction, frame)
         return result
 
     def _answer(self, instruction: Instruction, query: ObjectQuery, frame: Frame,

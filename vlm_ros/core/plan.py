@@ -64,6 +64,17 @@ _ZH_FIRST_THEN = re.compile(r"^\s*先(?P<first>.+?)[，,]?\s*(?:然后再|然后
 _ZH_THEN = re.compile(r"\s*[，,；;。]?\s*(?:然后再|然后|接着|随后|之后再|之后|以后再|以后)\s*")
 _ZH_COMMA = re.compile(r"\s*[，,；;]\s*")
 
+# ---- several objects: "all the cups", "every cup", "both cups", "所有的杯子"
+_EN_QUANTITY = re.compile(r"\b(?P<q>all(?: of)?|every|each(?: of)?|both(?: of)?)\s+"
+                          r"(?:the |those |these |my |your )?(?=\S)")
+_ZH_QUANTITY = re.compile(r"(?P<q>所有的|所有|全部的|全部|每一个|每个|两个都|都)")
+_ZH_BOTH = ("两个都",)
+# "X and Y" for a pick: the second referent takes the pick's verb ("grab the cup and the bowl").
+_ZH_AND = re.compile(r"\s*(?:和|跟|与|以及)\s*")
+_EXCLUDING = re.compile(r"\b(?:except|but|not|isn't|aren't|other than|apart from|besides|"
+                        r"excluding)\b|除了|不是|不要|别")
+_EN_DETERMINER = re.compile(r"^(?:the|a|an|this|that|my|your|its|their)\b")
+
 # ---- negation
 _EN_NEGATIVE = re.compile(r"^\s*(?:please\s+)?(?:don't|dont|do not|never|you must not|"
                           r"you should not|you shouldn't)\s+(?P<rest>.+)$")
@@ -375,9 +386,14 @@ def _split_steps(norm: str, language: Language) -> list[str]:
 
 
 def _split_en(text: str) -> list[str]:
-    clauses = []
+    clauses: list[str] = []
     for piece in _EN_THEN.split(text):
-        clauses.extend(_split_on_and(piece))
+        piece = piece.strip(" ,.;!")
+        if clauses and _pick_referent(piece, "en") and _is_pick(clauses[-1]):
+            piece = f"pick up {piece}"  # "pick up the red cup and then the blue one"
+        for part in _split_on_and(piece):
+            clauses.extend(_split_picked_referents(part, "en") if _is_pick(part)
+                           or " and " in part else [part])
     return [c.strip(" ,.;!") for c in clauses if c.strip(" ,.;!")]
 
 
@@ -405,7 +421,8 @@ def _split_zh(text: str) -> list[str]:
                 merged.append(part)
             else:  # a comma inside one step ("除了红色的杯子以外，拿杯子")
                 merged[-1] = f"{merged[-1]}，{part}"
-        clauses.extend(merged)
+        for part in merged:
+            clauses.extend(_split_picked_referents(part, "zh"))
     return [c.strip(" ，,。；;！!") for c in clauses if c.strip(" ，,。；;！!")]
 
 
@@ -424,8 +441,24 @@ def _has_action(clause: str) -> bool:
     return step.error is None and step.action is not None
 
 
+def language_of(step: Instruction) -> Language:
+    return step.language
+
+
 def _link_steps(plan: Plan) -> None:
-    """Later steps may say "it": the object an earlier step acted on."""
+    """Later steps may say "it": the object an earlier step acted on.  Picks named one after
+    the other share a noun one of them leaves out ("the red and the blue cup", "the red cup and
+    the blue one")."""
+    picks = [s for s in plan.steps if s.action == "pick" and s.target is not None]
+    for index, step in enumerate(picks):
+        if step.target.noun is None and not step.target.exclusions:
+            near = [p.target.noun for p in (picks[index - 1:index] + picks[index + 1:index + 2])
+                    if p.target.noun and p.target.noun not in (*lx.EN_PRONOUNS, *lx.ZH_PRONOUNS)]
+            if near and step.target.has_constraints():
+                step.target.noun = near[0]
+                if not re.search(r"\b(?:one|ones)$", step.text) and language_of(step) == "en":
+                    step.text = f"{step.text} {near[0]}"  # "grab the red" -> "... red cup"
+                    step.target.text = f"{step.target.text} {near[0]}".strip()
     previous: ObjectQuery | None = None
     for step in plan.steps:
         target = step.target
@@ -470,6 +503,18 @@ def _parse_clause_text(clause: str, language: Language, plan: Plan,
         step = _parse_clause_text(wish.clause, language, plan, several)
         if step is not None:
             step.grasp_approach = "top"
+        return step
+    several_objects = _quantity(clause, language)
+    if several_objects is not None:
+        quantity, rest = several_objects
+        step = _parse_clause_text(rest, language, plan, several)
+        if step is None:
+            return None
+        if step.action != "pick" or step.target is None or step.target.noun is None:
+            plan.error = (f"'{quantity}': several objects at once is only for picking them up "
+                          f"(e.g. 'pick up all the cups')")
+            return None
+        step.target.quantity = quantity
         return step
     negative = (_ZH_NEGATIVE if language == "zh" else _EN_NEGATIVE).match(clause)
     step = parse_instruction(clause)
@@ -535,6 +580,68 @@ def _parse_clause_text(clause: str, language: Language, plan: Plan,
         if unplaced:
             plan.error = f"I don't know the word '{unplaced[0]}' (in '{clause}')"
     return None if plan.suggestion or plan.error else step
+
+
+def _quantity(clause: str, language: Language) -> tuple[str, str] | None:
+    """("all" | "both", the clause without the quantifier) for "pick up all the cups",
+    "grab both cups", "拿起所有的杯子"; None when the clause has none."""
+    if language == "zh":
+        match = _ZH_QUANTITY.search(clause)
+        if match is None or match["q"] == "都" and not re.search(r"都(?:拿|抓|取|捡)", clause):
+            return None
+        rest = (clause[:match.start()] + clause[match.end():]).replace("都", "")
+        return ("both" if match["q"] in _ZH_BOTH else "all"), rest
+    match = _EN_QUANTITY.search(clause)
+    if match is None:
+        return None
+    word = match["q"].split()[0]
+    rest = " ".join((clause[:match.start()] + "the " + clause[match.end():]).split())
+    return ("both" if word == "both" else "all"), rest
+
+
+def _pick_referent(text: str, language: Language) -> bool:
+    """Is ``text`` (no verb of its own) an object a pick's verb can take ("the blue cup")?"""
+    text = text.strip(" ,.;!，。")
+    if not text or _has_action(text):
+        return False
+    step = parse_instruction(f"拿起{text}" if language == "zh" else f"pick up {text}")
+    return step.error is None and step.action == "pick" and step.target is not None \
+        and step.target.quantity is None and not step.target.is_empty()
+
+
+def _is_pick(clause: str, plain: bool = False, noun: bool = False) -> bool:
+    """Is ``clause`` a pick?  ``plain``: of an object without a relation ("the cup next to the
+    bowl and the plate" may relate the cup to both: not split); ``noun``: that names its noun."""
+    step = parse_instruction(clause.strip(" ,.;!，。"))
+    return step.error is None and step.action == "pick" and not (
+        plain and step.target is not None and step.target.relation is not None) and not (
+        noun and (step.target is None or step.target.noun is None))
+
+
+def _split_picked_referents(text: str, language: Language) -> list[str]:
+    """A pick of several objects named one by one ("grab the cup and the bowl", "pick up the
+    red cup and then the blue one", "拿起杯子和碗") -> one pick clause per object."""
+    joiner = _ZH_AND if language == "zh" else _EN_AND
+    verb = "拿起" if language == "zh" else "pick up "
+    for match in joiner.finditer(text):
+        left, right = text[:match.start()], text[match.end():]
+        if language == "en" and not _EN_DETERMINER.match(right.strip()):
+            continue  # "the red and blue cup" may be one two-coloured cup: not split
+        if _EXCLUDING.search(left):
+            continue  # "the cup except the red one and the blue one": both are exclusions
+        shared = language == "en" and _is_pick(f"{left} {_noun_word(right, language)}",
+                                               plain=True)
+        if _pick_referent(right, language) and (_is_pick(left, plain=True, noun=True)
+                                                or shared):
+            return [*_split_picked_referents(left, language), f"{verb}{right.strip()}"]
+    return [text]
+
+
+def _noun_word(referent: str, language: Language) -> str:
+    """The last word of a referent ("cup" of "the blue cup"): what "the red and the blue cup"
+    shares."""
+    words = referent.split()
+    return words[-1] if words and language == "en" else ""
 
 
 def _take_exclusions(clause: str, language: Language) -> tuple[str | None,

@@ -325,7 +325,7 @@ class CommandSession:
                 text=plan.text, language=plan.language, is_followup=True,
                 target=ObjectQuery(text=plan.text, exclusions=[plan.negated.target]))])
         why_not = (plan.error or plan.refusal or self._unjudged(plan)
-                   or _plan_problem(plan) or self._affordance(plan))
+                   or _plan_problem(plan) or self._affordance(plan) or self._unseeable(plan))
         if why_not:
             reply = self._reply("rejected", plan.steps[0] if plan.steps else said, why_not,
                                 command)
@@ -387,6 +387,9 @@ class CommandSession:
             if isinstance(beyond, list):
                 return beyond  # a search started
             result = beyond
+        if result.status == "ok" and request.step is None and _several(result.instruction) \
+                and not result.no_goal_reason:
+            return self._start_several(request, result)
         self.pending = result.instruction if result.status == "ambiguous" else None
         if result.status == "ok" and result.targets:
             self.last_target = result.targets[0]
@@ -571,6 +574,22 @@ class CommandSession:
             if problem:
                 return problem if len(plan.steps) == 1 else \
                     f"step {index + 1} of {len(plan.steps)} ({step.text}): {problem}"
+        return None
+
+    def _unseeable(self, plan: Plan) -> str | None:
+        """A later step of a plan names an object the detector can never see ("grab the cup and
+        the saucer"): said before the first step moves anything, not half-way through."""
+        backend = self.pipeline.backend
+        if len(plan.steps) < 2 or backend.vocabulary is None \
+                or backend.resolves_referring_expressions:
+            return None
+        for index, step in enumerate(plan.steps[1:], start=2):
+            for query in (step.target, step.destination):
+                noun = query.noun if query is not None else None
+                if noun and noun not in (*lx.EN_PRONOUNS, *lx.ZH_PRONOUNS) \
+                        and labels_for_noun(noun, backend.vocabulary) == set():
+                    return (f"step {index} of {len(plan.steps)} ({step.text}): '{noun}' is not "
+                            f"something the {backend.name} detector knows - nothing was done")
         return None
 
     def _unjudged(self, plan: Plan) -> str | None:
@@ -801,6 +820,25 @@ class CommandSession:
             return [reply]
         return [reply, *self._next_step(run, now)]
 
+    def _start_several(self, request: GroundRequest, result: GroundingResult) -> list[Effect]:
+        """"all the cups" / "both cups": one pick step per object found, nearest first, each
+        grounded again when its turn comes (the object nearest where it was seen) and each
+        waiting for the robot's report, like any plan."""
+        instruction = result.instruction
+        assert instruction is not None and instruction.target is not None
+        noun = instruction.target.noun or "object"
+        steps = []
+        for target in result.targets:
+            x, y, z = target.point_base  # type: ignore[misc]  # _several placed them all
+            where = f"the {noun} at ({x:.2f}, {y:.2f})"
+            query = dataclasses.replace(instruction.target, quantity=None, text=where,
+                                        near_point=(x, y, z))
+            steps.append(dataclasses.replace(instruction, text=f"pick up {where}",
+                                             target=query))
+        command = request.command or Command(instruction.text, received=0.0)
+        self._plan = _PlanRun(steps, command)
+        return [self._ground_step(command)]
+
     def _next_step(self, run: _PlanRun, now: float) -> list[Effect]:
         """Step ``index`` is done: ground the next one on a frame newer than ``now``."""
         run.index += 1
@@ -973,9 +1011,18 @@ def _asks_where(text: str) -> bool:
     return said.startswith("where") or any(w in said for w in ("在哪", "哪里", "哪儿"))
 
 
+def _several(instruction: Instruction | None) -> bool:
+    return bool(instruction and instruction.action == "pick" and instruction.target
+                and instruction.target.quantity)
+
+
 def _plan_problem(plan: Plan) -> str | None:
-    """Plans the session will not start: steps that could never run after a stop or a follow."""
+    """Plans the session will not start: steps that could never run after a stop or a follow,
+    and "all the cups" inside a longer plan (say it on its own)."""
     actions = [step.action for step in plan.steps]
+    if len(plan.steps) > 1 and any(_several(step) for step in plan.steps):
+        return ("several objects at once ('all', 'both', 'every') only as a command of its "
+                "own: say the other steps after it")
     for index, action in enumerate(actions[:-1]):
         if action == "stop":
             return "'stop' ends everything: say what to do next as a new command after it"

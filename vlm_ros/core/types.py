@@ -129,6 +129,10 @@ class ObjectQuery:
     attributes: list[str] = field(default_factory=list)  # words kept for open-vocab backends
     # Referents the target must not be: "not the red one", "anything except the truck".
     exclusions: list[ObjectQuery] = field(default_factory=list)
+    # Several objects: "all the cups" / "every cup" / "所有的杯子" ("all"), "both cups" ("both").
+    quantity: Literal["all", "both"] | None = None
+    # One of several objects planned together: the one nearest this base-frame point (m).
+    near_point: Vec3 | None = None
 
     def is_empty(self) -> bool:
         return self.noun is None and not self.has_constraints()
@@ -153,6 +157,9 @@ class ObjectQuery:
             "anchor": self.anchor.to_dict() if self.anchor else None,
             "attributes": list(self.attributes),
             "exclusions": [e.to_dict() for e in self.exclusions],
+            "quantity": self.quantity,
+            "near_point": [round(float(v), 4) for v in self.near_point]
+            if self.near_point is not None else None,
         }
 
     @classmethod
@@ -165,6 +172,8 @@ class ObjectQuery:
         kwargs["attributes"] = list(data.get("attributes") or [])
         kwargs["exclusions"] = [e for e in (cls.from_dict(x) for x in data.get("exclusions") or [])
                                 if e is not None]
+        near = data.get("near_point")
+        kwargs["near_point"] = tuple(float(v) for v in near) if near is not None else None
         return cls(**kwargs)
 
 

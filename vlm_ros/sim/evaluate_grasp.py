@@ -19,6 +19,10 @@ robot's heading; ``auto`` = all candidates ranked):
 * **picked** - the physics holds the target after the lift (share of all cases);
 * **refused** - the answer said no grasp fits (width, a neighbour, too flat) instead of a goal;
 * **too wide published** - grasps published whose width exceeds the gripper's opening: must be 0.
+
+``all_cups`` (with the last strategy): "pick up all the cups" on three cups - picked when the
+physics held each cup in turn, nearest first (the sim robot stows each in a bin before the next
+grasp), and the plan said done.
 """
 
 from __future__ import annotations
@@ -125,6 +129,40 @@ def _run_case(harness: Any, kind: str, seed: int, strategy: str, detector: str,
     return case
 
 
+def run_all_cups_case(harness: Any, seed: int, timeout_s: float) -> GraspCase:
+    """"pick up all the cups" on three cups: one pick per cup, nearest first, each after the
+    robot's report; picked = every cup held in turn (the sim robot stows each in a bin)."""
+    from vlm_ros.sim.evaluate import _ground_truth
+
+    rng = np.random.default_rng(2000 + seed)
+    colors = [str(c) for c in rng.choice(_COLORS, 3, replace=False)]
+    spec = generate_scene(seed, layout=[("cup", c) for c in colors] + [("ball", "yellow")])
+    case = GraspCase("all_cups", seed, "auto", "pick up all the cups")
+    world, _ = harness.new_world(spec)
+    gt = _ground_truth(world)
+    show_objects([(NOUNS[o.category], gt.boxes[o.name]) for o in spec.objects
+                  if o.name in gt.boxes])
+    if not harness.show(world, timeout_s):
+        case.detail = "the scene's frames never came"
+        return case
+    seen = len(harness.statuses)
+    first = harness.client.send(case.command, harness.client_executor, timeout_s=timeout_s)
+    if first is None:
+        return case
+    replies = [first, *harness.client.rest_of_plan(case.command, first,
+                                                   harness.client_executor, 4 * timeout_s)]
+    harness.spin_until(lambda: len(harness.statuses) >= seen + 3, timeout_s)
+    held = [r.get("held") for r in harness.statuses[seen:]]
+    cups = sorted((o for o in spec.objects if o.category == "cup"),
+                  key=lambda o: math.hypot(*gt.centers[o.name][:2]))
+    case.status = replies[-1]["status"]
+    case.grounded = all(r["status"] == "ok" for r in replies)
+    case.picked = held == [o.body_name for o in cups] and \
+        replies[-1]["message"] == "done: all 3 steps finished"
+    case.detail = f"held in turn {held}; last answer: {replies[-1]['message']}"
+    return case
+
+
 def summarize_grasps(cases: list[GraspCase], seconds: float) -> dict[str, Any]:
     """Per class and strategy: grounded / picked / refused shares, and the safety count."""
     table: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -170,7 +208,7 @@ def summarize_grasps(cases: list[GraspCase], seconds: float) -> dict[str, Any]:
 def run_grasp_evaluation(scenes: int = 5, seed: int = 0, timeout_s: float = 30.0,
                          kinds: tuple[str, ...] = HARD_CLASSES,
                          strategies: tuple[str, ...] = STRATEGIES,
-                         detector: str = "oracle") -> dict[str, Any]:
+                         detector: str = "oracle", several: bool = True) -> dict[str, Any]:
     """Pick success on the harder objects, per class and per strategy (module docstring)."""
     if detector not in DETECTORS:
         raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
@@ -194,6 +232,9 @@ def run_grasp_evaluation(scenes: int = 5, seed: int = 0, timeout_s: float = 30.0
                 for i in range(scenes):
                     cases.append(_run_case(harness, kind, seed + i, strategy, detector,
                                            timeout_s))
+            if several and strategy == strategies[-1]:
+                for i in range(scenes):
+                    cases.append(run_all_cups_case(harness, seed + i, timeout_s))
         finally:
             harness.close()
             first.close()

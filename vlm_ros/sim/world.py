@@ -19,6 +19,7 @@ from vlm_ros.sim.render import SimCamera
 from vlm_ros.sim.scene import SceneSpec, SimObject
 
 SETTLE_STEPS = 400  # let objects come to rest before the first frame
+BIN_POSITION = (0.2, -0.9, 0.05)  # on the floor beside the table, out of the camera's view
 MAX_TILT_DEG = 2.0  # grasp approaches steeper than this off vertical are not executed
 
 
@@ -87,6 +88,8 @@ class SimWorld:
             if tilt > MAX_TILT_DEG:
                 return ActionOutcome("grasp", False, f"the simulated hand only approaches "
                                      f"straight down; this grasp is tilted {tilt:.0f} deg")
+            if self.held is not None:
+                self._stow_held()
             outcome: PickOutcome = self.gripper.execute_pick(xyz, yaw)
             self.held = outcome.held_body
             return ActionOutcome("grasp", outcome.held_body is not None,
@@ -116,6 +119,21 @@ class SimWorld:
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_camlight(self.model, self.data)
         return ActionOutcome("view", True, f"looking at heading {math.degrees(yaw):.0f} deg")
+
+    def _stow_held(self) -> None:
+        """A new grasp while holding something: the simulated robot first drops what it holds
+        into a bin beside the table (its own executive's business, not the node's: "pick up
+        all the cups" then takes one cup after the other)."""
+        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, self.held or "")
+        self.gripper.open(steps=100)
+        if body >= 0:
+            joint = self.model.body_jntadr[body]
+            address = self.model.jnt_qposadr[joint]
+            self.data.qpos[address:address + 3] = BIN_POSITION
+            self.data.qvel[self.model.jnt_dofadr[joint]:self.model.jnt_dofadr[joint] + 6] = 0.0
+            mujoco.mj_forward(self.model, self.data)
+        self.gripper.step(100)
+        self.held = None
 
     def move_object(self, obj: SimObject, xy: tuple[float, float]) -> None:
         """Put ``obj`` somewhere else on the table (someone moved it) and let it settle."""
