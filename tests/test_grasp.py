@@ -327,3 +327,21 @@ def test_an_ordinal_counts_from_there_it_is_no_grasp_wish(text: str, ordinal_fro
 
     step = parse_plan(text).steps[0]
     assert step.target.ordinal_from == ordinal_from and step.grasp_approach is None
+
+
+def test_on_a_table_is_its_top_beside_what_stands_there_not_on_a_cup() -> None:
+    """A table top (1 m x 0.6 m) with a cup standing in its middle: the place is on the top,
+    away from the cup - the cup's rim is higher but is no surface to put things on."""
+    rng = np.random.default_rng(3)
+    top = np.column_stack([rng.uniform(0.3, 1.3, 20000), rng.uniform(-0.3, 0.3, 20000),
+                           np.full(20000, 0.75)])
+    angle = rng.uniform(0, 2 * math.pi, 3000)
+    cup = np.column_stack([0.8 + 0.04 * np.cos(angle), 0.04 * np.sin(angle),
+                           rng.uniform(0.75, 0.85, 3000)])
+    table = ObjectCloud(points=np.vstack([top, cup]), environment=np.zeros((0, 3)),
+                        mask=np.zeros((2, 2), bool), support_z=0.0, depth_share=1.0,
+                        source="test")
+    (x, y, z), _why = place_pose(table, "on", 0.05, carried_radius_m=0.04)
+    assert z == pytest.approx(0.80, abs=0.003)
+    assert math.dist((x, y), (0.8, 0.0)) > 0.04 + 0.04  # not on or against the cup
+    assert 0.3 + 0.04 <= x <= 1.3 - 0.04 and -0.3 + 0.04 <= y <= 0.3 - 0.04  # on the table

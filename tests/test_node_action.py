@@ -214,6 +214,27 @@ def test_two_steps_report_each_step(node) -> None:
     assert graph.wait_for_result(lambda r: r["message"] == "done: all 2 steps finished")
 
 
+def test_all_the_cups_is_one_step_per_cup_with_the_robots_reports(node) -> None:
+    """Issue #22: "pick up all the cups" over ~/instruct: a step per cup, each waiting for the
+    robot's report, the action succeeding once the last cup's grasp is out."""
+    graph, executive = node
+    graph.show(*scenes.two_cups())
+    try:
+        run = executive.send("pick up all the cups")
+        step = run.wait_for_stage(Instruct.Feedback.STAGE_STEP_DONE)
+        assert (step.step, step.step_count) == (1, 2)
+        assert not run.handle.get_result_async().done()
+        graph.robot_done(True)
+        status, result = run.result()
+        assert status == GoalStatus.STATUS_SUCCEEDED, result.result.message
+        assert (result.result.step, result.result.step_count) == (2, 2)
+        assert list(result.result.goal_kinds)[:1] == ["grasp"]
+        graph.robot_done(True)
+        assert graph.wait_for_result(lambda r: r["message"] == "done: all 2 steps finished")
+    finally:
+        graph.show(*scenes.coffee())
+
+
 def test_the_ground_service_and_the_typed_topic(node) -> None:
     graph, executive = node
     graph.show(*scenes.coffee())

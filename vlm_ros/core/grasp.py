@@ -33,8 +33,9 @@ Score (parallel jaw) = 0.45 alignment (closing across the narrow side; 1 for rou
 vacuum cup scores flatness (plane residual) and the patch's size against the cup.
 
 Place poses (:func:`place_pose`): "in" a container - the centre of its opening (the ring of its
-top points), released just above the rim; "on" a surface - the free spot of its top patch
-farthest from its edge and from whatever already stands on it, released just above it.  The
+top points), released just above the rim; "on" a surface - its largest horizontal surface (a
+table's top, not the tops of the cups on it), the free spot farthest from its edge and from
+whatever already stands on it, released just above it.  The
 height is where the TCP must be for the carried object's bottom to clear the surface by
 ``place_clearance_m``, given where on the object it was grasped.
 """
@@ -401,27 +402,42 @@ def place_pose(destination: ObjectCloud, relation: str | None, height_above_m: f
         opening = float(min(hi - lo))
         return ((float(centre[0]), float(centre[1]), float(top + drop)),
                 f"the middle of its opening ({opening:.2f} m across)")
-    # On: the flat top patch as a top-down occupancy grid; the free cell farthest from its edges.
-    xy = rim[:, :2]
+    # On: the destination's largest horizontal surface (the most-filled 1 cm height bin: a
+    # book's cover, a table's top - not the tops of what stands on it), as a top-down grid;
+    # what stands on it is occupied; the free cell farthest from the surface's edge and from
+    # what stands there (of equally free cells, the one nearest the middle).
+    z = pts[:, 2]
+    bins = np.floor((z - z.min()) / 0.01).astype(int)
+    level = float(np.median(z[bins == np.bincount(bins).argmax()]))
+    surface_points = pts[np.abs(z - level) < 0.01]
+    standing = pts[z > level + 0.015]
+    if len(surface_points) < 10:
+        return "the destination shows no surface to place on"
+    xy = surface_points[:, :2]
     origin = xy.min(axis=0) - 2 * _PLACE_CELL_M
     cells = np.floor((xy - origin) / _PLACE_CELL_M).astype(int)
     shape = tuple(int(v) + 3 for v in cells.max(axis=0)[::-1])
     surface = np.zeros(shape, np.uint8)
     surface[cells[:, 1], cells[:, 0]] = 1
     surface = cv2.morphologyEx(surface, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    if len(standing):
+        taken = np.floor((standing[:, :2] - origin) / _PLACE_CELL_M).astype(int)
+        inside = (taken[:, 0] >= 0) & (taken[:, 1] >= 0) & (taken[:, 0] < shape[1]) & (
+            taken[:, 1] < shape[0])
+        surface[taken[inside, 1], taken[inside, 0]] = 0
     room = cv2.distanceTransform(surface, cv2.DIST_L2, 3) * _PLACE_CELL_M
-    # Of the spots (nearly) as free as the freest, the one nearest the top's middle: a long
-    # surface has a whole ridge of equally free spots.
+    if float(room.max()) <= 0.0:
+        return "no free spot on the destination's surface"
     rows, cols = np.nonzero(room >= float(room.max()) - _PLACE_CELL_M)
     middle = (xy.mean(axis=0) - origin) / _PLACE_CELL_M - 0.5
     pick = int(np.argmin((cols - middle[0]) ** 2 + (rows - middle[1]) ** 2))
     best = (int(rows[pick]), int(cols[pick]))
     free = float(room[best])
     if free + 0.01 < carried_radius_m:
-        return (f"no free spot on the destination's top for an object {2 * carried_radius_m:.2f} m "
-                f"across (the largest is {2 * free:.2f} m)")
+        return (f"no free spot on the destination's surface for an object "
+                f"{2 * carried_radius_m:.2f} m across (the largest is {2 * free:.2f} m)")
     x = origin[0] + (best[1] + 0.5) * _PLACE_CELL_M
     y = origin[1] + (best[0] + 0.5) * _PLACE_CELL_M
-    z_here = float(np.median(rim[np.linalg.norm(xy - (x, y), axis=1) < 0.02, 2])) \
-        if (np.linalg.norm(xy - (x, y), axis=1) < 0.02).any() else top
-    return ((float(x), float(y), z_here + drop), f"the freest spot of its top ({2 * free:.2f} m)")
+    z_here = float(level)
+    return ((float(x), float(y), z_here + drop),
+            f"the freest spot of its surface ({2 * free:.2f} m free)")

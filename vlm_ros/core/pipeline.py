@@ -58,8 +58,8 @@ from vlm_ros.core.types import (
 # Pronouns that refer to the object the robot last acted on ("put it in the bowl").
 _PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
 
-_FROM_ABOVE_COS = math.cos(math.radians(20.0))
-NEAR_POINT_M = 0.10  # one of several planned picks: still within this of where it was planned  # "from above": approach this close to vertical
+_FROM_ABOVE_COS = math.cos(math.radians(20.0))  # "from above": approach this close to vertical
+NEAR_POINT_M = 0.10  # one of several planned picks: still within this of where it was planned
 
 # Actions whose goals need the target in 3D: all but stop.
 _SPATIAL_ACTIONS = frozenset(ACTIONS) - MOTIONLESS_ACTIONS

@@ -181,9 +181,11 @@ def summarize_grasps(cases: list[GraspCase], seconds: float) -> dict[str, Any]:
                     {s: sum(c.grasp_strategy == s for c in some)
                      for s in {c.grasp_strategy for c in some if c.grasp_strategy}}.items())),
             }
-    overall = {}
+    overall = {}  # the harder objects only; all_cups is its own row
     for strategy in dict.fromkeys(c.strategy for c in cases):
-        some = [c for c in cases if c.strategy == strategy]
+        some = [c for c in cases if c.strategy == strategy and c.kind in HARD_CLASSES]
+        if not some:
+            continue
         grounded = [c for c in some if c.grounded]
         overall[strategy] = {
             "cases": len(some),
