@@ -342,10 +342,14 @@ def test_a_picks_mask_and_grasp_are_drawn(rig: Rig) -> None:
     painted over the view, and its best grasp named on the caption."""
     pytest.importorskip("mujoco")
     from vlm_ros import scenes
-    from vlm_ros.sim.scene import generate_scene
+    from vlm_ros.sim.scene import CameraSetup, generate_scene
     from vlm_ros.sim.world import SimWorld
 
-    with SimWorld(generate_scene(3, layout=[("mug", "red"), ("ball", "blue")])) as world:
+    # The sim camera where the rig's node believes its camera is (CAMERA_POSE): 1 m up, level.
+    camera = CameraSetup(pose_in_base=(0.0, 0.0, 1.0, 0.0, 0.0, 0.0))
+    spec = generate_scene(5, layout=[("mug", "red"), ("ball", "blue")], camera=camera,
+                          pinned={0: (0.62, 0.0)})
+    with SimWorld(spec) as world:
         frame = world.frame()
     rig.graph.show(frame.rgb, frame.depth_m, frame.intrinsics)
     try:

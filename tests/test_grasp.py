@@ -345,3 +345,16 @@ def test_on_a_table_is_its_top_beside_what_stands_there_not_on_a_cup() -> None:
     assert z == pytest.approx(0.80, abs=0.003)
     assert math.dist((x, y), (0.8, 0.0)) > 0.04 + 0.04  # not on or against the cup
     assert 0.3 + 0.04 <= x <= 1.3 - 0.04 and -0.3 + 0.04 <= y <= 0.3 - 0.04  # on the table
+
+
+def test_a_cut_off_piece_of_the_object_is_no_neighbour() -> None:
+    """Points over the object's own footprint (a rim fragment its piece lost) are not taken for
+    a neighbour in the fingers' way; a touching neighbour's points beyond it are kept."""
+    from vlm_ros.core.object_cloud import _outside
+
+    angle = np.linspace(0, 2 * math.pi, 400)
+    own = np.column_stack([0.6 + 0.04 * np.cos(angle), 0.04 * np.sin(angle), np.full(400, 0.8)])
+    fragment = np.array([[0.6, 0.038, 0.86], [0.605, 0.035, 0.86]])
+    neighbour = np.array([[0.6, 0.07 + 0.01 * k, 0.85] for k in range(5)])
+    kept = _outside(np.vstack([fragment, neighbour]), own, 0.01)
+    assert len(kept) == len(neighbour) and (kept[:, 1] >= 0.07).all()

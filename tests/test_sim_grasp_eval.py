@@ -77,6 +77,14 @@ def test_the_node_publishes_the_candidates_and_the_best_is_the_grasp() -> None:
         arrows = [m for m in markers[-1].markers
                   if m.ns == "vlm_ros_grasps" and m.type == Marker.ARROW]
         assert len(arrows) == len(poses[-1].poses)
+        # The bottle's measured points (its mask in 3D), around where it lies.
+        clouds = [m for m in markers[-1].markers
+                  if m.ns == "vlm_ros_grasps_points" and m.type == Marker.POINTS]
+        assert clouds and len(clouds[0].points) >= 30
+        centre = first.object_center(bottle)  # the first world is that scene, untouched
+        middle = [(min(getattr(p, a) for p in clouds[0].points)
+                   + max(getattr(p, a) for p in clouds[0].points)) / 2 for a in "xy"]
+        assert math.dist(middle, centre[:2]) < 0.03, (middle, centre)
     finally:
         harness.close()
         first.close()

@@ -188,12 +188,11 @@ def _parallel_height(shape: _Shape, config: GraspConfig, prefer: float | None = 
 
 
 def _finger_hits(cloud: ObjectCloud, centre: np.ndarray, closing: np.ndarray, tips_z: float,
-                 width: float, config: GraspConfig) -> bool:
-    """Would the fingers meet or enclose a neighbour's point?  They go down open and close on
-    the object: everything in the corridor between the open fingers' backs, as wide as a pad,
-    above the tips, ends up squeezed - a neighbour there (touching the object, or standing
-    between it and a finger) is hit or grasped with it.  ``width`` is kept for the caller's
-    symmetry with the width rule; the corridor does not depend on it."""
+                 config: GraspConfig) -> bool:
+    """Would the fingers meet or enclose a neighbour's point?  They go down fully open and
+    close on the object: everything in the corridor between the open fingers' backs, as wide
+    as a pad, above the tips, ends up squeezed - a neighbour there (touching the object, or
+    standing between it and a finger) is hit or grasped with it."""
     env = cloud.environment
     if env.size == 0:
         return False
@@ -225,7 +224,7 @@ def _parallel(cloud: ObjectCloud, shape: _Shape, closing: np.ndarray, strategy: 
         return None
     z = height
     tips = z - config.tcp_above_tips_m
-    if _finger_hits(cloud, shape.centre_xy, closing, tips, width, config):
+    if _finger_hits(cloud, shape.centre_xy, closing, tips, config):
         plan.rejected.append(f"{strategy}: a finger would hit a neighbouring object")
         return None
     alignment = 1.0 if not shape.elongated else abs(float(closing @ shape.minor))

@@ -118,6 +118,18 @@ def _widened(bbox: BBox, scale_x: float, scale_y: float, width: int, height: int
     return box if box[2] > box[0] and box[3] > box[1] else None
 
 
+def _flying(depth: np.ndarray, jump_m: float) -> np.ndarray:
+    """HxW bool: pixels between a silhouette's near and far side (a sensor's mixed returns),
+    at least half a ``jump_m`` from both the nearest and the farthest depth around them.  The
+    near side's own pixels (an object's rim) and the far side's stay: dropping every pixel at a
+    depth jump would cut a lying bottle's neck off its body."""
+    filled = np.nan_to_num(depth.astype(np.float32), nan=0.0)
+    kernel = np.ones((3, 3), np.uint8)
+    near, far = cv2.erode(filled, kernel), cv2.dilate(filled, kernel)
+    half = 0.5 * jump_m
+    return ((filled - near) > half) & ((far - filled) > half)
+
+
 def _edges(depth: np.ndarray, jump_m: float) -> np.ndarray:
     filled = np.nan_to_num(depth.astype(np.float32), nan=0.0)
     kernel = np.ones((3, 3), np.uint8)
@@ -224,7 +236,7 @@ def object_cloud(frame: Frame, bbox: BBox, to_base: Transform, mask: np.ndarray 
                                 np.where(valid, z, np.nan), K, to_base)
     support: float | None = None
     edges = _edges(depth, config.edge_jump_m)
-    not_edge = ~edges[vs, us]  # flying pixels at silhouettes
+    not_edge = ~_flying(depth, config.edge_jump_m)[vs, us]  # mixed returns at silhouettes
     # Only what lies near the object can be its support: a widened box past a table's edge
     # also sees the floor.
     centre = np.nanmedian(points[central & valid], axis=0)
@@ -277,9 +289,29 @@ def object_cloud(frame: Frame, bbox: BBox, to_base: Transform, mask: np.ndarray 
     observed = points[member]
     hidden = _hidden_back(points, member, to_base, config)
     return ObjectCloud(points=observed if hidden is None else np.vstack([observed, hidden]),
-                       environment=points[others], mask=full.astype(bool),
+                       environment=_outside(points[others], observed, config.footprint_cell_m),
+                       mask=full.astype(bool),
                        support_z=support, depth_share=share, source=source,
                        completed=hidden is not None)
+
+
+def _outside(others: np.ndarray, own: np.ndarray, cell_m: float) -> np.ndarray:
+    """``others`` without the points over the object's own footprint (grown by a cell): a
+    piece of its rim cut off from the rest is still the object, not a neighbour a finger could
+    hit.  A neighbour that touches it keeps every point beyond that cell."""
+    if len(others) == 0 or len(own) == 0:
+        return others
+    origin = own[:, :2].min(axis=0) - 2 * cell_m
+    cells = np.floor((own[:, :2] - origin) / cell_m).astype(int)
+    grid = np.zeros((int(cells[:, 1].max()) + 3, int(cells[:, 0].max()) + 3), np.uint8)
+    grid[cells[:, 1], cells[:, 0]] = 1
+    grid = cv2.dilate(grid, np.ones((3, 3), np.uint8))
+    at = np.floor((others[:, :2] - origin) / cell_m).astype(int)
+    inside = (at[:, 0] >= 0) & (at[:, 1] >= 0) & (at[:, 0] < grid.shape[1]) & (
+        at[:, 1] < grid.shape[0])
+    over = np.zeros(len(others), bool)
+    over[inside] = grid[at[inside, 1], at[inside, 0]].astype(bool)
+    return others[~over]
 
 
 def _hidden_back(points: np.ndarray, member: np.ndarray, to_base: Transform,

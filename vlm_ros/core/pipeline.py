@@ -59,6 +59,7 @@ from vlm_ros.core.types import (
 _PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
 
 _FROM_ABOVE_COS = math.cos(math.radians(20.0))  # "from above": approach this close to vertical
+_MAX_SHOWN_POINTS = 2000  # an object's measured points kept for RViz
 NEAR_POINT_M = 0.10  # one of several planned picks: still within this of where it was planned
 
 # Actions whose goals need the target in 3D: all but stop.
@@ -508,6 +509,8 @@ class Pipeline:
                              self.config.cloud, label=candidate.label)
         if isinstance(cloud, ObjectCloud):
             candidate.mask = cloud.mask
+            step = max(1, len(cloud.points) // _MAX_SHOWN_POINTS)
+            candidate.points_base = cloud.points[::step]
         return cloud
 
     def _grasp_plan(self, target: Candidate, frame: Frame,

@@ -268,6 +268,9 @@ class Candidate:
     # The width the gripper must span for the best grasp (vlm_ros.core.grasp), when measured;
     # the safety gate judges this rather than the box's width.
     grasp_width_m: float | None = None
+    # The object's measured points in the base frame (at most ~2000; with the assumed hidden
+    # back when one was added), for RViz; not serialised.
+    points_base: np.ndarray | None = None
 
     @property
     def center(self) -> tuple[float, float]:

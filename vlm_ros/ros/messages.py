@@ -110,9 +110,26 @@ def result_to_markers(result: GroundingResult, header: Header, base_frame: str,
 def grasp_markers(result: GroundingResult, header: Header, base_frame: str,
                   namespace: str) -> list[Marker]:
     """An arrow per grasp candidate (along its approach, ending at the grasp point; the best
-    green, the others grey, fading with rank) and the best one's width as a bar across its
-    fingers' closing direction."""
+    green, the others grey, fading with rank), the best one's width as a bar across its
+    fingers' closing direction, and the measured points of the target / destination (their
+    masks in 3D)."""
     found: list[Marker] = []
+    measured = [*result.targets, *([result.destination] if result.destination else [])]
+    for index, candidate in enumerate(c for c in measured if c.points_base is not None):
+        cloud = Marker()
+        cloud.header.stamp = header.stamp
+        cloud.header.frame_id = base_frame
+        cloud.ns = namespace + "_points"
+        cloud.id = index
+        cloud.type = Marker.POINTS
+        cloud.action = Marker.ADD
+        cloud.pose.orientation.w = 1.0
+        cloud.scale.x = cloud.scale.y = 0.004
+        cloud.color = ColorRGBA(r=0.1, g=0.9, b=0.1, a=0.8) if candidate is not \
+            result.destination else ColorRGBA(r=0.2, g=0.5, b=1.0, a=0.8)
+        cloud.points = [Point(x=float(x), y=float(y), z=float(z))
+                        for x, y, z in candidate.points_base]
+        found.append(cloud)
     for rank, grasp in enumerate(result.grasps):
         start = [p - 0.1 * a for p, a in zip(grasp.position, grasp.approach)]
         arrow = Marker()

@@ -87,22 +87,30 @@ def _noun(spec: SceneSpec, index: int, detector: str) -> str:
     return NOUNS[category] if detector == "oracle" else DETECTOR_LABELS[category]
 
 
-def _run_case(harness: Any, kind: str, seed: int, strategy: str, detector: str,
-              timeout_s: float) -> GraspCase:
+def _send(harness: Any, spec: SceneSpec, case: GraspCase, timeout_s: float
+          ) -> tuple[Any, int, dict[str, Any] | None]:
+    """A fresh copy of ``spec`` shown (and handed to the oracle), ``case.command`` sent:
+    (its ground truth, the robot reports before it, the first answer or None)."""
     from vlm_ros.sim.evaluate import _ground_truth
 
-    spec, index = plan_grasp_scene(kind, seed)
-    target = spec.objects[index]
-    case = GraspCase(kind, seed, strategy, f"pick up the {_noun(spec, index, detector)}")
     world, _ = harness.new_world(spec)
     gt = _ground_truth(world)
     show_objects([(NOUNS[o.category], gt.boxes[o.name]) for o in spec.objects
                   if o.name in gt.boxes])
     if not harness.show(world, timeout_s):
         case.detail = "the scene's frames never came"
-        return case
+        return gt, len(harness.statuses), None
     seen = len(harness.statuses)
     result = harness.client.send(case.command, harness.client_executor, timeout_s=timeout_s)
+    return gt, seen, result
+
+
+def _run_case(harness: Any, kind: str, seed: int, strategy: str, detector: str,
+              timeout_s: float) -> GraspCase:
+    spec, index = plan_grasp_scene(kind, seed)
+    target = spec.objects[index]
+    case = GraspCase(kind, seed, strategy, f"pick up the {_noun(spec, index, detector)}")
+    gt, seen, result = _send(harness, spec, case, timeout_s)
     if result is None:
         return case
     case.status = result["status"]
@@ -132,21 +140,11 @@ def _run_case(harness: Any, kind: str, seed: int, strategy: str, detector: str,
 def run_all_cups_case(harness: Any, seed: int, timeout_s: float) -> GraspCase:
     """"pick up all the cups" on three cups: one pick per cup, nearest first, each after the
     robot's report; picked = every cup held in turn (the sim robot stows each in a bin)."""
-    from vlm_ros.sim.evaluate import _ground_truth
-
     rng = np.random.default_rng(2000 + seed)
     colors = [str(c) for c in rng.choice(_COLORS, 3, replace=False)]
     spec = generate_scene(seed, layout=[("cup", c) for c in colors] + [("ball", "yellow")])
     case = GraspCase("all_cups", seed, "auto", "pick up all the cups")
-    world, _ = harness.new_world(spec)
-    gt = _ground_truth(world)
-    show_objects([(NOUNS[o.category], gt.boxes[o.name]) for o in spec.objects
-                  if o.name in gt.boxes])
-    if not harness.show(world, timeout_s):
-        case.detail = "the scene's frames never came"
-        return case
-    seen = len(harness.statuses)
-    first = harness.client.send(case.command, harness.client_executor, timeout_s=timeout_s)
+    gt, seen, first = _send(harness, spec, case, timeout_s)
     if first is None:
         return case
     replies = [first, *harness.client.rest_of_plan(case.command, first,
