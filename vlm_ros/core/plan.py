@@ -37,6 +37,7 @@ from vlm_ros.core.instruction import (
     parse_instruction,
 )
 from vlm_ros.core.types import Instruction, Language, ObjectQuery
+from vlm_ros.core.vocabulary import GENERIC_NOUNS
 
 __all__ = ["Plan", "parse_plan", "unjudged_words"]
 
@@ -441,10 +442,6 @@ def _has_action(clause: str) -> bool:
     return step.error is None and step.action is not None
 
 
-def language_of(step: Instruction) -> Language:
-    return step.language
-
-
 def _link_steps(plan: Plan) -> None:
     """Later steps may say "it": the object an earlier step acted on.  Picks named one after
     the other share a noun one of them leaves out ("the red and the blue cup", "the red cup and
@@ -456,7 +453,7 @@ def _link_steps(plan: Plan) -> None:
                     if p.target.noun and p.target.noun not in (*lx.EN_PRONOUNS, *lx.ZH_PRONOUNS)]
             if near and step.target.has_constraints():
                 step.target.noun = near[0]
-                if not re.search(r"\b(?:one|ones)$", step.text) and language_of(step) == "en":
+                if not re.search(r"\b(?:one|ones)$", step.text) and step.language == "en":
                     step.text = f"{step.text} {near[0]}"  # "grab the red" -> "... red cup"
                     step.target.text = f"{step.target.text} {near[0]}".strip()
     previous: ObjectQuery | None = None
@@ -506,12 +503,20 @@ def _parse_clause_text(clause: str, language: Language, plan: Plan,
         return step
     several_objects = _quantity(clause, language)
     if several_objects is not None:
-        quantity, rest = several_objects
-        step = _parse_clause_text(rest, language, plan, several)
-        if step is None:
+        quantity, word, rest = several_objects
+        said = Plan(text=plan.text, language=language)
+        step = _parse_clause_text(rest, language, said, several)
+        if said.refusal is not None:  # "don't pick up all the cups": understood, nothing to do
+            plan.refusal, plan.negated = said.refusal, said.negated
             return None
-        if step.action != "pick" or step.target is None or step.target.noun is None:
-            plan.error = (f"'{quantity}': several objects at once is only for picking them up "
+        noun = step.target.noun if step is not None and step.target is not None else None
+        if said.error or said.suggestion or step is None or noun is None \
+                or noun in (*lx.EN_PRONOUNS, *lx.ZH_PRONOUNS) or noun in GENERIC_NOUNS:
+            plan.error = (f"'{word}': say which objects, by their name (e.g. 'pick up all the "
+                          f"cups')")
+            return None
+        if step.action != "pick":
+            plan.error = (f"'{word}': several objects at once is only for picking them up "
                           f"(e.g. 'pick up all the cups')")
             return None
         step.target.quantity = quantity
@@ -582,21 +587,21 @@ def _parse_clause_text(clause: str, language: Language, plan: Plan,
     return None if plan.suggestion or plan.error else step
 
 
-def _quantity(clause: str, language: Language) -> tuple[str, str] | None:
-    """("all" | "both", the clause without the quantifier) for "pick up all the cups",
+def _quantity(clause: str, language: Language) -> tuple[str, str, str] | None:
+    """("all" | "both", the word said, the clause without it) for "pick up all the cups",
     "grab both cups", "拿起所有的杯子"; None when the clause has none."""
     if language == "zh":
         match = _ZH_QUANTITY.search(clause)
         if match is None or match["q"] == "都" and not re.search(r"都(?:拿|抓|取|捡)", clause):
             return None
         rest = (clause[:match.start()] + clause[match.end():]).replace("都", "")
-        return ("both" if match["q"] in _ZH_BOTH else "all"), rest
+        return ("both" if match["q"] in _ZH_BOTH else "all"), match["q"], rest
     match = _EN_QUANTITY.search(clause)
     if match is None:
         return None
     word = match["q"].split()[0]
     rest = " ".join((clause[:match.start()] + "the " + clause[match.end():]).split())
-    return ("both" if word == "both" else "all"), rest
+    return ("both" if word == "both" else "all"), word, rest
 
 
 def _pick_referent(text: str, language: Language) -> bool:
