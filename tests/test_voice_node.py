@@ -197,11 +197,13 @@ def test_push_to_talk_release_ends_the_utterance(graph: RosGraph,
         monitor.play(pad(speak("go to the table"), 0.3, 0.3))  # not talking: ignored
         monitor.talk_pub.publish(Bool(data=True))
         time.sleep(0.2)
-        # No trailing silence: only releasing the talk button can end this utterance.
-        monitor.play(np.concatenate([silence(0.3), speak("grab the red cup")]))
+        # No trailing silence: only releasing the talk button can end this utterance.  A second
+        # of silence first: the press travels on its own topic too, and under load it can be
+        # taken after the first audio chunks (the speech must not start before it counts).
+        monitor.play(np.concatenate([silence(1.0), speak("grab the red cup")]))
         monitor.talk_pub.publish(Bool(data=False))
         heard = monitor.wait_for(lambda r: r.get("status") == "sent")
-        assert heard is not None, voice.tail()
+        assert heard is not None, (monitor.results, voice.tail())
         assert heard["text"].lower().strip(" .") == "grab the red cup"
         assert _node_result_for(graph, heard["command"])["instruction"]["action"] == "pick"
         assert all("table" not in r.get("text", "").lower() for r in monitor.results)
