@@ -65,6 +65,7 @@ _MAX_TILT_RAD = math.radians(35.0)  # steeper top normals are sides, not tops
 # (trimming more would make widths too small: the unsafe direction for a gripper).
 _EXTENT_PERCENTILES = (1.0, 99.0)
 _SWEEP_STEP_DEG = 30.0  # other closing directions tried when a neighbour is in the way
+_FROM_ABOVE_COS = math.cos(math.radians(20.0))  # "from above": approach this close to vertical
 _FLAT_RMS_M = 0.0025  # a suction cup needs a top this flat (rms, m)
 
 
@@ -356,9 +357,10 @@ def _tally(reasons: list[str]) -> list[str]:
 
 
 def synthesize(cloud: ObjectCloud, robot_xy: tuple[float, float],
-               config: GraspConfig) -> GraspPlan:
+               config: GraspConfig, from_above: bool = False) -> GraspPlan:
     """Ranked grasp candidates for ``cloud`` (base frame), or a plan whose ``refusal`` says why
-    there is none.  ``robot_xy`` is where the robot stands (the centroid strategy's heading)."""
+    there is none.  ``robot_xy`` is where the robot stands (the centroid strategy's heading);
+    ``from_above`` ("pick it up from above") keeps only approaches within 20 deg of vertical."""
     if config.strategy not in GRASP_STRATEGIES:
         raise ValueError(f"unknown grasp strategy {config.strategy!r}; known: "
                          f"{', '.join(GRASP_STRATEGIES)}")
@@ -371,9 +373,14 @@ def synthesize(cloud: ObjectCloud, robot_xy: tuple[float, float],
     else:
         found = _parallel_candidates(cloud, shape, np.asarray(robot_xy, float), config, plan)
     plan.candidates = sorted(found, key=lambda c: -c.score)
+    if from_above:
+        tilted = [c for c in plan.candidates if c.approach[2] > -_FROM_ABOVE_COS]
+        plan.candidates = [c for c in plan.candidates if c.approach[2] <= -_FROM_ABOVE_COS]
+        if tilted:
+            plan.rejected.append(f"{len(tilted)} grasp(s) not from above")
     if not plan.candidates:
-        plan.refusal = "no grasp fits: " + "; ".join(_tally(plan.rejected)
-                                                      or ["nothing to grasp"])
+        what = "no grasp from above fits: " if from_above else "no grasp fits: "
+        plan.refusal = what + "; ".join(_tally(plan.rejected) or ["nothing to grasp"])
     return plan
 
 

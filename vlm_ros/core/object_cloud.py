@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from vlm_ros.core.geometry import Transform, _nearest_dominant_mode, backproject_pixels
+from vlm_ros.core.tabletop import depth_edges, footprint_labels, refine_plane
 from vlm_ros.core.types import BBox, Frame
 
 
@@ -55,6 +56,7 @@ class CloudConfig:
     min_points: int = 30
     footprint_cell_m: float = 0.01  # top-down cells; objects 2+ cells apart are separate
     support_share: float = 0.15  # a 1 cm height bin of the ring holding this share is a surface
+    plane_inlier_m: float = 0.015  # ring points this close to the plane are the surface
     min_edge_share: float = 0.003  # of the box's depth pixels on a silhouette (depth jump)
     wall_normal_z: float = 0.45  # |normal z| below this: a wall, not a top
     wall_share: float = 0.5  # mostly walls: complete the hidden back (see _hidden_back)
@@ -130,12 +132,6 @@ def _flying(depth: np.ndarray, jump_m: float) -> np.ndarray:
     return ((filled - near) > half) & ((far - filled) > half)
 
 
-def _edges(depth: np.ndarray, jump_m: float) -> np.ndarray:
-    filled = np.nan_to_num(depth.astype(np.float32), nan=0.0)
-    kernel = np.ones((3, 3), np.uint8)
-    return (cv2.dilate(filled, kernel) - cv2.erode(filled, kernel)) > jump_m
-
-
 def _support_plane(points: np.ndarray, ring: np.ndarray, config: CloudConfig
                    ) -> np.ndarray | None:
     """(a, b, c) of the surface z = a x + b y + c around the object, from the widened box's
@@ -154,15 +150,8 @@ def _support_plane(points: np.ndarray, ring: np.ndarray, config: CloudConfig
     # The lowest well-filled bin: the surface is below what stands on it.
     filled = np.flatnonzero(counts >= config.support_share * len(z))
     peak = int(filled[0]) if filled.size else int(np.argmax(counts))
-    plane = np.array([0.0, 0.0, 0.5 * (edges[peak] + edges[peak + 1])])
-    for _ in range(2):
-        residual = z - (ring_points[:, 0] * plane[0] + ring_points[:, 1] * plane[1] + plane[2])
-        inliers = np.abs(residual) < 0.015
-        if inliers.sum() < config.min_points:
-            return None
-        design = np.column_stack([ring_points[inliers, :2], np.ones(int(inliers.sum()))])
-        plane, *_ = np.linalg.lstsq(design, z[inliers], rcond=None)
-    return plane
+    return refine_plane(ring_points, 0.5 * (edges[peak] + edges[peak + 1]),
+                        config.plane_inlier_m, config.min_points)
 
 
 def _footprint_piece(points: np.ndarray, candidates: np.ndarray, central: np.ndarray,
@@ -178,12 +167,8 @@ def _footprint_piece(points: np.ndarray, candidates: np.ndarray, central: np.nda
     rows, cols = np.nonzero(candidates)
     if rows.size == 0:
         return candidates
-    xy = points[rows, cols, :2]
-    cells = np.floor((xy - xy.min(axis=0)) / cell_m).astype(np.int64)
-    occupancy = np.zeros((int(cells[:, 1].max()) + 1, int(cells[:, 0].max()) + 1), np.uint8)
-    occupancy[cells[:, 1], cells[:, 0]] = 1
-    n, labels = cv2.connectedComponents(occupancy, connectivity=8)
-    label = labels[cells[:, 1], cells[:, 0]]
+    label = footprint_labels(points[rows, cols, :2], cell_m)
+    n = int(label.max()) + 1
     counts = np.bincount(label[central[rows, cols]], minlength=n)
     if counts.max() == 0:
         counts = np.bincount(label, minlength=n)
@@ -235,7 +220,7 @@ def object_cloud(frame: Frame, bbox: BBox, to_base: Transform, mask: np.ndarray 
     points = backproject_pixels(us.astype(np.float64), vs.astype(np.float64),
                                 np.where(valid, z, np.nan), K, to_base)
     support: float | None = None
-    edges = _edges(depth, config.edge_jump_m)
+    edges = depth_edges(depth, config.edge_jump_m)
     not_edge = ~_flying(depth, config.edge_jump_m)[vs, us]  # mixed returns at silhouettes
     # Only what lies near the object can be its support: a widened box past a table's edge
     # also sees the floor.
@@ -272,27 +257,34 @@ def object_cloud(frame: Frame, bbox: BBox, to_base: Transform, mask: np.ndarray 
     if int(member.sum()) < config.min_points:
         return CloudProblem(f"too few depth points on the {label} ({int(member.sum())}) to fit "
                             "a grasp: too small, too far or cut off")
-    grid = member.astype(np.uint8)
-    full = np.zeros((d_h, d_w), np.uint8)
-    cell = cv2.resize(grid, (grid.shape[1] * step, grid.shape[0] * step),
-                      interpolation=cv2.INTER_NEAREST)
-    full[y1:y1 + cell.shape[0], x1:x1 + cell.shape[1]] = cell[:d_h - y1, :d_w - x1]
-    if (d_h, d_w) != (frame.height, frame.width):
-        full = cv2.resize(full, (frame.width, frame.height), interpolation=cv2.INTER_NEAREST)
-    if given is not None:  # the backend's own pixels, not their grid cells
-        full_mask = mask.astype(bool).copy()
-        full_mask[:, :max(0, math.floor(bbox[0]))] = False
-        full_mask[:, math.ceil(bbox[2]):] = False
-        full_mask[:max(0, math.floor(bbox[1]))] = False
-        full_mask[math.ceil(bbox[3]):] = False
-        full = full_mask.astype(np.uint8)
+    if given is not None:  # the backend's own pixels (inside the box), not their grid cells
+        full = np.zeros((frame.height, frame.width), bool)
+        x0, y0 = max(0, math.floor(bbox[0])), max(0, math.floor(bbox[1]))
+        full[y0:math.ceil(bbox[3]), x0:math.ceil(bbox[2])] = \
+            mask[y0:math.ceil(bbox[3]), x0:math.ceil(bbox[2])].astype(bool)
+    else:
+        full = _grid_mask(member, step, (x1, y1), (d_h, d_w), (frame.height, frame.width))
     observed = points[member]
     hidden = _hidden_back(points, member, to_base, config)
     return ObjectCloud(points=observed if hidden is None else np.vstack([observed, hidden]),
                        environment=_outside(points[others], observed, config.footprint_cell_m),
-                       mask=full.astype(bool),
+                       mask=full,
                        support_z=support, depth_share=share, source=source,
                        completed=hidden is not None)
+
+
+def _grid_mask(member: np.ndarray, step: int, corner: tuple[int, int],
+               depth_size: tuple[int, int], image_size: tuple[int, int]) -> np.ndarray:
+    """HxW bool in RGB pixels: each sampled grid cell of ``member`` (every ``step`` depth pixels
+    from ``corner``) stands for its step x step depth pixels."""
+    (x1, y1), (d_h, d_w) = corner, depth_size
+    full = np.zeros((d_h, d_w), np.uint8)
+    cell = cv2.resize(member.astype(np.uint8), (member.shape[1] * step, member.shape[0] * step),
+                      interpolation=cv2.INTER_NEAREST)
+    full[y1:y1 + cell.shape[0], x1:x1 + cell.shape[1]] = cell[:d_h - y1, :d_w - x1]
+    if (d_h, d_w) != image_size:
+        full = cv2.resize(full, (image_size[1], image_size[0]), interpolation=cv2.INTER_NEAREST)
+    return full.astype(bool)
 
 
 def _outside(others: np.ndarray, own: np.ndarray, cell_m: float) -> np.ndarray:

@@ -58,7 +58,6 @@ from vlm_ros.core.types import (
 # Pronouns that refer to the object the robot last acted on ("put it in the bowl").
 _PRONOUNS = frozenset({"it", "that", "this", "them", "它", "这个", "那个"})
 
-_FROM_ABOVE_COS = math.cos(math.radians(20.0))  # "from above": approach this close to vertical
 _MAX_SHOWN_POINTS = 2000  # an object's measured points kept for RViz
 NEAR_POINT_M = 0.10  # one of several planned picks: still within this of where it was planned
 
@@ -519,15 +518,8 @@ class Pipeline:
         cloud = self._cloud(target, frame)
         if isinstance(cloud, CloudProblem):
             return cloud
-        plan = synthesize(cloud, (0.0, 0.0), self.config.grasp)
-        if instruction.grasp_approach == "top":
-            # "from above": only candidates whose approach is within 20 deg of straight down.
-            tilted = [c for c in plan.candidates if c.approach[2] > -_FROM_ABOVE_COS]
-            plan.candidates = [c for c in plan.candidates if c.approach[2] <= -_FROM_ABOVE_COS]
-            if tilted:
-                plan.rejected.append(f"{len(tilted)} grasp(s) not from above")
-            if not plan.candidates:
-                plan.refusal = "no grasp from above fits: " + "; ".join(plan.rejected)
+        plan = synthesize(cloud, (0.0, 0.0), self.config.grasp,
+                          from_above=instruction.grasp_approach == "top")
         best = plan.candidates[0] if plan.candidates else None
         target.grasp_width_m = best.width_m if best is not None else plan.narrowest_m
         return plan

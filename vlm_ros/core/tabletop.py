@@ -51,7 +51,7 @@ class TabletopConfig:
 DEFAULT_TABLETOP = TabletopConfig()
 
 
-def _depth_edges(depth: np.ndarray, jump_m: float) -> np.ndarray:
+def depth_edges(depth: np.ndarray, jump_m: float) -> np.ndarray:
     """HxW bool: pixels whose 3x3 neighbourhood spans more than ``jump_m`` of depth.
 
     Why: at silhouettes, sensors (and anti-aliased renderers) report "flying" depths between the
@@ -81,7 +81,7 @@ def depth_points_in_base(
     z = depth[vs, us].astype(np.float64)
     valid = np.isfinite(z) & (z >= min_depth) & (z <= max_depth)
     if edge_jump_m is not None:
-        valid &= ~_depth_edges(depth, edge_jump_m)[vs, us]
+        valid &= ~depth_edges(depth, edge_jump_m)[vs, us]
     z = np.where(valid, z, np.nan)
     return backproject_pixels(us, vs, z, K, to_base), valid
 
@@ -99,11 +99,21 @@ def _support_plane(points: np.ndarray, cfg: TabletopConfig) -> np.ndarray | None
     counts, edges = np.histogram(z, bins=bins, range=(lo, lo + bins * cfg.height_bin_m))
     peak = int(np.argmax(counts))
     height = 0.5 * (edges[peak] + edges[peak + 1])
+    return refine_plane(points, height, cfg.plane_inlier_m,
+                        int(np.ceil(cfg.min_support_share * len(z))))
+
+
+def refine_plane(points: np.ndarray, height: float, inlier_m: float, min_inliers: int
+                 ) -> np.ndarray | None:
+    """(a, b, c) of z = a x + b y + c through the (N, 3) points within ``inlier_m`` of the
+    horizontal plane at ``height``, refitted once on its own inliers; None when fewer than
+    ``min_inliers`` points support it."""
+    z = points[:, 2]
     plane = np.array([0.0, 0.0, height])
     for _ in range(2):
         residual = z - (points[:, 0] * plane[0] + points[:, 1] * plane[1] + plane[2])
-        inliers = np.abs(residual) < cfg.plane_inlier_m
-        if inliers.sum() < cfg.min_support_share * len(z):
+        inliers = np.abs(residual) < inlier_m
+        if inliers.sum() < min_inliers:
             return None
         design = np.column_stack([points[inliers, 0], points[inliers, 1],
                                   np.ones(int(inliers.sum()))])
@@ -111,13 +121,14 @@ def _support_plane(points: np.ndarray, cfg: TabletopConfig) -> np.ndarray | None
     return plane
 
 
-def _footprint_clusters(xy: np.ndarray, cfg: TabletopConfig) -> np.ndarray:
-    """A cluster label per (N, 2) base-frame point, by connectivity of their top-down footprints.
+def footprint_labels(xy: np.ndarray, cell_m: float) -> np.ndarray:
+    """A cluster label per (N, 2) base-frame point, by connectivity of their top-down footprints
+    (cells of ``cell_m``, 8-connected).
 
     Why top-down: a near object overlaps a far one in the image, but objects resting on a table
     do not overlap on it; a top-down occupancy grid separates what the image would merge.
     """
-    cells = np.floor((xy - xy.min(axis=0)) / cfg.footprint_cell_m).astype(np.int64)
+    cells = np.floor((xy - xy.min(axis=0)) / cell_m).astype(np.int64)
     occupancy = np.zeros((int(cells[:, 1].max()) + 1, int(cells[:, 0].max()) + 1), np.uint8)
     occupancy[cells[:, 1], cells[:, 0]] = 1
     # 8-connectivity bridges single-cell holes that sparse sampling leaves in one footprint;
@@ -168,7 +179,7 @@ def support_and_clusters(
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
         return []
-    labels = _footprint_clusters(points[rows, cols, :2], config)
+    labels = footprint_labels(points[rows, cols, :2], config.footprint_cell_m)
     d_h, d_w = frame.depth_m.shape[:2]  # type: ignore[union-attr]  # checked by the lift
     sx = config.grid_step * frame.width / d_w
     sy = config.grid_step * frame.height / d_h

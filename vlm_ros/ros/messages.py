@@ -107,6 +107,20 @@ def result_to_markers(result: GroundingResult, header: Header, base_frame: str,
     return markers
 
 
+def _base_marker(header: Header, base_frame: str, ns: str, marker_id: int, kind: int
+                 ) -> Marker:
+    marker = Marker()
+    marker.header.stamp = header.stamp
+    marker.header.frame_id = base_frame
+    marker.ns, marker.id, marker.type, marker.action = ns, marker_id, kind, Marker.ADD
+    marker.pose.orientation.w = 1.0
+    return marker
+
+
+def _point(xyz: tuple[float, ...] | list[float]) -> Point:
+    return Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]))
+
+
 def grasp_markers(result: GroundingResult, header: Header, base_frame: str,
                   namespace: str) -> list[Marker]:
     """An arrow per grasp candidate (along its approach, ending at the grasp point; the best
@@ -116,48 +130,25 @@ def grasp_markers(result: GroundingResult, header: Header, base_frame: str,
     found: list[Marker] = []
     measured = [*result.targets, *([result.destination] if result.destination else [])]
     for index, candidate in enumerate(c for c in measured if c.points_base is not None):
-        cloud = Marker()
-        cloud.header.stamp = header.stamp
-        cloud.header.frame_id = base_frame
-        cloud.ns = namespace + "_points"
-        cloud.id = index
-        cloud.type = Marker.POINTS
-        cloud.action = Marker.ADD
-        cloud.pose.orientation.w = 1.0
+        cloud = _base_marker(header, base_frame, namespace + "_points", index, Marker.POINTS)
         cloud.scale.x = cloud.scale.y = 0.004
         cloud.color = ColorRGBA(r=0.1, g=0.9, b=0.1, a=0.8) if candidate is not \
             result.destination else ColorRGBA(r=0.2, g=0.5, b=1.0, a=0.8)
-        cloud.points = [Point(x=float(x), y=float(y), z=float(z))
-                        for x, y, z in candidate.points_base]
+        cloud.points = [_point(p) for p in candidate.points_base]
         found.append(cloud)
     for rank, grasp in enumerate(result.grasps):
         start = [p - 0.1 * a for p, a in zip(grasp.position, grasp.approach)]
-        arrow = Marker()
-        arrow.header.stamp = header.stamp
-        arrow.header.frame_id = base_frame
-        arrow.ns = namespace
-        arrow.id = rank
-        arrow.type = Marker.ARROW
-        arrow.action = Marker.ADD
-        arrow.points = [Point(x=float(start[0]), y=float(start[1]), z=float(start[2])),
-                        Point(x=float(grasp.position[0]), y=float(grasp.position[1]),
-                              z=float(grasp.position[2]))]
+        arrow = _base_marker(header, base_frame, namespace, rank, Marker.ARROW)
+        arrow.points = [_point(start), _point(grasp.position)]
         arrow.scale.x, arrow.scale.y, arrow.scale.z = 0.008, 0.016, 0.02
         best = rank == 0
         arrow.color = ColorRGBA(r=0.1 if best else 0.6, g=0.9 if best else 0.6,
                                 b=0.1 if best else 0.6, a=max(0.3, 0.9 - 0.15 * rank))
-        arrow.pose.orientation.w = 1.0
         arrow.text = f"{grasp.strategy} {grasp.score:.2f}"
         found.append(arrow)
     if result.grasps:
         best = result.grasps[0]
-        bar = Marker()
-        bar.header.stamp = header.stamp
-        bar.header.frame_id = base_frame
-        bar.ns = namespace
-        bar.id = len(result.grasps)
-        bar.type = Marker.CUBE
-        bar.action = Marker.ADD
+        bar = _base_marker(header, base_frame, namespace, len(result.grasps), Marker.CUBE)
         bar.pose = _pose(best.position, best.orientation)
         # The gripper's y axis is the closing direction: the bar spans the grasp's width.
         bar.scale.x, bar.scale.y, bar.scale.z = 0.01, float(best.width_m), 0.01
@@ -168,7 +159,7 @@ def grasp_markers(result: GroundingResult, header: Header, base_frame: str,
 
 def _pose(position: tuple[float, ...], orientation: tuple[float, ...]) -> PoseMsg:
     pose = PoseMsg()
-    pose.position = Point(x=float(position[0]), y=float(position[1]), z=float(position[2]))
+    pose.position = _point(position)
     pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (
         float(v) for v in orientation)
     return pose
@@ -287,8 +278,7 @@ def _fill_grasp(msg_cls: Any, grasp: GraspCandidate) -> Any:
     msg.note = grasp.note
     msg.pose = _pose(grasp.position, grasp.orientation)
     msg.approach.x, msg.approach.y, msg.approach.z = (float(v) for v in grasp.approach)
-    msg.pregrasp = Point(x=float(grasp.pregrasp_position[0]), y=float(grasp.pregrasp_position[1]),
-                         z=float(grasp.pregrasp_position[2]))
+    msg.pregrasp = _point(grasp.pregrasp_position)
     return msg
 
 

@@ -124,26 +124,27 @@ class SimWorld:
         """A new grasp while holding something: the simulated robot first drops what it holds
         into a bin beside the table (its own executive's business, not the node's: "pick up
         all the cups" then takes one cup after the other)."""
-        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, self.held or "")
         self.gripper.open(steps=100)
-        if body >= 0:
-            joint = self.model.body_jntadr[body]
-            address = self.model.jnt_qposadr[joint]
-            self.data.qpos[address:address + 3] = BIN_POSITION
-            self.data.qvel[self.model.jnt_dofadr[joint]:self.model.jnt_dofadr[joint] + 6] = 0.0
-            mujoco.mj_forward(self.model, self.data)
+        if self.held is not None:
+            self._put(self.held, BIN_POSITION)
         self.gripper.step(100)
         self.held = None
 
     def move_object(self, obj: SimObject, xy: tuple[float, float]) -> None:
         """Put ``obj`` somewhere else on the table (someone moved it) and let it settle."""
-        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, obj.body_name)
+        self._put(obj.body_name, xy)
+        self.gripper.step(200)
+
+    def _put(self, body_name: str, position: tuple[float, ...]) -> None:
+        """Set a free body's first ``len(position)`` coordinates (x, y[, z]) and stop it."""
+        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, body_name)
+        if body < 0:
+            return
         joint = self.model.body_jntadr[body]
         address = self.model.jnt_qposadr[joint]
-        self.data.qpos[address:address + 2] = xy
+        self.data.qpos[address:address + len(position)] = position
         self.data.qvel[self.model.jnt_dofadr[joint]:self.model.jnt_dofadr[joint] + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
-        self.gripper.step(200)
 
     def supports(self, body_name: str) -> list[str]:
         body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, body_name)
