@@ -132,3 +132,16 @@ def test_what_is_not_split_or_not_allowed(text: str, why: str | None) -> None:
         assert (plan.error and why in plan.error) or len(plan.steps) > 1, plan
     else:
         assert len(plan.steps) <= 1, plan
+
+
+@pytest.mark.parametrize("text, nouns", [
+    ("grab the red and the blue cup", ["cup", "cup"]),
+    ("pick up the red cup and then the blue one", ["cup", "cup"]),
+    ("grab the cup, then grab the red one", ["cup", "cup"]),
+    # "the red one" is said before any noun: it is not made a cup by the step after it
+    ("grab the red one and then pick up the cup", [None, "cup"]),
+    ("grab the red one, then grab the cup", [None, "cup"]),
+])
+def test_a_left_out_noun_comes_only_from_where_it_was_said(text: str, nouns) -> None:
+    plan = parse_plan(text)
+    assert [s.target.noun for s in plan.steps] == nouns, plan

@@ -449,11 +449,16 @@ def _link_steps(plan: Plan) -> None:
     picks = [s for s in plan.steps if s.action == "pick" and s.target is not None]
     for index, step in enumerate(picks):
         if step.target.noun is None and not step.target.exclusions:
-            near = [p.target.noun for p in (picks[index - 1:index] + picks[index + 1:index + 2])
+            # "the blue one" refers back to a noun said before it; only a bare adjective
+            # ("grab the red and the blue cup") takes the noun said after it - "grab the red
+            # one and then the cup" does not make the red one a cup.
+            one = re.search(r"\b(?:one|ones)$", step.text) is not None
+            after = [] if one else picks[index + 1:index + 2]
+            near = [p.target.noun for p in (picks[index - 1:index] + after)
                     if p.target.noun and p.target.noun not in (*lx.EN_PRONOUNS, *lx.ZH_PRONOUNS)]
             if near and step.target.has_constraints():
                 step.target.noun = near[0]
-                if not re.search(r"\b(?:one|ones)$", step.text) and step.language == "en":
+                if not one and step.language == "en":
                     step.text = f"{step.text} {near[0]}"  # "grab the red" -> "... red cup"
                     step.target.text = f"{step.target.text} {near[0]}".strip()
     previous: ObjectQuery | None = None
