@@ -84,6 +84,9 @@ setup(
         ],
         # The web console (`vlm-ros console`, `vlm-ros demo --console`): its server is aiohttp.
         "console": ["aiohttp>=3.9"],
+        # The MCP server (`vlm-ros mcp`, `vlm-ros demo --mcp`): the Model Context Protocol SDK
+        # (stdio and streamable HTTP transports).  2.x: its server and client APIs as tested.
+        "mcp": ["mcp>=2.3,<3"],
         "test": [
             "pytest>=8",
             "hypothesis>=6.100",

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 extras="ros,models,demo,sim"
 # --console: drive the simulated robot from a browser (aiohttp; push-to-talk needs the voice extra)
 [[ " $* " == *" --console "* ]] && extras="${extras},console,voice"
+# --mcp: serve the simulated robot to an MCP host (the Model Context Protocol SDK)
+[[ " $* " == *" --mcp "* ]] && extras="${extras},mcp"
 bash scripts/bootstrap.sh "$extras"
 bash scripts/ensure_osmesa.sh
 export MUJOCO_GL="${MUJOCO_GL:-osmesa}"

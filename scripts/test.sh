@@ -16,7 +16,7 @@ if [ "${1:-}" = "--latest" ]; then
 fi
 VENV="${VLM_ROS_VENV:-$PWD/.venv}"
 export VENV  # scripts/build_ros_package.sh builds against this venv's ROS wheels
-bash scripts/bootstrap.sh "ros,ros-build,models,test,vlm,sim,voice,console"
+bash scripts/bootstrap.sh "ros,ros-build,models,test,vlm,sim,voice,console,mcp"
 if [ "${VLM_ROS_LATEST:-0}" = "1" ]; then
   echo "test.sh --latest: what this venv has that the lock does not:"
   "$VENV/bin/python" scripts/lock_check.py --list

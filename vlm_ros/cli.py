@@ -319,6 +319,13 @@ def cmd_camera(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.mcp:
+        if args.console or args.photo:
+            return _fail("--mcp serves the simulated robot to an MCP host: not with "
+                         "--console or --photo")
+        from vlm_ros.agent.demo import run_sim_mcp
+
+        return run_sim_mcp(args)
     if args.console:
         from vlm_ros.console.demo import run_sim_console
 
@@ -330,6 +337,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from vlm_ros.sim.demo import run_sim_demo
 
     return run_sim_demo(args.out, seed=args.seed)
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from vlm_ros.agent.run import run_mcp
+
+    return run_mcp(args)
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -628,9 +641,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="ground a real photo through the node instead of the simulator")
     demo.add_argument("--console", action="store_true",
                       help="no script: drive the simulated robot from the web console")
+    demo.add_argument("--mcp", action="store_true",
+                      help="no script: serve the simulated robot to an MCP host (an LLM agent; "
+                           "docs/mcp.md), with config/agent_policy.yaml")
+    from vlm_ros.agent.run import add_mcp_arguments
     from vlm_ros.console.args import add_console_arguments
 
     add_console_arguments(demo, demo=True)
+    add_mcp_arguments(demo, demo=True)
+    mcp = sub.add_parser("mcp", help="MCP server over a running node: tools for LLM agents, "
+                                     "an approval policy (needs the mcp extra)")
+    add_mcp_arguments(mcp)
     console = sub.add_parser("console", help="web page: live view, commands, push-to-talk, "
                                              "STOP (needs the console extra: aiohttp)")
     add_console_arguments(console)
@@ -728,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
                 "describe": cmd_describe, "ask": cmd_ask, "backends": cmd_backends,
                 "eval": cmd_eval, "soak": cmd_soak, "bench": cmd_bench, "memory": cmd_memory,
                 "transcribe": cmd_transcribe,
-                "listen": cmd_listen, "console": cmd_console}
+                "listen": cmd_listen, "console": cmd_console, "mcp": cmd_mcp}
     return handlers[args.command_name](args)
 
 

@@ -27,7 +27,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, String
 
 from vlm_ros.ros.convert import ConversionError, image_to_array
-from vlm_ros.ros.teleop import qualified_node_name
+from vlm_ros.ros.teleop import camera_reader_qos, qualified_node_name
 
 NODE_NAME = "vlm_ros_console"
 DIAGNOSTICS_NAME = "vlm_ros: grounding"
@@ -110,22 +110,14 @@ class ConsoleNode(Node):
             self._subscribe_camera()
 
     def _subscribe_camera(self) -> None:
-        """Subscribe once the camera's publishers are seen, reliable when all of them are.
-
-        Depth 1: never a queue of old frames.  Reliable where the driver is: large best-effort
-        images lose fragments under load (a 600x400 stream at 20 Hz arrived at ~1 Hz best
-        effort while the machine was busy); best effort where it is not (a reliable reader
-        would not match a best-effort writer and get nothing)."""
-        publishers = self.get_publishers_info_by_topic(self.camera_topic)
-        if not publishers:
+        """Subscribe once the camera's publishers are seen (see camera_reader_qos)."""
+        qos = camera_reader_qos(self, self.camera_topic)
+        if qos is None:
             return
         self._camera_timer.cancel()
-        reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE
-                       for p in publishers)
-        policy = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        reliable = qos.reliability == ReliabilityPolicy.RELIABLE
         self.camera_reliability = "reliable" if reliable else "best_effort"
-        self.create_subscription(Image, self.camera_topic, self._on_camera,
-                                 QoSProfile(depth=1, reliability=policy))
+        self.create_subscription(Image, self.camera_topic, self._on_camera, qos)
         self.get_logger().info(f"showing {self.camera_topic} ({self.camera_reliability})")
 
     # ------------------------------------------------------------------ out

@@ -90,6 +90,11 @@ class Command:
     received: float = 0.0
     id: int = 0
     frame: Frame | None = None
+    # The sender asks that nothing of this command moves the robot without a yes on ~/command
+    # (an agent's command, checked against its policy before anyone answers): every goal is
+    # held as by confirm_before_motion, a plan of several steps or several objects is refused
+    # (one step at a time, each held), and an answer to its question is held too.
+    hold: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,7 @@ class CommandSession:
     _track: _Track | None = None
     _plan: _PlanRun | None = None
     _suggested: str | None = None  # a typo's correction, awaiting yes / no
+    _question_held: bool = False  # the open question came from a held command: so is its answer
     # Did the last command() answer the open question (a clarification, a "did you mean", a
     # confirmation) rather than start a command of its own?  Owners that follow one
     # conversation (the ~/instruct action) read it right after command().
@@ -291,6 +297,8 @@ class CommandSession:
         started = time.perf_counter()
         self.last_command_continues = False
         plan = self._parse(text)
+        if self._question_held and plan.is_followup and self.pending is not None:
+            command = dataclasses.replace(command, hold=True)  # it answers a held question
         if plan.error is None and [s.action for s in plan.steps] == ["stop"]:
             return self.stop(command, now)
         answer = is_confirmation(text)
@@ -313,6 +321,7 @@ class CommandSession:
         if plan.suggestion is not None:
             # One known word is one edit away: ask, and a yes runs the corrected command.
             self._suggested = plan.suggestion
+            self._question_held = command.hold
             reply = self._reply("ambiguous", said, f"{plan.error} (yes / no)", command)
             reply.result.clarification = f"Did you mean '{plan.suggestion}'?"
             reply.result.choices = ["yes", "no"]
@@ -325,7 +334,8 @@ class CommandSession:
                 text=plan.text, language=plan.language, is_followup=True,
                 target=ObjectQuery(text=plan.text, exclusions=[plan.negated.target]))])
         why_not = (plan.error or plan.refusal or self._unjudged(plan)
-                   or _plan_problem(plan) or self._affordance(plan) or self._unseeable(plan))
+                   or _plan_problem(plan) or self._affordance(plan) or self._unseeable(plan)
+                   or (_held_plan_problem(plan) if command.hold else None))
         if why_not:
             reply = self._reply("rejected", plan.steps[0] if plan.steps else said, why_not,
                                 command)
@@ -391,11 +401,12 @@ class CommandSession:
                 and not result.no_goal_reason:
             return self._start_several(request, result)
         self.pending = result.instruction if result.status == "ambiguous" else None
+        self._question_held = self.pending is not None and _held(request)
         if result.status == "ok" and result.targets:
             self.last_target = result.targets[0]
         if request.step is not None and self._plan is not None:
             return self._step_grounded(request, result, frame, now)
-        if self._needs_confirmation(result):
+        if self._needs_confirmation(result, held=_held(request)):
             return [self._ask_confirmation(request, result, frame, now)]
         self._start_tracking(result, frame, now)
         return [Reply(result, request.command, frame, self.epoch)]
@@ -626,7 +637,8 @@ class CommandSession:
         if not yes:
             return [self._reply("ok", Instruction(text=command.text[:200]),
                                 f"cancelled: will not '{suggested}'", command)]
-        return self.command(dataclasses.replace(command, text=suggested), now)
+        return self.command(dataclasses.replace(command, text=suggested,
+                                                hold=command.hold or self._question_held), now)
 
     # ------------------------------------------------------------------- memory and search
     def _view(self, frame: Frame | None) -> View | None:
@@ -769,6 +781,9 @@ class CommandSession:
             self._search = None
             result.message = f"found in {run.label()}: {result.message}"
             self.pending = result.instruction if result.status == "ambiguous" else None
+            self._question_held = self.pending is not None and _held(request)
+            if self._needs_confirmation(result, held=_held(request)):
+                return [self._ask_confirmation(request, result, frame, now)]
             if result.status == "ok":
                 self._start_tracking(result, frame, now)
             return [Reply(result, run.command, frame, self.epoch)]
@@ -872,11 +887,14 @@ class CommandSession:
         result.steps, result.step = list(run.steps), index + 1
 
     # ------------------------------------------------------------ confirm-before-motion
-    def _needs_confirmation(self, result: GroundingResult) -> bool:
+    def _needs_confirmation(self, result: GroundingResult, held: bool = False) -> bool:
+        """Goals wait for a yes when the node confirms this action (confirm_before_motion,
+        confirm_actions) or the command asked to be held (every action)."""
         config = self.config
-        if not (config.confirm_before_motion and result.goals and result.instruction):
+        if not (result.goals and result.instruction):
             return False
-        if result.instruction.action not in config.confirm_actions:
+        if not held and not (config.confirm_before_motion
+                             and result.instruction.action in config.confirm_actions):
             return False
         return self._gate_allows(result)  # only a plan the gate would pass is worth asking about
 
@@ -1009,6 +1027,23 @@ def _asks_where(text: str) -> bool:
     """"where is the cup?" / "杯子在哪里" asks where; "find the cup" asks to look for it."""
     said = text.strip().lower()
     return said.startswith("where") or any(w in said for w in ("在哪", "哪里", "哪儿"))
+
+
+def _held(request: GroundRequest) -> bool:
+    return request.command is not None and request.command.hold
+
+
+def _held_plan_problem(plan: Plan) -> str | None:
+    """A held command (an agent's) must be one step on one object: each goal is shown and
+    checked before it moves, and a plan's later steps would be grounded and sent unasked."""
+    if len(plan.steps) > 1:
+        return (f"{len(plan.steps)} steps in one command: a held command (an agent's) is "
+                "carried out one step at a time, each checked before it moves - send the "
+                "first step on its own")
+    if _several(plan.steps[0] if plan.steps else None):
+        return ("several objects in one command: a held command (an agent's) picks one "
+                "object at a time, each checked before it moves - name one")
+    return None
 
 
 def _several(instruction: Instruction | None) -> bool:

@@ -160,7 +160,8 @@ class InstructServer:
                 handle.abort()
                 return self._result("failed", failed, header, goal_msgs)
 
-        command = self._worker.command(request.command, image)
+        command = self._worker.command(request.command, image,
+                                       hold=bool(request.hold_for_confirmation))
         goal = _ActiveGoal(command.id)
         with self._lock:
             previous, self._active = self._active, goal

@@ -43,6 +43,21 @@ def qualified_node_name(node: str) -> str:
     return "/" + "/".join(tokens)
 
 
+def camera_reader_qos(node: Node, topic: str) -> QoSProfile | None:
+    """The QoS to read a camera stream with, once its publishers are seen (None before).
+
+    Depth 1: never a queue of old frames.  Reliable where the driver is: large best-effort
+    images lose fragments under load (a 600x400 stream at 20 Hz arrived at ~1 Hz best effort
+    while the machine was busy); best effort where it is not (a reliable reader would not
+    match a best-effort writer and get nothing)."""
+    publishers = node.get_publishers_info_by_topic(topic)
+    if not publishers:
+        return None
+    reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE if reliable
+                      else ReliabilityPolicy.BEST_EFFORT)
+
+
 class CommandClient(Node):
     """Publishes on <node>/command and collects <node>/result; usable from tests and tools.
 

@@ -119,9 +119,10 @@ class Worker:
         self._thread = threading.Thread(target=self._run, name="vlm_ros_worker", daemon=True)
         self._thread.start()
 
-    def command(self, text: str, frame: Frame | None = None) -> Command:
-        """A new command (ids match ~/ground calls with their replies)."""
-        return Command(text, time.monotonic(), next(self._ids), frame)
+    def command(self, text: str, frame: Frame | None = None, hold: bool = False) -> Command:
+        """A new command (ids match ~/ground calls with their replies); ``hold``: its goals
+        wait for a yes (see Command.hold)."""
+        return Command(text, time.monotonic(), next(self._ids), frame, hold)
 
     def answer_later(self, request: Request) -> concurrent.futures.Future:
         """Submit a ~/ground command; the future gets (result, header, goal messages)."""
