@@ -17,7 +17,7 @@ from vlm_ros.core.backend import Backend
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vlm_ros"
 OUTER = ("vlm_ros.ros", "vlm_ros.sim", "vlm_ros.tools", "vlm_ros.cli", "vlm_ros.voice",
-         "rclpy")
+         "vlm_ros.agent", "vlm_ros.console", "rclpy")
 
 
 def _imports(path: Path) -> set[str]:
@@ -47,6 +47,15 @@ def test_the_core_imports_no_adapter_no_ros_shell_and_no_rclpy() -> None:
 @pytest.mark.parametrize("layer", ["backends"])
 def test_adapters_import_no_ros(layer: str) -> None:
     assert _offending(layer, OUTER) == {}
+
+
+def test_the_agents_policy_and_provenance_are_ros_free() -> None:
+    """The MCP server's rules (what an agent may move, what counts as model output) are plain
+    Python: read and tested without rclpy or the MCP SDK."""
+    for name in ("policy.py", "provenance.py"):
+        imports = _imports(PACKAGE / "agent" / name)
+        assert not {i for i in imports if i.split(".")[0] in ("rclpy", "mcp")
+                    or i.startswith(("vlm_ros.ros", "vlm_ros.agent.bridge"))}, (name, imports)
 
 
 def test_the_adapters_base_class_meets_the_cores_contract() -> None:

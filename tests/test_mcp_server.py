@@ -223,6 +223,29 @@ def test_a_person_approves_or_denies_a_drive(graph: Any, policy_file: Path) -> N
     assert graph.listener.count("goal_pose") == drives + 1  # the approved drive only
 
 
+def test_a_yes_typed_at_the_node_approves_too(graph: Any, policy_file: Path) -> None:
+    """The console's yes goes straight to the node's ~/command (a person at the robot): the
+    held drive goes on, and the agent reads who answered."""
+    from std_msgs.msg import String
+
+    drives = graph.listener.count("goal_pose")
+
+    async def body(client: Client) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with anyio.create_task_group() as tasks:
+            async def drive() -> None:
+                seen["drive"] = await call(client, "instruct", {"command": "go to the red cup"})
+            tasks.start_soon(drive)
+            await wait_for_approval_request(client)
+            graph.client.publisher.publish(String(data="yes"))  # typed on the console
+        return seen["drive"]
+
+    drive = with_client(_stdio(policy_file), body)
+    assert drive["status"] == "done" and drive["will_act"], drive
+    assert "answered by a person at the node" in drive["message"]
+    assert graph.wait_for("goal_pose", drives + 1, 10.0)
+
+
 def test_stop_preempts_a_command_waiting_for_approval(graph: Any, policy_file: Path) -> None:
     drives, stops = graph.listener.count("goal_pose"), graph.listener.count("stop")
 

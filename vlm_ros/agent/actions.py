@@ -142,7 +142,7 @@ class AgentActions:
                 echoed: str | None) -> dict[str, Any]:
         decision: Decision | None = None
         approval_note, let_through = "", False
-        seen = 0
+        seen, said = 0, ""
         deadline = time.monotonic() + GOAL_TIMEOUT_S
         while not run.done.is_set():
             if time.monotonic() > deadline:
@@ -153,7 +153,10 @@ class AgentActions:
             while seen < len(run.feedback):
                 feedback = run.feedback[seen]
                 seen += 1
-                progress(feedback.message or feedback.stage)
+                message = feedback.message or feedback.stage.replace("_", " ")
+                if message != said:  # the node repeats its feedback while it waits
+                    progress(message)
+                    said = message
                 if feedback.stage == "awaiting_clarification":
                     # The goal stays active at the node: the agent's next instruct answers it.
                     return self._answer(AgentStatus.AWAITING_CLARIFICATION,

@@ -78,13 +78,16 @@ class AgentBridge(Node):
     """``node``: the vlm_ros node's name; ``camera_topic``: the camera it reads."""
 
     def __init__(self, node: str = "/vlm_ros", camera_topic: str | None = None,
-                 name: str = NODE_NAME) -> None:
+                 robot_status_topic: str | None = None, name: str = NODE_NAME) -> None:
         super().__init__(name)
         from vlm_ros.action import Instruct  # the package's built interfaces
 
         self.target = qualified_node_name(node)
         namespace = self.target.rsplit("/", 1)[0]
         self.camera_topic = camera_topic or f"{namespace}/camera/image"
+        # What the robot reports of the goals it executed (the node's robot_status input).
+        self.robot_status_topic = robot_status_topic or f"{namespace}/robot_status"
+        self.robot_reports: collections.deque[tuple[float, str]] = collections.deque(maxlen=10)
         self._lock = threading.Lock()
         self.results: collections.deque[tuple[float, dict[str, Any]]] = \
             collections.deque(maxlen=RESULTS_KEPT)
@@ -106,6 +109,8 @@ class AgentBridge(Node):
                                  _reliable(1, latched=True))
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._camera_timer = self.create_timer(0.5, self._subscribe_camera)
+        self.create_subscription(String, self.robot_status_topic, self._on_robot_status,
+                                 _reliable())
         self.create_service(SetBool, "~/approve", self._on_approve)
         self._parameters = self.create_client(GetParameters, f"{self.target}/get_parameters")
 
@@ -249,6 +254,10 @@ class AgentBridge(Node):
         with self._lock:
             self.answers.append((time.time(), answer))
 
+    def _on_robot_status(self, msg: String) -> None:
+        with self._lock:
+            self.robot_reports.append((time.time(), msg.data[:500]))
+
     def _on_memory(self, msg: String) -> None:
         try:
             memory = json.loads(msg.data)
@@ -284,4 +293,5 @@ class AgentBridge(Node):
     def snapshot_state(self) -> dict[str, Any]:
         with self._lock:
             return {"camera": self.camera, "memory": self.memory, "health": self.health,
-                    "results": [r for _, r in self.results], "approval": self.approval}
+                    "results": [r for _, r in self.results], "approval": self.approval,
+                    "robot_reports": list(self.robot_reports)}

@@ -43,7 +43,8 @@ def run_sim_mcp(args: argparse.Namespace) -> int:
     print(f"scene {args.seed}: " + ", ".join(f"{o.color_name} {o.category}"
                                               for o in spec.objects), file=sys.stderr, flush=True)
     try:
-        return run_mcp(args, node="/vlm_ros", camera_topic="/camera/image", demo=True)
+        return run_mcp(args, node="/vlm_ros", camera_topic="/camera/image",
+                       robot_status_topic="/vlm_ros_sim/robot_status", demo=True)
     finally:
         graph.close()
         world.close()

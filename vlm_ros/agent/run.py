@@ -30,6 +30,9 @@ def add_mcp_arguments(parser: argparse.ArgumentParser, demo: bool = False) -> No
         group.add_argument("--camera-topic", default=None,
                            help="the camera the snapshot tool shows (default: camera/image in "
                                 "the node's namespace)")
+        group.add_argument("--robot-status-topic", default=None,
+                           help="what the robot reports of executed goals, shown in the status "
+                                "resource (default: robot_status in the node's namespace)")
     group.add_argument("--policy", default=None, metavar="FILE",
                        help="approval policy (YAML; docs/mcp.md).  Default: "
                             + ("config/agent_policy.yaml" if demo else
@@ -58,7 +61,7 @@ def load_policy_arg(path: str | None, demo: bool) -> Any:
 
 
 def run_mcp(args: Any, node: str | None = None, camera_topic: str | None = None,
-            demo: bool = False) -> int:
+            robot_status_topic: str | None = None, demo: bool = False) -> int:
     """Serve until the client goes (stdio) or Ctrl-C.  Exit 2 for a bad policy or options."""
     from vlm_ros.agent.policy import PolicyError
 
@@ -83,7 +86,8 @@ def run_mcp(args: Any, node: str | None = None, camera_topic: str | None = None,
     owns = not rclpy.ok()
     if owns:
         rclpy.init()
-    bridge = AgentBridge(node or args.node, camera_topic if node else args.camera_topic)
+    bridge = AgentBridge(node or args.node, camera_topic if node else args.camera_topic,
+                         robot_status_topic if node else args.robot_status_topic)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(bridge)
     spinner = threading.Thread(target=executor.spin, name="vlm_ros_mcp", daemon=True)
@@ -92,6 +96,12 @@ def run_mcp(args: Any, node: str | None = None, camera_topic: str | None = None,
         base_frame = "base_link"
         if bridge.wait_for_node(15.0):
             base_frame = bridge.node_parameter("base_frame") or base_frame
+            held_s = bridge.node_parameter("confirm_timeout_s")
+            if isinstance(held_s, float) and held_s < policy.approval_timeout_s:
+                print(f"vlm-ros mcp: warning: the node holds a goal {held_s:g} s "
+                      f"(confirm_timeout_s) but a person is waited for "
+                      f"{policy.approval_timeout_s:g} s (approval timeout_s): approvals after "
+                      f"{held_s:g} s come too late; raise confirm_timeout_s", file=sys.stderr)
         else:
             print(f"vlm-ros mcp: {bridge.target} not seen yet; tools answer 'unreachable' "
                   "until it is", file=sys.stderr)

@@ -248,9 +248,18 @@ class McpServer:
                     "waiting_s": round(time.time() - approval.asked_at, 1),
                     "approve_with": f"ros2 service call {self.actions.approve_service} "
                                     "std_srvs/srv/SetBool '{data: true}'"},
+                "robot_reports": [{"age_s": round(time.time() - at, 1), "report": _parsed(text)}
+                                  for at, text in state["robot_reports"]],
                 "camera_topic": bridge.camera_topic,
                 "camera_age_s": None if state["camera"] is None else
                 round(time.time() - state["camera"][0], 2)}
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _json(answer: dict[str, Any], is_error: bool = False) -> types.CallToolResult:

@@ -908,8 +908,9 @@ class CommandSession:
                  f" at ({point[0]:.2f}, {point[1]:.2f}, {point[2]:.2f}) m in "
                  f"{self.config.base_frame}")
         if instruction.action == "place":
-            held = result.targets[0].label if result.targets else "what the gripper holds"
-            summary = f"place the {held} on the {stated.label if stated else 'target'}{where}"
+            held = f"the {result.targets[0].label}" if result.targets else \
+                "what the gripper holds"
+            summary = f"place {held} on the {stated.label if stated else 'target'}{where}"
         else:
             summary = f"{instruction.action} the {stated.label if stated else 'target'}{where}"
         timeout = self.config.confirm_timeout_s
