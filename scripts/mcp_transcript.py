@@ -33,7 +33,7 @@ SESSION: list[tuple[str, dict[str, Any], str]] = [
     ("where", {"object": "green mug"}, "where is the other mug, relative to the robot?"),
     ("instruct", {"command": "follow the green mug"}, "the policy forbids following"),
     ("instruct", {"command": "yes"}, "an agent trying to approve on its own"),
-    ("instruct", {"command": "go to the blue bowl"}, "a drive: the policy asks a person"),
+    ("instruct", {"command": "go to the green mug"}, "a drive: the policy asks a person"),
     ("instruct", {"command": "grab the banana"}, "something that is not there"),
     ("stop", {}, "always available"),
 ]
@@ -75,6 +75,7 @@ def person_approves() -> None:
     try:
         client = node.create_client(SetBool, "/vlm_ros_mcp/approve")
         client.wait_for_service(timeout_sec=10.0)
+        time.sleep(0.5)  # the server must discover this client's reply reader too
         future = client.call_async(SetBool.Request(data=True))
         rclpy.spin_until_future_complete(node, future, timeout_sec=10.0)
     finally:
@@ -126,7 +127,7 @@ async def record() -> list[str]:
                                                     ensure_ascii=False), "```"]
                 else:
                     lines.append(content.text)
-            if tool == "instruct" and "go to" in arguments.get("command", ""):
+            if any("needs approval" in p for p in progress):
                 lines += ["", "(the person's side: `ros2 service call /vlm_ros_mcp/approve "
                           "std_srvs/srv/SetBool \"{data: true}\"`, made by this script a "
                           "second after the request appeared in the status resource)"]

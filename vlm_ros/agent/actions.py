@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from vlm_ros.agent.bridge import AgentBridge, GoalRun
 from vlm_ros.agent.policy import (
+    BOUNDED_ACTIONS,
     MOTION_ACTIONS,
     Decision,
     PlannedMotion,
@@ -38,8 +39,10 @@ from vlm_ros.core.instruction import is_confirmation
 from vlm_ros.core.plan import parse_plan
 
 Progress = Callable[[str], None]
+Vec3 = tuple[float, float, float]
 ACCEPT_TIMEOUT_S = 10.0
 HELD_RESULT_TIMEOUT_S = 5.0
+PEOPLE_TIMEOUT_S = 30.0
 GOAL_TIMEOUT_S = 120.0  # a plan step waits for the robot; nothing of ours runs longer
 APPROVE_HINT = ("a person approves with: ros2 service call {service} std_srvs/srv/SetBool "
                 "'{{data: true}}' (or false), or by typing yes / no on the console")
@@ -100,12 +103,59 @@ class AgentActions:
                                       persons=[], recent_goals=[], now=time.time())
                     return self._answer(AgentStatus.DENIED, decision.text, decision=decision)
         echoed = self.untrusted.echoed_in(text)
+        people: list[Vec3] | None = []
+        if not preview and self.policy.near_person_m is not None:
+            if any(step.is_followup for step in plan.steps):
+                # An answer to the node's question: asking about people now would replace the
+                # question.  The look before the question left them in the memory.
+                people = persons_seen(self.bridge.memory, self.base_frame)
+            elif any(step.action in BOUNDED_ACTIONS for step in plan.steps):
+                progress(f"looking for people first (near_person_m "
+                         f"{self.policy.near_person_m:g})")
+                people = self._people()
         sent = time.time()
         run = self.bridge.send_goal(text)
         if not run.accepted.wait(ACCEPT_TIMEOUT_S) or run.rejected:
             return self._answer(AgentStatus.UNREACHABLE, "the vlm_ros node did not take the "
                                 "command (is it running and active?)")
-        return self._follow(run, text, sent, progress, preview, echoed)
+        return self._follow(run, text, sent, progress, preview, echoed, people)
+
+    def _people(self) -> list[Vec3] | None:
+        """Where people are: those in view now (the node asked "where is the person?", held
+        and answered no) and those its memory holds.  None when it cannot tell (the node
+        cannot look for people, no answer): then "near a person" needs a person's yes.
+
+        Asked every time: the memory alone holds only what commands looked for."""
+        question = "where is the person?"
+        sent = time.time()
+        run = self.bridge.send_goal(question)
+        if not run.accepted.wait(ACCEPT_TIMEOUT_S) or run.rejected:
+            return None
+        deadline = time.monotonic() + PEOPLE_TIMEOUT_S
+        while not run.done.is_set() and time.monotonic() < deadline:
+            run.changed.wait(0.1)
+            run.changed.clear()
+            stages = {f.stage for f in run.feedback}
+            if "awaiting_confirmation" in stages:
+                self.bridge.answer("no")  # a look at the person: nothing of it moves
+                break
+            if "awaiting_clarification" in stages:
+                break  # several people: the next command supersedes the question
+        answers = [r for r in self.bridge.results_since(sent)
+                   if question in ((r.get("instruction") or {}).get("text") or "")]
+        if not answers:
+            return None
+        first = answers[0]
+        if first.get("status") == "not_found":
+            seen: list[Vec3] = []
+        elif first.get("status") in ("awaiting_confirmation", "ambiguous", "ok"):
+            seen = [tuple(c["point_base"]) for c in [*first.get("targets", []),
+                                                      *first.get("candidates", [])]
+                    if c.get("label") == "person" and c.get("point_base")]
+        else:
+            return None  # refused (no "person" in the detector's vocabulary), an error
+        remembered = persons_seen(self.bridge.memory, self.base_frame) or []
+        return [*seen, *remembered]
 
     def stop(self) -> dict[str, Any]:
         self.bridge.stop()
@@ -139,7 +189,7 @@ class AgentActions:
 
     # ------------------------------------------------------------------ a held goal
     def _follow(self, run: GoalRun, text: str, sent: float, progress: Progress, preview: bool,
-                echoed: str | None) -> dict[str, Any]:
+                echoed: str | None, people: list[Vec3] | None = None) -> dict[str, Any]:
         decision: Decision | None = None
         approval_note, let_through = "", False
         seen, said = 0, ""
@@ -169,7 +219,7 @@ class AgentActions:
                         self.bridge.answer("no")
                         return self._preview(held)
                     decision, approval_note, let_through = self._judge(held, echoed, progress,
-                                                                       run)
+                                                                       run, people)
         result = self._latest(sent, text)
         outcome = getattr(run.outcome, "outcome", "")
         if decision is not None and not let_through:
@@ -190,15 +240,14 @@ class AgentActions:
         return self._answer(status, message + approval_note, decision=decision, result=result)
 
     def _judge(self, held: dict[str, Any] | None, echoed: str | None, progress: Progress,
-               run: GoalRun) -> tuple[Decision, str, bool]:
+               run: GoalRun, people: list[Vec3] | None) -> tuple[Decision, str, bool]:
         """The policy's verdict on a held goal, a note on who answered, and whether the answer
         lets it through (a yes from the policy, a person, or the console)."""
         motion = planned_motion(held, self.base_frame)
         with self._lock:
             recent = list(self.goal_times)
-        decision = decide(self.policy, motion,
-                          persons=persons_seen(self.bridge.memory, self.base_frame),
-                          recent_goals=recent, now=time.time())
+        decision = decide(self.policy, motion, persons=people, recent_goals=recent,
+                          now=time.time())
         if echoed and decision.verdict == Verdict.ALLOW:
             decision = Decision(Verdict.APPROVE, (
                 f"the command repeats text a model read from the image ('{echoed}'): text "

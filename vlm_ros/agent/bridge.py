@@ -133,6 +133,17 @@ class AgentBridge(Node):
             time.sleep(0.05)
         return self.node_seen()
 
+    def _matched(self, topics: tuple[str, ...], publishers: tuple[Any, ...],
+                 timeout_s: float = 5.0) -> None:
+        """Wait (briefly) until the node's ``topics`` are seen and it reads ``publishers``:
+        just after start an answer published before discovery would be missed."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self.count_publishers(t) > 0 for t in topics) and \
+                    all(p.get_subscription_count() > 0 for p in publishers):
+                return
+            time.sleep(0.02)
+
     def node_parameter(self, name: str, timeout_s: float = 5.0) -> Any:
         """One of the node's parameters (None when it cannot be read)."""
         if not self._parameters.wait_for_service(timeout_sec=timeout_s):
@@ -159,6 +170,7 @@ class AgentBridge(Node):
 
     def send_goal(self, command: str) -> GoalRun:
         """An Instruct goal held for confirmation; returns at once (watch the GoalRun)."""
+        self._matched((f"{self.target}/result",), ())  # its held result must reach us
         run = GoalRun()
         goal = self._goal_type()
         goal.command = command
@@ -198,6 +210,8 @@ class AgentBridge(Node):
         """~/ask (a question) or ~/describe (None): the node's answer, or None on timeout."""
         with self._lock:
             seen = len(self.answers) and self.answers[-1][0]
+        self._matched((f"{self.target}/answer",),
+                      (self.describe_pub if question is None else self.ask_pub,))
         sent = time.time()
         if question is None:
             self.describe_pub.publish(Empty())
