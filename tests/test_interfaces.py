@@ -110,7 +110,9 @@ GROUND_REQUEST_FIELDS: list[tuple[str, str]] = [
 ]
 GROUND_RESPONSE_FIELDS: list[tuple[str, str]] = [("vlm_ros/GroundingResult", "result")]
 
-INSTRUCT_GOAL_FIELDS: list[tuple[str, str]] = GROUND_REQUEST_FIELDS
+# + the MCP server's hold: nothing of the command moves without a yes
+INSTRUCT_GOAL_FIELDS: list[tuple[str, str]] = [*GROUND_REQUEST_FIELDS,
+                                               ("bool", "hold_for_confirmation")]
 INSTRUCT_RESULT_FIELDS: list[tuple[str, str]] = [
     ("string", "outcome"),
     ("vlm_ros/GroundingResult", "result"),

@@ -71,11 +71,11 @@ def make(backend, scenes_by_yaw: dict[int, str], **config) -> tuple[CommandSessi
 
 
 def drive(session: CommandSession, camera: PanCamera, text: str,
-          turn: bool = True) -> list[GroundingResult]:
+          turn: bool = True, hold: bool = False) -> list[GroundingResult]:
     """Every reply to ``text``; a search's views are turned to as the robot would, reporting
     each one done (``turn=False``: the robot never reports)."""
     replies: list[GroundingResult] = []
-    effects = session.command(Command(text, received=0.0), 0.0)
+    effects = session.command(Command(text, received=0.0, hold=hold), 0.0)
     while effects:
         effect = effects.pop(0)
         if isinstance(effect, Ground):
@@ -105,6 +105,15 @@ def test_find_searches_the_views_in_order_and_answers_where_it_found_it(backend)
     assert found.targets[0].label == "cup" and "found in view 2 of 2" in found.message
     assert [g.kind for g in found.goals] == ["look"]
     assert not session.searching
+
+
+def test_a_held_find_starts_no_search(backend) -> None:
+    """An agent's (held) "find": each view would turn the camera unchecked, so no search -
+    the cup out of view is not found, and nothing moves."""
+    session, camera = make(backend, {0: "dog", 40: "eagle", -40: "coffee"})
+    replies = drive(session, camera, "find the cup", hold=True)
+    assert [r.status for r in replies] == ["not_found"] and not replies[0].goals
+    assert "starts no search" in replies[0].message and not session.searching
 
 
 def test_a_search_that_finds_nothing_says_what_it_searched(backend) -> None:

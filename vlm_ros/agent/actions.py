@@ -159,11 +159,7 @@ class AgentActions:
 
     def stop(self) -> dict[str, Any]:
         self.bridge.stop()
-        with self.bridge._lock:
-            approval = self.bridge.approval
-        if approval is not None and not approval.decided.is_set():
-            approval.approved, approval.by = False, "stop"
-            approval.decided.set()
+        self.bridge.decline_waiting("stop")
         return self._answer(AgentStatus.DONE, "stop sent: pending commands, confirmations, "
                             "tracking and plans are cancelled; nothing issued before moves")
 
@@ -193,11 +189,13 @@ class AgentActions:
         decision: Decision | None = None
         approval_note, let_through = "", False
         seen, said = 0, ""
-        deadline = time.monotonic() + GOAL_TIMEOUT_S
+        # (a person may be waited for on top of the node's own time)
+        limit_s = GOAL_TIMEOUT_S + self.policy.approval_timeout_s
+        deadline = time.monotonic() + limit_s
         while not run.done.is_set():
             if time.monotonic() > deadline:
                 self.bridge.cancel(run)
-                return self._answer(AgentStatus.FAILED, f"no outcome within {GOAL_TIMEOUT_S:g} s")
+                return self._answer(AgentStatus.FAILED, f"no outcome within {limit_s:g} s")
             run.changed.wait(0.1)
             run.changed.clear()
             while seen < len(run.feedback):

@@ -232,6 +232,14 @@ class AgentBridge(Node):
             self.approval = Approval(summary, reasons)
             return self.approval
 
+    def decline_waiting(self, by: str) -> None:
+        """Whatever waits for a person is declined (a stop)."""
+        with self._lock:
+            approval = self.approval
+        if approval is not None and not approval.decided.is_set():
+            approval.approved, approval.by = False, by
+            approval.decided.set()
+
     def settle(self, approval: Approval) -> None:
         with self._lock:
             if self.approval is approval:

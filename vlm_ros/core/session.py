@@ -693,15 +693,19 @@ class CommandSession:
         if recalled.kind == "none":
             search = self.config.search
             # Only on the live camera: a command that brought its own image (~/ground with an
-            # image, `vlm-ros ground`) has no camera to turn.
+            # image, `vlm-ros ground`) has no camera to turn.  Not for a held command either:
+            # each view turns the camera, and a held command moves nothing unasked.
             if not instruction.recall and not _asks_where(instruction.text) and \
                     search.enabled and request.step is None and request.command is not None \
-                    and request.command.frame is None:
+                    and request.command.frame is None and not request.command.hold:
                 started = self._start_search(request, frame, now)
                 if started is not None:
                     return started
             offer = "" if instruction.recall else \
                 f" - say 'find the {_what(query)}' to look around for it"
+            if _held(request) and not instruction.recall:
+                offer = (" - a held command (an agent's) starts no search: each view would turn "
+                         "the camera unchecked")
             result.message = f"{result.message}; {recalled.message}{offer}"
             return result
         if recalled.kind == "refused":
