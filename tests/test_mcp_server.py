@@ -11,12 +11,13 @@ not the blue one (right, y < 0), asks a person before any drive, and never follo
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import anyio
 import cv2
@@ -55,8 +56,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def graph() -> Any:
+@contextlib.contextmanager
+def sign_graph() -> Iterator[Any]:
+    """The node process (the sign-reading backend) and the two cups under the sign."""
     from ros_harness import RosGraph
 
     graph = RosGraph([*CAMERA, "-p", "backend:=sign_reading_backend:SignReadingBackend",
@@ -67,6 +69,12 @@ def graph() -> Any:
         yield graph
     finally:
         graph.close()
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[Any]:
+    with sign_graph() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +254,7 @@ def test_a_yes_typed_at_the_node_approves_too(graph: Any, policy_file: Path) -> 
 
     drive = with_client(_stdio(policy_file), body)
     assert drive["status"] == "done" and drive["will_act"], drive
-    assert "answered by a person at the node" in drive["message"]
+    assert "approved by a person at the node" in drive["message"]
     assert graph.wait_for("goal_pose", drives + 1, 10.0)
 
 

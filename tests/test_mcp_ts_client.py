@@ -19,11 +19,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
-
-from vlm_ros import scenes
 
 # Skipped before anything starts: without Node.js there is no second client to run.
 if shutil.which("node") is None or shutil.which("npm") is None:
@@ -32,8 +30,7 @@ if shutil.which("node") is None or shutil.which("npm") is None:
 
 # The same node, scene, policy and environment as the Python SDK's tests (that module skips
 # this one too where the mcp extra, which the server needs, is missing).
-from sign_reading_backend import draw_sign  # noqa: E402
-from test_mcp_server import CAMERA, POLICY, TOOLS, VLM_ROS, _env  # noqa: E402
+from test_mcp_server import POLICY, TOOLS, VLM_ROS, _env, sign_graph  # noqa: E402
 
 pytestmark = pytest.mark.ros
 CLIENT_SOURCE = Path(__file__).resolve().parent / "mcp_ts_client"
@@ -93,19 +90,11 @@ def _run_client(script: Path, policy: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def graph() -> Any:
+def graph() -> Iterator[Any]:
     # Its own node, like test_mcp_server's fixture: module-scoped, so it has ended before (or
     # starts after) that module's, and two /vlm_ros nodes never share the domain.
-    from ros_harness import RosGraph
-
-    graph = RosGraph([*CAMERA, "-p", "backend:=sign_reading_backend:SignReadingBackend",
-                      "-p", "confirm_timeout_s:=60.0"], env=_env())
-    try:
-        rgb, depth, intrinsics = scenes.two_cups()
-        graph.show(draw_sign(rgb), depth, intrinsics)
-        yield graph
-    finally:
-        graph.close()
+    with sign_graph() as started:
+        yield started
 
 
 def test_typescript_sdk_client(graph: Any, tmp_path: Path) -> None:

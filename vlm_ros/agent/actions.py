@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ Progress = Callable[[str], None]
 Vec3 = tuple[float, float, float]
 ACCEPT_TIMEOUT_S = 10.0
 HELD_RESULT_TIMEOUT_S = 5.0
+AT_NODE = "<at the node>"  # the held goal was answered or ended at the node, not by us
 PEOPLE_TIMEOUT_S = 30.0
 GOAL_TIMEOUT_S = 120.0  # a plan step waits for the robot; nothing of ours runs longer
 APPROVE_HINT = ("a person approves with: ros2 service call {service} std_srvs/srv/SetBool "
@@ -225,9 +227,18 @@ class AgentActions:
                 else AgentStatus.NOT_APPROVED
             return self._answer(status, f"{decision.text}{approval_note}", decision=decision,
                                 result=result)
+        if approval_note == AT_NODE:
+            approval_note = ("; approved by a person at the node (the console)" if
+                             outcome == "done" else f"; ended at the node ({outcome})")
         if outcome == "done" and result is not None and result.get("will_act"):
             with self._lock:
                 self.goal_times.append(time.time())
+            if decision is None:
+                # Every goal of a held command waits for an answer: this cannot happen with a
+                # node of this package's version.  Said, never passed over.
+                approval_note += ("; WARNING: the node published goals without holding them "
+                                  "for the policy (is it an older vlm_ros?)")
+                print(f"vlm-ros mcp: goals of {text!r} were published unheld", file=sys.stderr)
         status = {"done": AgentStatus.DONE, "refused": AgentStatus.REFUSED,
                   "failed": AgentStatus.FAILED, "cancelled": AgentStatus.CANCELLED
                   }.get(outcome, AgentStatus.FAILED)
@@ -254,6 +265,10 @@ class AgentActions:
             decision = Decision(Verdict.APPROVE, (*decision.reasons,
                                 f"the command repeats model output ('{echoed}')"))
         if decision.verdict == Verdict.ALLOW:
+            if run.done.is_set() or _answered_at_node(run):
+                # Gone meanwhile (a newer command, a stop): a yes now would answer whatever
+                # else waits at the node.
+                return decision, AT_NODE, True
             self.bridge.answer("yes")
             return decision, "", True
         if decision.verdict == Verdict.DENY:
@@ -267,13 +282,15 @@ class AgentActions:
             deadline = time.monotonic() + self.policy.approval_timeout_s
             while not approval.decided.wait(0.1):
                 if run.done.is_set() or _answered_at_node(run):
-                    # a person answered at the node itself (yes / no on the console)
-                    return decision, "; answered by a person at the node", True
+                    # answered at the node itself (yes / no on the console), or superseded
+                    return decision, AT_NODE, True
                 if time.monotonic() > deadline:
                     self.bridge.answer("no")
                     return decision, (f"; nobody approved within "
                                       f"{self.policy.approval_timeout_s:g} s"), False
             if approval.approved:
+                if run.done.is_set():
+                    return decision, AT_NODE, True  # ended before the person's yes
                 self.bridge.answer("yes")
                 return decision, f"; approved by a person ({approval.by})", True
             if approval.by != "stop":
