@@ -179,7 +179,7 @@ def test_tools_strict_schemas_ground_and_snapshot(graph: Any, policy_file: Path)
 def test_instruct_publishes_a_goal_and_the_policy_denies(graph: Any, policy_file: Path) -> None:
     async def body(client: Client) -> list[dict[str, Any]]:
         return [await call(client, "instruct", {"command": text}) for text in (
-            "grab the red cup", "grab the blue cup", "follow the cup", "yes", "确认")]
+            "Grab the red cup!", "grab the blue cup", "follow the cup", "yes", "确认")]
 
     grasps = graph.listener.count("grasp_pose")
     red, blue, follow, yes, zh_yes = with_client(_stdio(policy_file), body)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import sys
 import threading
 import time
@@ -45,6 +46,7 @@ ACCEPT_TIMEOUT_S = 10.0
 HELD_RESULT_TIMEOUT_S = 5.0
 AT_NODE = "<at the node>"  # the held goal was answered or ended at the node, not by us
 PEOPLE_TIMEOUT_S = 30.0
+ANSWER_TIMEOUT_S = 5.0  # a held goal ends this soon after its no
 GOAL_TIMEOUT_S = 120.0  # a plan step waits for the robot; nothing of ours runs longer
 APPROVE_HINT = ("a person approves with: ros2 service call {service} std_srvs/srv/SetBool "
                 "'{{data: true}}' (or false), or by typing yes / no on the console")
@@ -140,6 +142,9 @@ class AgentActions:
             stages = {f.stage for f in run.feedback}
             if "awaiting_confirmation" in stages:
                 self.bridge.answer("no")  # a look at the person: nothing of it moves
+                # The no travels on a topic, the next command as an action goal: let the no
+                # end this one first, or it could reach the node after (and answer) the next.
+                run.done.wait(ANSWER_TIMEOUT_S)
                 break
             if "awaiting_clarification" in stages:
                 break  # several people: the next command supersedes the question
@@ -214,9 +219,17 @@ class AgentActions:
                                         choices=list(feedback.choices),
                                         result=self._latest(sent, text))
                 if feedback.stage == "awaiting_confirmation":
-                    held = self._held_result(sent)
+                    held = self._held_result(sent, text)
+                    if held is None:  # nothing to judge: nothing may move
+                        self.bridge.answer("no")
+                        run.done.wait(ANSWER_TIMEOUT_S)
+                        return self._answer(AgentStatus.FAILED, "the node held the command "
+                                            "but its result (what would move) did not arrive "
+                                            f"within {HELD_RESULT_TIMEOUT_S:g} s; nothing "
+                                            "moved")
                     if preview:
                         self.bridge.answer("no")
+                        run.done.wait(ANSWER_TIMEOUT_S)  # (as in _people)
                         return self._preview(held)
                     decision, approval_note, let_through = self._judge(held, echoed, progress,
                                                                        run, people)
@@ -248,7 +261,7 @@ class AgentActions:
             status = AgentStatus.PREVIEW  # a question or a refusal: nothing was held
         return self._answer(status, message + approval_note, decision=decision, result=result)
 
-    def _judge(self, held: dict[str, Any] | None, echoed: str | None, progress: Progress,
+    def _judge(self, held: dict[str, Any], echoed: str | None, progress: Progress,
                run: GoalRun, people: list[Vec3] | None) -> tuple[Decision, str, bool]:
         """The policy's verdict on a held goal, a note on who answered, and whether the answer
         lets it through (a yes from the policy, a person, or the console)."""
@@ -300,11 +313,13 @@ class AgentActions:
             self.bridge.settle(approval)
 
     # ------------------------------------------------------------------ results
-    def _held_result(self, sent: float) -> dict[str, Any] | None:
+    def _held_result(self, sent: float, text: str) -> dict[str, Any] | None:
+        """The node's result stating what this command would move (its instruction's text is
+        the command, or "<question> -> <this answer>")."""
         deadline = time.monotonic() + HELD_RESULT_TIMEOUT_S
         while time.monotonic() < deadline:
             held = [r for r in self.bridge.results_since(sent)
-                    if r.get("status") == "awaiting_confirmation"]
+                    if r.get("status") == "awaiting_confirmation" and _answers(r, text)]
             if held:
                 return held[-1]
             time.sleep(0.02)
@@ -312,11 +327,10 @@ class AgentActions:
 
     def _latest(self, sent: float, text: str) -> dict[str, Any] | None:
         results = self.bridge.results_since(sent)
-        mine = [r for r in results
-                if text[:80] in ((r.get("instruction") or {}).get("text") or "")]
+        mine = [r for r in results if _answers(r, text)]
         return (mine or results or [None])[-1]
 
-    def _preview(self, held: dict[str, Any] | None) -> dict[str, Any]:
+    def _preview(self, held: dict[str, Any]) -> dict[str, Any]:
         motion = planned_motion(held, self.base_frame)
         where = "" if motion.point is None else \
             " at ({:.2f}, {:.2f}, {:.2f}) m in {}".format(*motion.point, motion.frame)
@@ -345,11 +359,9 @@ class AgentActions:
         return answer
 
 
-def planned_motion(held: dict[str, Any] | None, base_frame: str) -> PlannedMotion:
+def planned_motion(held: dict[str, Any], base_frame: str) -> PlannedMotion:
     """What a held result would move: its action and the stated object's position (the
     destination of a place, else the target), as the node's confirmation states it."""
-    if held is None:
-        return PlannedMotion("pick", "target", None, base_frame)
     action = (held.get("instruction") or {}).get("action") or "pick"
     stated = held.get("destination") if action == "place" and held.get("destination") else \
         (held.get("targets") or [held.get("destination") or {}])[0]
@@ -357,6 +369,17 @@ def planned_motion(held: dict[str, Any] | None, base_frame: str) -> PlannedMotio
     label = " ".join(x for x in (stated.get("color"), stated.get("label")) if x) or "target"
     point = stated.get("point_base")
     return PlannedMotion(action, label, tuple(point) if point else None, base_frame)
+
+
+def _said(text: str) -> str:
+    """Words only: the node's echo of a command may differ in case and punctuation."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _answers(result: dict[str, Any], text: str) -> bool:
+    """Is ``result`` the node's answer to ``text``?  Its instruction text is the command, or
+    "<question's command> -> <the answer>"."""
+    return _said(text)[:80] in _said((result.get("instruction") or {}).get("text") or "")
 
 
 def _answered_at_node(run: GoalRun) -> bool:

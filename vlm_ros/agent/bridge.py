@@ -208,10 +208,9 @@ class AgentBridge(Node):
 
     def ask(self, question: str | None, timeout_s: float) -> dict[str, Any] | None:
         """~/ask (a question) or ~/describe (None): the node's answer, or None on timeout."""
-        with self._lock:
-            seen = len(self.answers) and self.answers[-1][0]
         self._matched((f"{self.target}/answer",),
                       (self.describe_pub if question is None else self.ask_pub,))
+        kind = "describe" if question is None else "ask"
         sent = time.time()
         if question is None:
             self.describe_pub.publish(Empty())
@@ -219,8 +218,9 @@ class AgentBridge(Node):
             self.ask_pub.publish(String(data=question))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with self._lock:
-                fresh = [a for t, a in self.answers if t >= sent and t != seen]
+            with self._lock:  # this question's answer, not another asker's
+                fresh = [a for t, a in self.answers if t >= sent and a.get("kind") == kind
+                         and (question is None or a.get("question") == question)]
             if fresh:
                 return fresh[-1]
             time.sleep(0.05)
