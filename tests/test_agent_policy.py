@@ -299,7 +299,7 @@ def test_persons_unknown_needs_approval() -> None:
     decision = _decide(_policy(), persons=None)
     assert decision.verdict is Verdict.APPROVE
     assert decision.reasons == ("cannot tell whether a person is near the red mug "
-                                "(no object memory from the node)",)
+                                "(the node could not look for people)",)
 
 
 def test_person_far_allows_and_near_needs_approval() -> None:

@@ -295,7 +295,7 @@ def _person_reason(policy: Policy, motion: PlannedMotion,
         return None
     unsure = f"cannot tell whether a person is near the {motion.label or 'target'}"
     if persons is None:
-        return f"{unsure} (no object memory from the node)"
+        return f"{unsure} (the node could not look for people)"
     if motion.point is None or not _finite(motion.point):
         return f"{unsure} (its 3D position is unknown)"
     if not all(_finite(person) for person in persons):
@@ -311,7 +311,7 @@ def decide(policy: Policy, motion: PlannedMotion, *,
            persons: Sequence[tuple[float, float, float]] | None,
            recent_goals: Sequence[float], now: float) -> Decision:
     """Whether ``motion`` may start now.  ``persons``: the people seen, in ``motion.frame`` (None:
-    the node keeps no object memory); ``recent_goals``: when earlier motions were started."""
+    nobody could look for people); ``recent_goals``: when earlier motions were started."""
     action = motion.action
     if action not in MOTION_ACTIONS:
         return Decision(Verdict.DENY, (f"unknown action {action!r} "
