@@ -99,3 +99,33 @@ def test_several_steps_or_objects_are_refused_when_held(pipeline: Pipeline, text
     refused = only(effects, Reply).result
     assert refused.status == "rejected" and words in refused.message and refused.goals == []
     assert not any(isinstance(e, Ground) for e in effects)
+
+
+def test_a_held_look_answered_no_does_not_become_it(pipeline: Pipeline) -> None:
+    """The MCP server asks "where is the person?" (held, answered no) before an agent's motion,
+    and `ground` / `where` are held looks answered no too.  None of them may change what "it"
+    means: after "go to the dog", "go to it" is still the dog - not the person looked at."""
+    from photos import load_photo
+
+    from vlm_ros import scenes
+    from vlm_ros.core.types import Frame
+
+    rgb = load_photo("person")
+    height, width = rgb.shape[:2]
+    frame = Frame(rgb=rgb, depth_m=scenes.tabletop_depth(width, height, 0.9, 1.2),
+                  intrinsics=scenes.intrinsics_for(width, height), stamp=COFFEE.stamp,
+                  frame_id=COFFEE.frame_id)
+    session = make_session(pipeline)
+    effects = session.command(Command("go to the dog"), 0.0)
+    dog = only(ground(session, effects, frame), Reply).result
+    assert dog.status == "ok" and dog.targets[0].label == "dog"
+    looked = held(session, "where is the person?", frame, now=1.0)
+    assert looked.status == "awaiting_confirmation" and looked.targets[0].label == "person"
+    assert only(answer(session, "no", frame, now=2.0), Reply).result.goals == []
+    again = only(answer(session, "go to it", frame, now=3.0), Reply).result
+    assert again.status == "ok" and again.targets[0].label == "dog", again.targets
+    # A held command that is confirmed does become "it".
+    held(session, "go to the person", frame, now=4.0)
+    only(answer(session, "yes", frame, now=5.0), Reply)
+    last = only(answer(session, "look at it", frame, now=6.0), Reply).result
+    assert last.targets[0].label == "person"

@@ -402,7 +402,10 @@ class CommandSession:
             return self._start_several(request, result)
         self.pending = result.instruction if result.status == "ambiguous" else None
         self._question_held = self.pending is not None and _held(request)
-        if result.status == "ok" and result.targets:
+        if result.status == "ok" and result.targets and not _held(request):
+            # A held command's target becomes "it" only once confirmed (_confirmed): a look
+            # answered no - the MCP server's "where is the person?" before an agent's motion,
+            # its `ground` and `where` - must not change what "go to it" means.
             self.last_target = result.targets[0]
         if request.step is not None and self._plan is not None:
             return self._step_grounded(request, result, frame, now)
@@ -951,6 +954,8 @@ class CommandSession:
             result.status, result.message = "rejected", f"confirmed, but {why_not}; nothing moved"
         else:
             result.message = f"confirmed: {result.message}"
+            if result.targets:
+                self.last_target = result.targets[0]  # the same object, seen just now
             self._start_tracking(result, frame, now)
         return [Reply(result, request.command, frame, self.epoch)]
 
