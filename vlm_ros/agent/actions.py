@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 import sys
 import threading
 import time
@@ -319,7 +318,7 @@ class AgentActions:
         deadline = time.monotonic() + HELD_RESULT_TIMEOUT_S
         while time.monotonic() < deadline:
             held = [r for r in self.bridge.results_since(sent)
-                    if r.get("status") == "awaiting_confirmation" and _answers(r, text)]
+                    if r.get("status") == "awaiting_confirmation" and _for_command(r, text)]
             if held:
                 return held[-1]
             time.sleep(0.02)
@@ -327,7 +326,7 @@ class AgentActions:
 
     def _latest(self, sent: float, text: str) -> dict[str, Any] | None:
         results = self.bridge.results_since(sent)
-        mine = [r for r in results if _answers(r, text)]
+        mine = [r for r in results if _for_command(r, text)]
         return (mine or results or [None])[-1]
 
     def _preview(self, held: dict[str, Any]) -> dict[str, Any]:
@@ -371,15 +370,14 @@ def planned_motion(held: dict[str, Any], base_frame: str) -> PlannedMotion:
     return PlannedMotion(action, label, tuple(point) if point else None, base_frame)
 
 
-def _said(text: str) -> str:
-    """Words only: the node's echo of a command may differ in case and punctuation."""
-    return " ".join(re.findall(r"\w+", text.lower()))
-
-
-def _answers(result: dict[str, Any], text: str) -> bool:
-    """Is ``result`` the node's answer to ``text``?  Its instruction text is the command, or
-    "<question's command> -> <the answer>"."""
-    return _said(text)[:80] in _said((result.get("instruction") or {}).get("text") or "")
+def _for_command(result: dict[str, Any], text: str) -> bool:
+    """Is ``result`` about the command ``text``?  The node's echo of it is the command, or
+    has it as one " -> " part: "<question's command> -> <this answer>" while held,
+    "<command> -> yes" once confirmed.  (vlm_ros.ros.teleop's matcher takes only the first
+    two forms: a teleop client never sees its command confirmed by someone else.)"""
+    said = (result.get("instruction") or {}).get("text") or ""
+    command = text.strip()[:200]  # the node keeps the first 200 characters
+    return any(part.strip()[:200] == command for part in said.split(" -> "))
 
 
 def _answered_at_node(run: GoalRun) -> bool:

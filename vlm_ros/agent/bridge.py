@@ -35,10 +35,10 @@ from std_msgs.msg import Empty, String
 from std_srvs.srv import SetBool
 
 from vlm_ros.ros.convert import ConversionError, image_to_array
+from vlm_ros.ros.diagnostics import find_node_status, status_level
 from vlm_ros.ros.teleop import camera_reader_qos, qualified_node_name
 
 NODE_NAME = "vlm_ros_mcp"
-DIAGNOSTICS_NAME = "vlm_ros: grounding"
 RESULTS_KEPT = 20
 Progress = Callable[[str, str], None]  # (stage, message)
 
@@ -47,6 +47,14 @@ def _reliable(depth: int = 10, latched: bool = False) -> QoSProfile:
     return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=(DurabilityPolicy.TRANSIENT_LOCAL if latched
                                   else DurabilityPolicy.VOLATILE))
+
+
+def _loads(msg: String) -> Any:
+    """The node's JSON on a String topic; None for anything else (never raises)."""
+    try:
+        return json.loads(msg.data)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -91,7 +99,6 @@ class AgentBridge(Node):
         self._lock = threading.Lock()
         self.results: collections.deque[tuple[float, dict[str, Any]]] = \
             collections.deque(maxlen=RESULTS_KEPT)
-        self.result_arrived = threading.Condition(self._lock)
         self.answers: collections.deque[tuple[float, dict[str, Any]]] = \
             collections.deque(maxlen=RESULTS_KEPT)
         self.camera: tuple[float, Any] | None = None  # (arrival, numpy RGB)
@@ -260,33 +267,26 @@ class AgentBridge(Node):
 
     # ------------------------------------------------------------------ in
     def _on_result(self, msg: String) -> None:
-        try:
-            result = json.loads(msg.data)
-        except ValueError:
-            return
-        with self.result_arrived:
-            self.results.append((time.time(), result))
-            self.result_arrived.notify_all()
+        result = _loads(msg)
+        if result is not None:
+            with self._lock:
+                self.results.append((time.time(), result))
 
     def _on_answer(self, msg: String) -> None:
-        try:
-            answer = json.loads(msg.data)
-        except ValueError:
-            return
-        with self._lock:
-            self.answers.append((time.time(), answer))
+        answer = _loads(msg)
+        if answer is not None:
+            with self._lock:
+                self.answers.append((time.time(), answer))
 
     def _on_robot_status(self, msg: String) -> None:
         with self._lock:
             self.robot_reports.append((time.time(), msg.data[:500]))
 
     def _on_memory(self, msg: String) -> None:
-        try:
-            memory = json.loads(msg.data)
-        except ValueError:
-            return
-        with self._lock:
-            self.memory = memory
+        memory = _loads(msg)
+        if memory is not None:
+            with self._lock:
+                self.memory = memory
 
     def _on_camera(self, msg: Image) -> None:
         try:
@@ -298,15 +298,14 @@ class AgentBridge(Node):
                 self.camera = (time.time(), array)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name == DIAGNOSTICS_NAME:
-                level = status.level
-                level = int.from_bytes(level, "little") if isinstance(level, bytes) else int(level)
-                with self._lock:
-                    self.health = {"level": ["ok", "warn", "error", "stale"][min(level, 3)],
-                                   "message": status.message, "backend": status.hardware_id,
-                                   "values": {kv.key: kv.value for kv in status.values},
-                                   "at": time.time()}
+        status = find_node_status(msg)
+        if status is None:
+            return
+        health = {"level": ["ok", "warn", "error", "stale"][min(status_level(status), 3)],
+                  "message": status.message, "backend": status.hardware_id,
+                  "values": {kv.key: kv.value for kv in status.values}, "at": time.time()}
+        with self._lock:
+            self.health = health
 
     def results_since(self, since: float) -> list[dict[str, Any]]:
         with self._lock:

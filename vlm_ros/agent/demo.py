@@ -44,7 +44,7 @@ def run_sim_mcp(args: argparse.Namespace) -> int:
                                               for o in spec.objects), file=sys.stderr, flush=True)
     try:
         return run_mcp(args, node="/vlm_ros", camera_topic="/camera/image",
-                       robot_status_topic="/vlm_ros_sim/robot_status", demo=True)
+                       robot_status_topic="/vlm_ros_sim/robot_status", policy=policy)
     finally:
         graph.close()
         world.close()

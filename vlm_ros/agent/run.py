@@ -61,15 +61,17 @@ def load_policy_arg(path: str | None, demo: bool) -> Any:
 
 
 def run_mcp(args: Any, node: str | None = None, camera_topic: str | None = None,
-            robot_status_topic: str | None = None, demo: bool = False) -> int:
-    """Serve until the client goes (stdio) or Ctrl-C.  Exit 2 for a bad policy or options."""
+            robot_status_topic: str | None = None, policy: Any = None) -> int:
+    """Serve until the client goes (stdio) or Ctrl-C.  Exit 2 for a bad policy or options.
+    ``policy``: already loaded (the demo loads its own before it starts anything)."""
     from vlm_ros.agent.policy import PolicyError
 
-    try:
-        policy = load_policy_arg(args.policy, demo)
-    except PolicyError as exc:
-        print(f"vlm-ros mcp: {exc}", file=sys.stderr)
-        return 2
+    if policy is None:
+        try:
+            policy = load_policy_arg(args.policy, demo=False)
+        except PolicyError as exc:
+            print(f"vlm-ros mcp: {exc}", file=sys.stderr)
+            return 2
     from vlm_ros.console.security import is_loopback
 
     if args.transport == "http" and not is_loopback(args.mcp_host) and not args.mcp_token:

@@ -27,10 +27,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, String
 
 from vlm_ros.ros.convert import ConversionError, image_to_array
+from vlm_ros.ros.diagnostics import find_node_status, status_level
 from vlm_ros.ros.teleop import camera_reader_qos, qualified_node_name
 
 NODE_NAME = "vlm_ros_console"
-DIAGNOSTICS_NAME = "vlm_ros: grounding"
 JPEG_QUALITY = 80
 Emit = Callable[[str, Any], None]
 
@@ -167,13 +167,12 @@ class ConsoleNode(Node):
             self._emit("frame", ("camera", data))
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name != DIAGNOSTICS_NAME:
-                continue
-            values = {kv.key: kv.value for kv in status.values}
-            health, self._last_health = health_from_diagnostics(values, self._last_health,
-                                                                time.monotonic())
-            health.update(level=int.from_bytes(status.level, "little")
-                          if isinstance(status.level, bytes) else int(status.level),
-                          message=status.message, backend=status.hardware_id)
-            self._emit("health", health)
+        status = find_node_status(msg)
+        if status is None:
+            return
+        values = {kv.key: kv.value for kv in status.values}
+        health, self._last_health = health_from_diagnostics(values, self._last_health,
+                                                            time.monotonic())
+        health.update(level=status_level(status), message=status.message,
+                      backend=status.hardware_id)
+        self._emit("health", health)

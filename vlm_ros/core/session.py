@@ -700,7 +700,7 @@ class CommandSession:
             # each view turns the camera, and a held command moves nothing unasked.
             if not instruction.recall and not _asks_where(instruction.text) and \
                     search.enabled and request.step is None and request.command is not None \
-                    and request.command.frame is None and not request.command.hold:
+                    and request.command.frame is None and not _held(request):
                 started = self._start_search(request, frame, now)
                 if started is not None:
                     return started

@@ -48,11 +48,28 @@ class StageTimings:
         return values
 
 
+DIAGNOSTICS_NAME = "vlm_ros: grounding"  # the node's one status on /diagnostics
+
+
+def find_node_status(array: DiagnosticArray) -> DiagnosticStatus | None:
+    """The node's status in one /diagnostics message (None if it is another node's)."""
+    for status in array.status:
+        if status.name == DIAGNOSTICS_NAME:
+            return status
+    return None
+
+
+def status_level(status: DiagnosticStatus) -> int:
+    """0 OK, 1 WARN, 2 ERROR, 3 STALE (the level is a byte in rclpy's message)."""
+    level = status.level
+    return int.from_bytes(level, "little") if isinstance(level, bytes) else int(level)
+
+
 def diagnostic_array(backend: str, counts: Mapping[str, int], stuck_for_s: float | None,
                      state: Mapping[str, object], timings: StageTimings,
                      stamp: object) -> DiagnosticArray:
     """The node's one status: ERROR while the backend is stuck, WARN before any camera frame."""
-    status = DiagnosticStatus(name="vlm_ros: grounding", hardware_id=backend)
+    status = DiagnosticStatus(name=DIAGNOSTICS_NAME, hardware_id=backend)
     if stuck_for_s is not None:
         status.level = DiagnosticStatus.ERROR
         status.message = f"backend stuck in a call for {stuck_for_s:.0f} s"

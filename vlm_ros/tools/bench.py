@@ -49,14 +49,13 @@ from std_msgs.msg import String
 
 from vlm_ros.ros.compat import publisher_count
 from vlm_ros.ros.convert import array_to_image, stamp_to_seconds
-from vlm_ros.ros.diagnostics import STAGES
+from vlm_ros.ros.diagnostics import STAGES, find_node_status
 from vlm_ros.tools.rig import (
     BASE_NODE_ARGS,
     CountingCamera,
     NodeProcess,
     coffee_scene,
     counters,
-    find_node_status,
     parse_result,
     read_cpu_seconds,
     read_rss_mb,

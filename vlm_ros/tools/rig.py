@@ -19,11 +19,12 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
 
 from vlm_ros import scenes
 from vlm_ros.core.types import CameraIntrinsics
+from vlm_ros.ros.diagnostics import find_node_status
 from vlm_ros.ros.photo_camera import PhotoCamera
 
 CAMERA_POSE = "[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]"  # 1 m up, looking along base +x: goals exist
@@ -31,7 +32,6 @@ CAMERA_POSE = "[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]"  # 1 m up, looking along base +x:
 # debug image (a visualisation option that would add an annotate + 0.9 MB publish per result).
 BASE_NODE_ARGS = ["-p", "image_reliability:=reliable", "-p", "publish_debug_image:=false",
                   "-p", f"camera_pose_in_base:={CAMERA_POSE}"]
-DIAGNOSTICS_NAME = "vlm_ros: grounding"
 
 
 class NodeProcess:
@@ -96,14 +96,6 @@ def coffee_scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray, Camer
     rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
     return rgb, scenes.tabletop_depth(width, height), scenes.intrinsics_for(
         width, height, scenes.COFFEE_HFOV_DEG)
-
-
-def find_node_status(array: DiagnosticArray) -> DiagnosticStatus | None:
-    """The node's status in one /diagnostics message (None if it is another node's)."""
-    for status in array.status:
-        if status.name == DIAGNOSTICS_NAME:
-            return status
-    return None
 
 
 def node_status(array: DiagnosticArray) -> dict[str, str] | None:
