@@ -49,3 +49,39 @@ def test_bearing_follows_rep_103() -> None:
         "to the left (45 degrees)")
     assert "to the right" in relative_to_robot([1.0, -0.5, 0.0], "base_link")["said"]
     assert "ahead" in relative_to_robot([1.0, 0.05, 0.0], "base_link")["said"]
+
+
+@pytest.mark.ros
+def test_a_persons_repeated_answer_is_acknowledged_and_nothing_else() -> None:
+    """A `ros2 service call` whose reply DDS dropped is made again: the same answer is
+    acknowledged ("approved (already)"), the other one is not taken, and a new request
+    starts afresh."""
+    import rclpy
+    from std_srvs.srv import SetBool
+
+    from vlm_ros.agent.bridge import AgentBridge
+
+    def call(bridge: AgentBridge, yes: bool) -> SetBool.Response:
+        return bridge._on_approve(SetBool.Request(data=yes), SetBool.Response())
+
+    rclpy.init()
+    try:
+        bridge = AgentBridge()
+        try:
+            assert not call(bridge, True).success  # nothing waits
+            waiting = bridge.ask_person("navigate the red cup", ("approve every navigate",))
+            first = call(bridge, True)
+            assert first.success and first.message == "approved: navigate the red cup"
+            assert waiting.decided.is_set() and waiting.approved
+            bridge.settle(waiting)
+            again = call(bridge, True)
+            assert again.success and again.message == "approved (already): navigate the red cup"
+            other = call(bridge, False)
+            assert not other.success and other.message == "nothing waits for approval"
+            assert waiting.approved  # the first answer stands
+            fresh = bridge.ask_person("navigate the bowl", ())
+            assert call(bridge, False).success and fresh.approved is False
+        finally:
+            bridge.destroy_node()
+    finally:
+        rclpy.shutdown()

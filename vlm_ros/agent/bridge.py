@@ -40,6 +40,8 @@ from vlm_ros.ros.teleop import camera_reader_qos, qualified_node_name
 
 NODE_NAME = "vlm_ros_mcp"
 RESULTS_KEPT = 20
+APPROVE_SERVICE = "the ~/approve service"
+REPEAT_WINDOW_S = 30.0
 Progress = Callable[[str, str], None]  # (stage, message)
 
 
@@ -105,6 +107,8 @@ class AgentBridge(Node):
         self.memory: dict[str, Any] | None = None
         self.health: dict[str, Any] | None = None
         self.approval: Approval | None = None
+        # the last approval a person answered here, and when (a repeated call is acknowledged)
+        self._answered: tuple[Approval, float] | None = None
         self._instruct = ActionClient(self, Instruct, f"{self.target}/instruct")
         self._goal_type = Instruct.Goal
         self.command_pub = self.create_publisher(String, f"{self.target}/command", _reliable(100))
@@ -236,7 +240,7 @@ class AgentBridge(Node):
     # ------------------------------------------------------------------ a person's yes / no
     def ask_person(self, summary: str, reasons: tuple[str, ...]) -> Approval:
         with self._lock:
-            self.approval = Approval(summary, reasons)
+            self.approval, self._answered = Approval(summary, reasons), None
             return self.approval
 
     def decline_waiting(self, by: str) -> None:
@@ -254,12 +258,26 @@ class AgentBridge(Node):
 
     def _on_approve(self, request: Any, response: Any) -> Any:
         with self._lock:
-            approval = self.approval
-        if approval is None or approval.decided.is_set():
+            answered = self._answered
+            approval = self.approval or (answered[0] if answered and
+                                         time.monotonic() - answered[1] < REPEAT_WINDOW_S
+                                         else None)
+        if approval is not None and approval.decided.is_set():
+            # A person whose reply was lost asks again (DDS can drop a service reply while it
+            # still discovers the caller): the same answer is acknowledged, nothing else is.
+            repeated = approval.by == APPROVE_SERVICE and approval.approved == bool(request.data)
+            response.success = repeated
+            response.message = (f"{'approved' if request.data else 'denied'} (already): "
+                                f"{approval.summary}" if repeated else
+                                "nothing waits for approval")
+            return response
+        if approval is None:
             response.success, response.message = False, "nothing waits for approval"
             return response
-        approval.approved, approval.by = bool(request.data), "the ~/approve service"
+        approval.approved, approval.by = bool(request.data), APPROVE_SERVICE
         approval.decided.set()
+        with self._lock:
+            self._answered = (approval, time.monotonic())
         verdict = "approved" if request.data else "denied"
         self.get_logger().info(f"{verdict} by a person: {approval.summary}")
         response.success, response.message = True, f"{verdict}: {approval.summary}"
