@@ -45,4 +45,12 @@ fi
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 100 ))}"
 "$VENV/bin/ruff" check vlm_ros tests scripts launch
-"$VENV/bin/python" -m pytest -q "$@"
+# The whole suite takes ~15 minutes here; a run past the limit is killed with every process it
+# started (a test stuck beyond pytest's own faulthandler_timeout), so CI reports instead of hanging.
+# Every process of the run carries this token (tests/process_guard.py): what a run that did not
+# finish normally left behind is ended afterwards.
+export VLM_ROS_TEST_RUN="${VLM_ROS_TEST_RUN:-$(date +%s%N)$$}"
+status=0
+timeout -s KILL "${VLM_ROS_TEST_TIMEOUT_S:-3600}" "$VENV/bin/python" -m pytest -q "$@" || status=$?
+"$VENV/bin/python" tests/process_guard.py
+exit "$status"

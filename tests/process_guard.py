@@ -146,3 +146,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if reporter is not None:
         reporter.write_line(message, red=True)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+if __name__ == "__main__":
+    # `python tests/process_guard.py`, after a test run that ended without its session finish
+    # (killed, or ended by faulthandler_timeout): ends whatever still carries the run's token.
+    left = marked_processes()
+    end(left)
+    for process in left:
+        print(f"process_guard: ended a process the test run left: {process}")

@@ -1,13 +1,13 @@
 """The soak tool against the real node process: a short run under camera + command load.
 
 The ten-minute, 30 Hz + 50 commands/s run is `vlm-ros soak --minutes 10 --json`; this test is the
-short version at a load a shared CI machine sustains, checking the node's contract (alive, every
-command answered, memory flat) and that the report the tool prints is complete and JSON-able.
+short version at a load a shared CI machine sustains, run as its own process like a user runs it,
+checking the node's contract (alive, every command answered, memory flat) and that the JSON report
+the tool prints is complete.
 """
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -15,13 +15,17 @@ import pytest
 # The soak module is an rclpy program; without rclpy even its ledger cannot be imported.
 pytest.importorskip("rclpy")
 
-from vlm_ros.tools.soak import CommandLedger, percentiles_ms, run_soak
+from tool_process import run_tool_json
+
+from vlm_ros.tools.soak import CommandLedger, percentiles_ms, time_limit_s
 
 
 @pytest.mark.ros
 def test_short_soak_answers_every_command_and_keeps_memory_flat() -> None:
-    report = run_soak(0.2, rate_hz=15.0, commands_per_s=10.0, width=640, height=480)
-    json.dumps(report)  # the --json output
+    minutes = 0.2
+    report = run_tool_json(["soak", "--minutes", str(minutes), "--rate", "15",
+                            "--commands-per-s", "10"], time_limit_s(minutes) + 30.0)
+    assert report["image_size"] == [640, 480] and report["rate_hz"] == 15.0
     assert report["node_alive"], report.get("node_log_tail")
     assert report["commands_sent"] > 0
     assert report["commands_unanswered"] == 0, report

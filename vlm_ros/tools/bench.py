@@ -346,10 +346,14 @@ class _Bench:
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.camera)
         self.executor.add_node(self.client)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner.start()
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=5.0)
+        # rclpy's shutdown does not wait for a callback in progress: the nodes are destroyed
+        # only once the spin thread has left it.
+        self.spinner.join(timeout=5.0)
         self.camera.destroy_node()
         self.client.destroy_node()
         self.node.stop()

@@ -15,8 +15,10 @@ be attributed to another send of the same text when a "busy" rejection overtakes
 from __future__ import annotations
 
 import collections
+import faulthandler
 import json
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,6 +57,12 @@ STARTUP_TIMEOUT_S = 90.0  # model load + warm-up + DDS discovery
 WARMUP_S = 5.0  # full load before the start RSS is read, so allocator pools are already filled
 DRAIN_TIMEOUT_S = 20.0  # queue of 8 x per-command time, plus command_frame_timeout_s
 RSS_SAMPLE_EVERY_S = 10.0
+SHUTDOWN_S = 60.0  # the spin thread, the ROS nodes and the node process (terminate, then kill)
+
+
+def time_limit_s(minutes: float) -> float:
+    """The longest a soak of ``minutes`` takes when every phase runs into its limit."""
+    return STARTUP_TIMEOUT_S + WARMUP_S + minutes * 60.0 + DRAIN_TIMEOUT_S + 3.0 + SHUTDOWN_S
 
 
 def _match_key(text: str) -> str:
@@ -216,7 +224,10 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
     # One thread: the camera timer and the result callback are short, and a Python thread pool
     # would cost the node under test CPU on a small machine.
     executor = SingleThreadedExecutor()
-    camera = client = node = None
+    camera = client = node = spinner = None
+    # Every phase below is bounded; should one still hang (in DDS or rclpy, where Python cannot
+    # interrupt it), every thread's stack goes to stderr, so whoever kills the run sees where.
+    faulthandler.dump_traceback_later(time_limit_s(minutes), file=sys.stderr)
     try:
         node = NodeProcess(NODE_ARGS)
         rgb, depth, intrinsics = coffee_scene(width, height)
@@ -224,7 +235,8 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
         client = SoakClient(ledger)
         executor.add_node(camera)
         executor.add_node(client)
-        threading.Thread(target=executor.spin, daemon=True).start()
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
 
         came_up = wait_until(
             lambda: (not node.alive()) or (
@@ -303,6 +315,10 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
         return report
     finally:
         executor.shutdown(timeout_sec=5.0)
+        # rclpy's shutdown does not wait for a callback in progress: the nodes are destroyed
+        # only once the spin thread has left it.
+        if spinner is not None:
+            spinner.join(timeout=5.0)
         for ros_node in (camera, client):
             if ros_node is not None:
                 ros_node.destroy_node()
@@ -310,6 +326,7 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
             rclpy.shutdown()
         if node is not None:
             node.stop()
+        faulthandler.cancel_dump_traceback_later()
 
 
 def main(argv: list[str] | None = None) -> int:
