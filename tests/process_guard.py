@@ -61,17 +61,35 @@ def _children() -> list[str] | None:
     return [pid for f in files for pid in _read(f).decode().split()]
 
 
+def _parent(pid: int) -> int:
+    fields = _read(PROC / str(pid) / "stat").decode(errors="replace").rsplit(")", 1)[-1].split()
+    return int(fields[1]) if len(fields) >= 2 else 0
+
+
+def _self_and_ancestors() -> set[int]:
+    """This process and the ones it runs under: a wrapper that started the run with the token
+    in its environment (scripts/test.sh's `timeout`) is not something the run left behind."""
+    found: set[int] = set()
+    pid = os.getpid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        pid = _parent(pid)
+    return found
+
+
 def marked_processes(token: str = TOKEN, children_only: bool = False) -> list[Found]:
-    """Running processes (not this one) whose environment carries ``MARK=token``;
-    ``children_only``: among this process's children (a cheap look, after every test)."""
+    """Running processes (not this one, nor its ancestors) whose environment carries
+    ``MARK=token``; ``children_only``: among this process's children (a cheap look, after
+    every test)."""
     needle = f"{MARK}={token}".encode()
     found: list[Found] = []
     if not PROC.is_dir():
         return found
     names = _children() if children_only else None
     candidates = ([PROC / name for name in names] if names is not None else PROC.iterdir())
+    excluded = _self_and_ancestors()
     for entry in candidates:
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in excluded:
             continue
         if needle not in _read(entry / "environ").split(b"\0"):
             continue
@@ -85,11 +103,12 @@ def marked_processes(token: str = TOKEN, children_only: bool = False) -> list[Fo
 
 
 def end(processes: list[Found], grace_s: float = 3.0) -> None:
-    """SIGTERM each process (its group too when it leads one), SIGKILL what is left."""
+    """SIGTERM each process (its group too when it leads one, unless that is this process's own
+    group), SIGKILL what is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for process in processes:
             try:
-                if os.getpgid(process.pid) == process.pid:
+                if os.getpgid(process.pid) == process.pid != os.getpgrp():
                     os.killpg(process.pid, sig)
                 else:
                     os.kill(process.pid, sig)

@@ -23,11 +23,16 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def _inner_session(folder: Path, body: str) -> subprocess.CompletedProcess[str]:
+def _inner_session(folder: Path, body: str, wrapper: tuple[str, ...] = (),
+                   token: str | None = None) -> subprocess.CompletedProcess[str]:
+    """An inner pytest session with the plugin, its own token (``token``: set by its caller,
+    who then carries it too), started under ``wrapper`` (e.g. `timeout`)."""
     (folder / "test_inner.py").write_text(textwrap.dedent(body))
-    env = {k: v for k, v in os.environ.items() if k != process_guard.MARK}  # its own token
+    env = {k: v for k, v in os.environ.items() if k != process_guard.MARK}
+    if token is not None:
+        env[process_guard.MARK] = token
     env["PYTHONPATH"] = str(TESTS)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "process_guard",
+    return subprocess.run([*wrapper, sys.executable, "-m", "pytest", "-q", "-p", "process_guard",
                            "-p", "no:cacheprovider", "test_inner.py"],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=120)
 
@@ -91,3 +96,15 @@ def test_the_suite_marks_its_processes() -> None:
         probe.kill()
         probe.wait()
     assert probe.pid not in {p.pid for p in process_guard.marked_processes()}
+
+
+def test_the_wrapper_that_started_the_run_is_not_ended(tmp_path: Path) -> None:
+    # scripts/test.sh: `timeout` (its own process group) carries the token and runs pytest.  The
+    # session-end sweep once took it for a leftover and signalled its group: pytest itself.
+    run = _inner_session(tmp_path, """
+        def test_passes():
+            pass
+    """, wrapper=("timeout", "-s", "KILL", "100"), token="wrapper-test-" + str(os.getpid()))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "1 passed" in out and "left" not in out, out
