@@ -61,8 +61,13 @@ def _children() -> list[str] | None:
     return [pid for f in files for pid in _read(f).decode().split()]
 
 
+def _stat_fields(entry: Path) -> list[str]:
+    """/proc/<pid>/stat after the command name: [state, ppid, ...] (empty when it is gone)."""
+    return _read(entry / "stat").decode(errors="replace").rsplit(")", 1)[-1].split()
+
+
 def _parent(pid: int) -> int:
-    fields = _read(PROC / str(pid) / "stat").decode(errors="replace").rsplit(")", 1)[-1].split()
+    fields = _stat_fields(PROC / str(pid))
     return int(fields[1]) if len(fields) >= 2 else 0
 
 
@@ -93,8 +98,7 @@ def marked_processes(token: str = TOKEN, children_only: bool = False) -> list[Fo
             continue
         if needle not in _read(entry / "environ").split(b"\0"):
             continue
-        stat = _read(entry / "stat").decode(errors="replace")
-        fields = stat.rsplit(")", 1)[-1].split()
+        fields = _stat_fields(entry)
         if len(fields) < 2 or fields[0] == "Z":
             continue
         command = _read(entry / "cmdline").replace(b"\0", b" ").decode(errors="replace").strip()

@@ -36,7 +36,8 @@ from vlm_ros.tools.bench import (
 @pytest.mark.ros
 def test_short_bench_measures_every_figure() -> None:
     # Its own process, as a user runs it (tests/tool_process.py says why); the limit is the
-    # node's start-up plus every command and phase running into its own time limit.
+    # node's start-up plus every command (the warm-up grabs, the 3 measured, follow and its stop)
+    # and the follow phase running into their own time limits, and a minute to shut down.
     limit_s = STARTUP_TIMEOUT_S + (WARMUP_COMMANDS + 3 + 2) * COMMAND_TIMEOUT_S + 4.0 + 60.0
     report = run_tool_json(["bench", "--seconds", "4", "--commands", "3"], limit_s)
     assert report["ok"], report.get("node_log_tail") or report

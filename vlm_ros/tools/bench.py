@@ -59,6 +59,8 @@ from vlm_ros.tools.rig import (
     parse_result,
     read_cpu_seconds,
     read_rss_mb,
+    spin_in_background,
+    stop_spinning,
     wait_until,
 )
 
@@ -346,16 +348,10 @@ class _Bench:
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.camera)
         self.executor.add_node(self.client)
-        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
-        self.spinner.start()
+        self.spinner = spin_in_background(self.executor)
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        # rclpy's shutdown does not wait for a callback in progress: the nodes are destroyed
-        # only once the spin thread has left it.
-        self.spinner.join(timeout=5.0)
-        self.camera.destroy_node()
-        self.client.destroy_node()
+        stop_spinning(self.executor, self.spinner, [self.camera, self.client])
         self.node.stop()
 
     def came_up(self) -> bool:

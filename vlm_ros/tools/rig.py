@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
@@ -26,6 +26,10 @@ from vlm_ros import scenes
 from vlm_ros.core.types import CameraIntrinsics
 from vlm_ros.ros.diagnostics import find_node_status
 from vlm_ros.ros.photo_camera import PhotoCamera
+
+if TYPE_CHECKING:
+    from rclpy.executors import Executor
+    from rclpy.node import Node
 
 CAMERA_POSE = "[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]"  # 1 m up, looking along base +x: goals exist
 # Reliable images (PhotoCamera publishes reliable; large best-effort samples get lost on UDP), no
@@ -147,3 +151,22 @@ def wait_until(condition: Callable[[], Any], timeout_s: float, poll_s: float = 0
             return True
         time.sleep(poll_s)
     return False
+
+
+def spin_in_background(executor: Executor) -> threading.Thread:
+    """Spin ``executor`` on a daemon thread (the camera timer and the tool's readers)."""
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    return spinner
+
+
+def stop_spinning(executor: Executor, spinner: threading.Thread | None,
+                  nodes: list[Node | None]) -> None:
+    """Stop the executor, then destroy ``nodes``.  rclpy's shutdown does not wait for a callback
+    in progress, so the nodes are destroyed only once the spin thread has left it."""
+    executor.shutdown(timeout_sec=5.0)
+    if spinner is not None:
+        spinner.join(timeout=5.0)
+    for node in nodes:
+        if node is not None:
+            node.destroy_node()

@@ -41,6 +41,8 @@ from vlm_ros.tools.rig import (
     node_status,
     parse_result,
     read_rss_mb,
+    spin_in_background,
+    stop_spinning,
     wait_until,
 )
 
@@ -235,8 +237,7 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
         client = SoakClient(ledger)
         executor.add_node(camera)
         executor.add_node(client)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
+        spinner = spin_in_background(executor)
 
         came_up = wait_until(
             lambda: (not node.alive()) or (
@@ -314,14 +315,7 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
             report["node_log_tail"] = list(node.log)
         return report
     finally:
-        executor.shutdown(timeout_sec=5.0)
-        # rclpy's shutdown does not wait for a callback in progress: the nodes are destroyed
-        # only once the spin thread has left it.
-        if spinner is not None:
-            spinner.join(timeout=5.0)
-        for ros_node in (camera, client):
-            if ros_node is not None:
-                ros_node.destroy_node()
+        stop_spinning(executor, spinner, [camera, client])
         if owns_rclpy and rclpy.ok():
             rclpy.shutdown()
         if node is not None:
