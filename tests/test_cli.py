@@ -7,7 +7,6 @@ that ``ground --json`` and ``say --json`` print — not the functions behind it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -16,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 from photos import photo_path
+from tool_process import running
 
 from vlm_ros import scenes
 from vlm_ros.core.types import GroundingResult
@@ -411,44 +410,9 @@ def test_node_parameter_of_the_wrong_type_is_one_line_and_exit_2() -> None:
     assert "camera_pose_in_base" in lines[0] and "1.0, not 1" in lines[0]
 
 
-@contextlib.contextmanager
-def _running(args: list[str], ready: str,
-             timeout_s: float = 60.0) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """``vlm-ros ARGS`` in the background, once a stderr line contains ``ready``; killed on the
-    way out if the test has not ended it (a failed assertion, a timeout)."""
-    proc = subprocess.Popen([sys.executable, "-m", "vlm_ros.cli", *args], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stderr is not None
-        seen: list[str] = []
-        deadline = time.monotonic() + timeout_s
-        while not any(ready in line for line in seen) and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                raise AssertionError(f"ended before {ready!r}:\n{''.join(seen)}")
-            seen.append(line)
-        if not any(ready in line for line in seen):
-            raise AssertionError(f"never saw {ready!r}:\n{''.join(seen)}")
-        yield proc, seen
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
-
-
-@pytest.mark.ros
-def test_node_ends_with_exit_0_and_no_traceback_on_a_double_ctrl_c() -> None:
-    # `ros2 launch` forwards SIGINT to the node while the terminal has sent one too: the second
-    # one lands in the clean-up (joining the worker threads).
-    for _ in range(3):
-        with _running(["node"], "vlm_ros ready") as (proc, _seen):
-            time.sleep(0.3)
-            proc.send_signal(signal.SIGINT)
-            time.sleep(0.05)
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, err
+def _running(args: list[str], ready: str) -> Any:
+    """``vlm-ros ARGS`` in the background once it has said ``ready`` (tool_process.running)."""
+    return running([sys.executable, "-m", "vlm_ros.cli", *args], ready)
 
 
 @pytest.mark.ros

@@ -59,7 +59,7 @@ RCLPY_ALLOWLIST: dict[str, set[str]] = {
                   "qos_profile_system_default", "qos_profile_services_default",
                   "qos_profile_parameters"},
     "rclpy.service": {"Service"},
-    "rclpy.signals": {"SignalHandlerOptions"},
+    "rclpy.signals": {"SignalHandlerOptions", "uninstall_signal_handlers"},
     "rclpy.subscription": {"Subscription"},
     "rclpy.task": {"Future"},
     "rclpy.time": {"Time"},

@@ -1,4 +1,5 @@
-"""Run a `vlm-ros` load tool (soak, bench) as its own process, as a user does, under a kill timer.
+"""Run `vlm-ros` tools as their own processes, as a user does: a load tool (soak, bench) under a
+kill timer, or a long-running one in the background until it says it is ready.
 
 These tools start rclpy, the node as a child process and DDS traffic.  Inside the pytest process
 they would share its rclpy state with every test before them, and a hang in DDS or rclpy cannot
@@ -9,9 +10,12 @@ started goes too), a hang fails the one test with the tool's stderr in the messa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,3 +32,29 @@ def run_tool_json(args: list[str], limit_s: float) -> dict[str, Any]:
     reports = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert reports, f"no JSON report: {said}\nstdout:\n{done.stdout[-2000:]}"
     return json.loads(reports[-1])
+
+
+@contextlib.contextmanager
+def running(command: list[str], ready: str, timeout_s: float = 60.0,
+            env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """``command`` in the background, once a stderr line contains ``ready``; killed on the way out
+    if the test has not ended it (a failed assertion, a timeout).  Yields the process and the
+    stderr lines read so far."""
+    proc = subprocess.Popen(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    try:
+        assert proc.stderr is not None
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout_s
+        while not any(ready in line for line in seen) and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                raise AssertionError(f"ended before {ready!r}:\n{''.join(seen)}")
+            seen.append(line)
+        if not any(ready in line for line in seen):
+            raise AssertionError(f"never saw {ready!r}:\n{''.join(seen)}")
+        yield proc, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)

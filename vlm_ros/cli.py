@@ -287,6 +287,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
 
     from vlm_ros.core.io import InputError, load_camera_info, load_depth, load_image
     from vlm_ros.ros.photo_camera import PhotoCamera
+    from vlm_ros.ros.run import end_signal_handling, interrupt_once, shutdown_rclpy
     from vlm_ros.scenes import intrinsics_for
 
     try:
@@ -301,6 +302,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
     if depth is not None and depth.shape[:2] != rgb.shape[:2]:
         return _fail(f"depth is {depth.shape[1]}x{depth.shape[0]} but the image is "
                      f"{rgb.shape[1]}x{rgb.shape[0]} (it must be registered to the image)")
+    interrupt_once()  # before rclpy.init(), which chains its handler to this one
     rclpy.init()
     node = PhotoCamera(rgb, depth, intrinsics, rate_hz=args.rate, frame_id=args.frame_id,
                        log_every_s=args.log_every)
@@ -309,12 +311,9 @@ def cmd_camera(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut clean-up
+        end_signal_handling()
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        shutdown_rclpy()
     return 0
 
 

@@ -84,6 +84,7 @@ def run_mcp(args: Any, node: str | None = None, camera_topic: str | None = None,
     from vlm_ros.agent.actions import AgentActions
     from vlm_ros.agent.bridge import AgentBridge
     from vlm_ros.agent.server import McpServer
+    from vlm_ros.ros.run import end_signal_handling, shutdown_rclpy
 
     owns = not rclpy.ok()
     if owns:
@@ -115,10 +116,13 @@ def run_mcp(args: Any, node: str | None = None, camera_topic: str | None = None,
     except KeyboardInterrupt:
         pass
     finally:
+        if owns:
+            end_signal_handling()
         executor.shutdown()
+        spinner.join(timeout=5.0)  # out of its wait set before the bridge's entities go
         bridge.destroy_node()
-        if owns and rclpy.ok():
-            rclpy.shutdown()
+        if owns:
+            shutdown_rclpy()
     return 0
 
 

@@ -342,6 +342,7 @@ def run_console(node: str = "/vlm_ros", host: str = "127.0.0.1", port: int = 808
 
     from vlm_ros.console.bridge import ConsoleNode
     from vlm_ros.console.voice import BrowserVoice
+    from vlm_ros.ros.run import end_signal_handling, shutdown_rclpy
 
     access = Access.for_bind(host, token)
     browser_voice = BrowserVoice(voice_settings) if voice else None
@@ -390,11 +391,13 @@ def run_console(node: str = "/vlm_ros", host: str = "127.0.0.1", port: int = 808
               file=sys.stderr)
         return 2
     finally:
+        if owns_rclpy:
+            end_signal_handling()
         server.close()
         executor.shutdown()
         if spinner.is_alive():
             spinner.join(timeout=5.0)
         console.destroy_node()
-        if owns_rclpy and rclpy.ok():
-            rclpy.shutdown()
+        if owns_rclpy:
+            shutdown_rclpy()
     return 0

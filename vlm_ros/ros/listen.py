@@ -34,6 +34,7 @@ def run_listen(frontend_factory: Callable[[], VoiceFrontEnd], node: str = "/vlm_
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
+        from vlm_ros.ros.run import end_signal_handling, shutdown_rclpy
         from vlm_ros.ros.teleop import CommandClient
 
         rclpy.init()
@@ -56,10 +57,10 @@ def run_listen(frontend_factory: Callable[[], VoiceFrontEnd], node: str = "/vlm_
         except (KeyboardInterrupt, EOFError):
             print()
         finally:
+            end_signal_handling()
             executor.shutdown()
             client.destroy_node()
-            if rclpy.ok():
-                rclpy.shutdown()
+            shutdown_rclpy()
     finally:
         microphone.close()
     return 0

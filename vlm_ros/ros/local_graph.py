@@ -19,6 +19,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from vlm_ros.ros.node import VlmRosNode, make_executor
+from vlm_ros.ros.run import end_signal_handling, shutdown_rclpy
 from vlm_ros.ros.teleop import CommandClient
 
 SHUTDOWN_TIMEOUT_S = 30.0  # a grasp in progress in the simulator finishes first
@@ -71,11 +72,13 @@ class LocalGraph:
         return bool(done())
 
     def close(self) -> None:
+        if self._owns_rclpy:
+            end_signal_handling()
         for executor in (*self._executors, self.client_executor):
             executor.shutdown()
         for spinner in self._spinners:
             spinner.join(timeout=SHUTDOWN_TIMEOUT_S)
         for node in (self.client, *reversed(self.feeders), self.node):
             node.destroy_node()
-        if self._owns_rclpy and rclpy.ok():
-            rclpy.shutdown()
+        if self._owns_rclpy:
+            shutdown_rclpy()

@@ -579,9 +579,11 @@ class BlockingInterfaces:
             pass
 
     def close(self) -> None:
+        # The spin thread leaves its wait set before the node's entities go (an executor's
+        # shutdown does not wait for that).
         self._executor.shutdown(timeout_sec=2.0)
-        self.node.destroy_node()
         self._thread.join(timeout=2.0)
+        self.node.destroy_node()
 
 
 def _camera_qos(reliability: str) -> QoSProfile:

@@ -13,6 +13,7 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import uninstall_signal_handlers
 
 ROS_ARGS_USAGE = """\
 ROS arguments (after --ros-args; end them with -- if more follow):
@@ -72,12 +73,44 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0].split(", at /")[0] if text else "invalid arguments"
 
 
-def _ignore_sigint() -> None:
-    """From here on Ctrl-C has done its job: `ros2 launch` forwards a second SIGINT to the
-    process group, which must not interrupt the clean-up (joining worker threads) with a
-    KeyboardInterrupt traceback and exit code -2."""
+def _interrupt_once(signum: int, frame: Any) -> None:
+    """The first Ctrl-C raises KeyboardInterrupt; from then on SIGINT is ignored, also through
+    interpreter exit.  ``ros2 launch`` forwards SIGINT to a node whose terminal has sent one too,
+    and people press Ctrl-C again: a repeat that raised inside the clean-up (joining threads,
+    destroying nodes) ended the process with a traceback and exit code -2, and one during
+    Python's exit (which resets a Python-function handler, not an ignored signal, to the
+    default) killed it with -2."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def interrupt_once() -> None:
+    """For a process's entry point: only the first Ctrl-C interrupts (see _interrupt_once).
+    Call it before ``rclpy.init()``: rclpy's handler then chains to this one; set after it,
+    Python's handler would replace rclpy's, and an executor blocked in its wait set would never
+    wake.  Only the main thread can set handlers; elsewhere this does nothing."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, _interrupt_once)
+
+
+def end_signal_handling() -> None:
+    """Call first in the clean-up of a process that owns rclpy, before any executor is shut down
+    or dropped: stops rclpy's signal thread (``rclpy.shutdown()`` would stop it only at the end).
+
+    Why: rclpy (Humble to Rolling) wakes executors on SIGINT from a thread of its own, which walks
+    the list of every executor's SIGINT guard condition; shutting an executor down removes its
+    entry, frees the old list and destroys the guard condition, with no lock between the two.  A
+    Ctrl-C still being handled while the clean-up shut an executor down was a use-after-free: the
+    node died with SIGSEGV in 4 of 60 double Ctrl-C's on a loaded 2-core machine (and once in CI).
+    ``uninstall_signal_handlers`` joins that thread, so nothing walks the list any more."""
+    uninstall_signal_handlers()
+
+
+def shutdown_rclpy() -> None:
+    """The last step of that clean-up: ``rclpy.shutdown()`` without uninstalling the signal
+    handlers again (a second uninstall sets SIGINT to its default action for a moment)."""
+    if rclpy.ok():
+        rclpy.shutdown(uninstall_handlers=False)
 
 
 def run_node(make_node: Callable[[], Node], make_executor: Callable[[Node], Executor],
@@ -97,14 +130,16 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[Node], Exec
     code = check_node_args(program, argv[1:], node_usage(program, "A vlm_ros ROS 2 node."))
     if code is not None:
         raise SystemExit(code)
+    interrupt_once()
     try:
         rclpy.init(args=argv)
     except RuntimeError as exc:  # rcl refused the ROS arguments
         raise SystemExit(_arg_error(program, _first_line(str(exc)))) from exc
-    node = None
+    node = executor = None  # kept here: an executor dropped mid-signal is the crash above
     try:
         node = make_node()
-        rclpy.spin(node, executor=make_executor(node))
+        executor = make_executor(node)
+        rclpy.spin(node, executor=executor)
     except fatal as exc:
         print(f"{getattr(exc, 'what_failed', what_failed)}: {_first_line(str(exc))}",
               file=sys.stderr, flush=True)
@@ -117,10 +152,11 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[Node], Exec
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        _ignore_sigint()
+        _uninterrupted(end_signal_handling)
         _uninterrupted(lambda: node.destroy_node() if node is not None else None)
-        _uninterrupted(lambda: rclpy.shutdown() if rclpy.ok() else None)
-        _ignore_sigint()  # rclpy.shutdown() restores the handlers it replaced
+        _uninterrupted(lambda: executor.shutdown(timeout_sec=5.0) if executor is not None
+                       else None)
+        _uninterrupted(shutdown_rclpy)
 
 
 def _uninterrupted(step: Callable[[], Any]) -> None:

@@ -13,6 +13,8 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
+from vlm_ros.ros.run import end_signal_handling, shutdown_rclpy
+
 
 def _wait(executor: Any) -> None:
     """Spin ``executor`` a little, or just wait when another thread spins this node."""
@@ -167,9 +169,10 @@ def memory(node: str = "/vlm_ros", action: str = "show",
             executor.spin_once(timeout_sec=0.05)
         return got[-1] if got else None
     finally:
+        end_signal_handling()
         executor.shutdown()
         client.destroy_node()
-        rclpy.shutdown()
+        shutdown_rclpy()
 
 
 def print_answer(result: dict[str, Any], indent: str = "    ") -> None:
@@ -195,6 +198,7 @@ def say(text: str, node: str = "/vlm_ros", wait_s: float = 10.0) -> dict[str, An
             return None
         return client.send(text, executor, max(0.1, deadline - time.monotonic()))
     finally:
+        end_signal_handling()
         executor.shutdown()
         client.destroy_node()
-        rclpy.shutdown()
+        shutdown_rclpy()

@@ -50,6 +50,7 @@ from std_msgs.msg import String
 from vlm_ros.ros.compat import publisher_count
 from vlm_ros.ros.convert import array_to_image, stamp_to_seconds
 from vlm_ros.ros.diagnostics import STAGES, find_node_status
+from vlm_ros.ros.run import end_signal_handling, shutdown_rclpy
 from vlm_ros.tools.rig import (
     BASE_NODE_ARGS,
     CountingCamera,
@@ -523,10 +524,12 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             report["node_log_tail"] = list(bench.node.log)
         return report
     finally:
+        if owns_rclpy:
+            end_signal_handling()
         if bench is not None:
             bench.close()
-        if owns_rclpy and rclpy.ok():
-            rclpy.shutdown()
+        if owns_rclpy:
+            shutdown_rclpy()
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

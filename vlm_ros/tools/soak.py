@@ -32,6 +32,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
+from vlm_ros.ros.run import end_signal_handling, shutdown_rclpy
 from vlm_ros.tools.rig import (
     BASE_NODE_ARGS,
     CountingCamera,
@@ -315,9 +316,11 @@ def run_soak(minutes: float, rate_hz: float = 30.0, commands_per_s: float = 50.0
             report["node_log_tail"] = list(node.log)
         return report
     finally:
+        if owns_rclpy:
+            end_signal_handling()
         stop_spinning(executor, spinner, [camera, client])
-        if owns_rclpy and rclpy.ok():
-            rclpy.shutdown()
+        if owns_rclpy:
+            shutdown_rclpy()
         if node is not None:
             node.stop()
         faulthandler.cancel_dump_traceback_later()
